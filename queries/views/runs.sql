@@ -1,0 +1,54 @@
+-- One row per run. The root is the run's agenttrace `run` span, else its earliest span without a
+-- parent in the run. State:
+--   the root ended:  its `agenttrace.run.state`, else `failed` if its status is Error, else `succeeded`
+--   no end yet:      `running` while a live writer holds the run's spool, else `unknown`
+--                    (records stopped arriving without an end: the process crashed or was killed)
+CREATE OR REPLACE VIEW runs AS
+WITH roots AS (
+    SELECT s.*
+    FROM spans s
+    QUALIFY row_number() OVER (
+        PARTITION BY run_id
+        ORDER BY (attributes['agenttrace.span.type'] = 'run') DESC NULLS LAST,
+                 (parent_span_id IS NULL OR parent_span_id NOT IN (
+                     SELECT span_id FROM spans p WHERE p.run_id = s.run_id)) DESC,
+                 start_time, span_id
+    ) = 1
+),
+totals AS (
+    SELECT
+        run_id,
+        min(start_time) AS first_start,
+        max(end_time) AS last_end,
+        count(*) AS span_count,
+        count(*) FILTER (WHERE NOT ended) AS unfinished_count,
+        count(*) FILTER (WHERE status_code = 'Error') AS error_count
+    FROM spans
+    GROUP BY run_id
+)
+SELECT
+    r.run_id,
+    coalesce(r.attributes['agenttrace.run.name'], r.name) AS name,
+    CASE
+        WHEN r.ended THEN coalesce(
+            r.attributes['agenttrace.run.state'],
+            CASE WHEN r.status_code = 'Error' THEN 'failed' ELSE 'succeeded' END)
+        WHEN r.run_id IN (SELECT run_id FROM live_runs) THEN 'running'
+        ELSE 'unknown'
+    END AS state,
+    r.start_time AS started,
+    r.end_time AS ended,
+    CASE WHEN r.ended THEN epoch(r.end_time) - epoch(r.start_time) END AS duration_s,
+    TRY_CAST(r.attributes['process.exit.code'] AS INTEGER) AS exit_code,
+    r.attributes['agenttrace.process.signal'] AS signal,
+    coalesce(r.attributes['process.command_line'], r.attributes['process.command_args']) AS command,
+    r.attributes['agenttrace.objective'] AS objective,
+    r.span_id AS root_span_id,
+    r.trace_id,
+    r.service_name,
+    t.span_count,
+    t.unfinished_count,
+    t.error_count,
+    r.status_message
+FROM roots r
+JOIN totals t USING (run_id);

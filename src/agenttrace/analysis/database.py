@@ -1,0 +1,114 @@
+"""A DuckDB connection over a store, with the views of queries/views/*.sql defined on it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .. import queries
+from ..errors import QueryError
+from ..store.layout import StoreLayout
+from ..store.reader import Snapshot, snapshot
+from ..store.schema import SAMPLE_SCHEMA, SPAN_SCHEMA
+
+log = logging.getLogger(__name__)
+
+VIEWS = ("raw", "spans", "processes", "steps", "artifacts", "claims", "gpu_samples", "runs")
+"""View files in the order they are created (later views read earlier ones)."""
+
+USER_VIEWS = ("runs", "spans", "steps", "processes", "artifacts", "claims", "gpu_samples")
+"""The views users query; their columns are part of the contract."""
+
+_MAX_CORRUPT_RETRIES = 16
+
+
+class Database:
+    """The store, seen through DuckDB. `runs` limits it to some runs (faster for one run)."""
+
+    def __init__(self, store: Path | StoreLayout, runs: Sequence[str] | None = None) -> None:
+        self.layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
+        self.snapshot: Snapshot = snapshot(self.layout, list(runs) if runs is not None else None)
+        self.warnings: list[str] = list(self.snapshot.warnings)
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._register_sources()
+        for name in VIEWS:
+            self.con.execute(queries.load(f"views/{name}.sql"))
+
+    def _register_sources(self) -> None:
+        snap = self.snapshot
+        self.con.register("_spool_spans", snap.spool_spans)
+        self.con.register("live_runs", pa.table({"run_id": pa.array(snap.live_runs, pa.string())}))
+        for name, parts, schema in (
+            ("_part_spans", snap.span_parts, SPAN_SCHEMA),
+            ("_part_samples", snap.sample_parts, SAMPLE_SCHEMA),
+        ):
+            if parts:
+                relation = self.con.read_parquet([str(p) for p in parts], union_by_name=True)
+            else:
+                relation = self.con.from_arrow(schema.empty_table())
+            relation.create_view(name, replace=True)
+
+    def _drop_part_named_in(self, error: duckdb.Error) -> bool:
+        """If a DuckDB error names one of our parts, skip that part from now on."""
+        message = str(error)
+        for parts in (self.snapshot.span_parts, self.snapshot.sample_parts):
+            for part in parts:
+                if str(part) in message:
+                    parts.remove(part)
+                    reason = re.sub(r"\s+", " ", message.split("\n", 1)[0])
+                    self.warnings.append(f"skipped corrupt part {part}: {reason}")
+                    self._register_sources()
+                    return True
+        return False
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one statement; return column names and rows. Raises QueryError."""
+        for _ in range(_MAX_CORRUPT_RETRIES):
+            try:
+                result = self.con.execute(sql, params or {})
+                columns = [d[0] for d in result.description or ()]
+                return columns, result.fetchall()
+            except duckdb.Error as exc:
+                if self._drop_part_named_in(exc):
+                    continue
+                raise QueryError(_first_line(exc)) from exc
+        raise QueryError("too many corrupt parts; run `agenttrace query` with --debug for details")
+
+    def records(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        columns, rows = self.execute(sql, params)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def report(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """Run `queries/reports/<name>.sql` with bound parameters."""
+        return self.records(queries.load(f"reports/{name}.sql"), params)
+
+    def arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        for _ in range(_MAX_CORRUPT_RETRIES):
+            try:
+                return self.con.execute(sql, params or {}).arrow()
+            except duckdb.Error as exc:
+                if self._drop_part_named_in(exc):
+                    continue
+                raise QueryError(_first_line(exc)) from exc
+        raise QueryError("too many corrupt parts")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,90 @@
+"""What every command shares: the --store option, consoles, and turning errors into `Error:` lines."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from .. import config
+from ..errors import AgentTraceError
+from ..store.layout import StoreLayout
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+USAGE_ERROR = 2
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="Store directory (default: $AGENTTRACE_STORE, else ./.agenttrace).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for programs instead of a table.")]
+
+
+class State:
+    debug = False
+
+
+def stdout() -> Console:
+    return Console(soft_wrap=False, highlight=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def layout(store: Path | None) -> StoreLayout:
+    return StoreLayout(config.store_path(store))
+
+
+def warn(messages: list[str]) -> None:
+    console = stderr()
+    for message in messages:
+        console.print(f"Warning: {message}", style="yellow", markup=False)
+
+
+def fail(message: str) -> typer.Exit:
+    stderr().print(f"Error: {message}", markup=False)
+    return typer.Exit(USAGE_ERROR)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a command; report AgentTraceError (and any crash) as one `Error:` line, exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except AgentTraceError as exc:
+            if State.debug:
+                traceback.print_exc()
+            raise fail(str(exc)) from None
+        except Exception as exc:
+            if State.debug:
+                traceback.print_exc()
+            raise fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)") from None
+
+    return wrapper
+
+
+def echo(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def print_json(value: Any) -> None:
+    from ..render.values import to_json
+
+    echo(to_json(value))

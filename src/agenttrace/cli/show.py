@@ -1,0 +1,37 @@
+"""`agenttrace show RUN`: the run as a tree of spans."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import StoreOption, handle_errors, layout, stdout, warn
+
+
+@handle_errors
+def show(
+    run: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or `last`.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Draw at most this many spans.")] = 1000,
+    store: StoreOption = None,
+) -> None:
+    """Draw a run as a tree of spans with steps, durations, status and errors.
+
+    Every span sits under its parent with its step number, duration and status.
+
+    Errors show their message; spans that never ended are marked UNFINISHED.
+
+    Example: agenttrace show last
+    """
+    from ..analysis import Database, resolve_run
+    from ..render.tree import span_tree
+
+    where = layout(store)
+    run_id = resolve_run(where, run)
+    with Database(where, runs=[run_id]) as db:
+        summary = db.report("run_summary", run_id=run_id)
+        spans = db.report("run_spans", run_id=run_id)
+        warn(db.warnings)
+    if not summary:
+        raise typer.Exit(0)
+    stdout().print(span_tree(summary[0], spans, limit))

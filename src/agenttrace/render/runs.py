@@ -1,0 +1,46 @@
+"""The table of `agenttrace runs`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from .values import duration, moment
+
+STATE_STYLES = {
+    "succeeded": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "verifying": "cyan",
+    "pending": "cyan",
+    "unknown": "yellow",
+}
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("RUN", no_wrap=True)
+    table.add_column("NAME", overflow="ellipsis", min_width=8, max_width=32)
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("STARTED", no_wrap=True)
+    for column in ("DURATION", "SPANS", "ERRORS"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["run_id"],
+            row["name"] or "",
+            state_text(row["state"]),
+            moment(row["started"]),
+            duration(row["duration_s"]),
+            str(row["span_count"]),
+            Text(str(row["error_count"]), style="red" if row["error_count"] else ""),
+        )
+    return table

@@ -1,0 +1,61 @@
+"""Where everything lives inside a store directory.
+
+    <root>/spans/run_id=<run>/part-<seq>-<uuid>.parquet     immutable span parts
+    <root>/samples/run_id=<run>/part-<seq>-<uuid>.parquet   metric samples (GPU, processes)
+    <root>/spool/<run>/<writer>.lock                        held (flock) while a writer lives
+    <root>/spool/<run>/<writer>-<n>.arrows                  append-only Arrow IPC stream segments
+    <root>/artifacts/sha256/<aa>/<hash>                     content-addressed files
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import StoreError
+
+SPANS = "spans"
+SAMPLES = "samples"
+PARTITION_PREFIX = "run_id="
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    root: Path
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    def partition_dir(self, kind: str, run_id: str) -> Path:
+        """The folder holding one run's parts of one kind (`spans` or `samples`)."""
+        return self.root / kind / f"{PARTITION_PREFIX}{run_id}"
+
+    def spool_run_dir(self, run_id: str) -> Path:
+        return self.spool_dir / run_id
+
+    def require_readable(self) -> None:
+        """Raise StoreError unless the store exists and is a directory."""
+        if self.root.is_file():
+            raise StoreError(f"store path {self.root} is a file, not a directory")
+        if not self.root.is_dir():
+            raise StoreError(
+                f"no agenttrace store at {self.root} (record a run first, or pass --store / set AGENTTRACE_STORE)"
+            )
+
+    def require_writable(self) -> None:
+        """Create the store if needed; raise StoreError if it cannot be written."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"store path {self.root} is a file, not a directory")
+        try:
+            for sub in (self.root / SPANS, self.spool_dir):
+                sub.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store at {self.root}: {exc.strerror or exc}") from exc
+        if not os.access(self.spool_dir, os.W_OK | os.X_OK):
+            raise StoreError(f"store at {self.root} is not writable")

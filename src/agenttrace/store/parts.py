@@ -1,0 +1,77 @@
+"""Immutable Parquet parts: written as `.tmp`, fsynced, renamed; checked before reading."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import StoreError
+
+PART_SUFFIX = ".parquet"
+TMP_SUFFIX = ".tmp"
+_MAGIC = b"PAR1"
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_part(table: pa.Table, directory: Path) -> Path:
+    """Write `table` as a new part in `directory`; a reader never sees it half-written."""
+    name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}{PART_SUFFIX}"
+    final = directory / name
+    tmp = directory / (name + TMP_SUFFIX)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as sink:
+            pq.write_table(table, sink, compression="zstd", compression_level=3, use_dictionary=True)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(tmp, final)
+        fsync_dir(directory)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write part {final}: {exc.strerror or exc}") from exc
+    return final
+
+
+def list_parts(kind_dir: Path, run_ids: list[str] | None = None) -> list[Path]:
+    """Every finished part under `kind_dir` (optionally only some runs); `.tmp` leftovers excluded."""
+    if run_ids is None:
+        dirs = sorted(p for p in kind_dir.glob("run_id=*") if p.is_dir()) if kind_dir.is_dir() else []
+    else:
+        dirs = [kind_dir / f"run_id={r}" for r in run_ids]
+    parts: list[Path] = []
+    for d in dirs:
+        if d.is_dir():
+            parts.extend(sorted(p for p in d.iterdir() if p.name.endswith(PART_SUFFIX)))
+    return parts
+
+
+def part_problem(path: Path) -> str | None:
+    """Why `path` is not a readable Parquet part, or None if its header and footer are sound."""
+    try:
+        size = path.stat().st_size
+        if size < 12:
+            return f"{size} bytes, too small to be Parquet"
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(-4, os.SEEK_END)
+            tail = f.read(4)
+        if head != _MAGIC or tail != _MAGIC:
+            return "truncated or not Parquet (missing PAR1 magic)"
+        pq.read_metadata(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except (pa.ArrowException, ValueError) as exc:
+        return f"unreadable footer ({exc})"
+    return None

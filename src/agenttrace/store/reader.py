@@ -1,0 +1,144 @@
+"""A consistent view of what a store holds: finished parts, live spool records, and live writers.
+
+Readers never see a half-written part (parts appear by rename), ignore `.tmp` leftovers, and skip
+a corrupt part with a warning that names it. Segments whose writer died are recovered into a
+Parquet part on the way (best effort: a read-only store is read as it is). Recovery can race with
+another reader and store a record twice; the `spans` view keeps one row per span, so that is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..errors import StoreError
+from .layout import PARTITION_PREFIX, SAMPLES, SPANS, StoreLayout
+from .parts import list_parts, part_problem, write_part
+from .schema import SPAN_SCHEMA
+from .spool import LOCK_SUFFIX, SEGMENT_SUFFIX, read_segment, try_claim, writer_alive, writer_id_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Snapshot:
+    span_parts: list[Path] = field(default_factory=list)
+    sample_parts: list[Path] = field(default_factory=list)
+    spool_spans: pa.Table = field(default_factory=SPAN_SCHEMA.empty_table)
+    live_runs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_ids(layout: StoreLayout) -> list[str]:
+    """Every run id with parts or spool records, sorted."""
+    found: set[str] = set()
+    for kind in (SPANS, SAMPLES):
+        kind_dir = layout.root / kind
+        if kind_dir.is_dir():
+            found.update(
+                p.name[len(PARTITION_PREFIX) :] for p in kind_dir.iterdir() if p.name.startswith(PARTITION_PREFIX)
+            )
+    if layout.spool_dir.is_dir():
+        found.update(p.name for p in layout.spool_dir.iterdir() if p.is_dir() and any(p.iterdir()))
+    return sorted(found)
+
+
+def snapshot(layout: StoreLayout, runs: list[str] | None = None, *, recover: bool = True) -> Snapshot:
+    """Everything needed to query `runs` (all runs when None). Raises StoreError if unreadable."""
+    layout.require_readable()
+    snap = Snapshot()
+    spool_tables: list[pa.Table] = []
+    spool_runs = runs if runs is not None else _spool_run_dirs(layout)
+    for run_id in spool_runs:
+        directory = layout.spool_run_dir(run_id)
+        if not directory.is_dir():
+            continue
+        live = _read_run_spool(layout, directory, run_id, spool_tables, snap.warnings, recover)
+        if live:
+            snap.live_runs.append(run_id)
+    for kind, target in ((SPANS, snap.span_parts), (SAMPLES, snap.sample_parts)):
+        for part in list_parts(layout.root / kind, runs):
+            problem = part_problem(part)
+            if problem is None:
+                target.append(part)
+            else:
+                snap.warnings.append(f"skipped corrupt part {part}: {problem}")
+    if spool_tables:
+        snap.spool_spans = pa.concat_tables(spool_tables)
+    return snap
+
+
+def _spool_run_dirs(layout: StoreLayout) -> list[str]:
+    if not layout.spool_dir.is_dir():
+        return []
+    return sorted(p.name for p in layout.spool_dir.iterdir() if p.is_dir())
+
+
+def _read_run_spool(
+    layout: StoreLayout,
+    directory: Path,
+    run_id: str,
+    tables: list[pa.Table],
+    warnings: list[str],
+    recover: bool,
+) -> bool:
+    """Read one run's spool; recover dead writers' segments. Returns whether a live writer holds it."""
+    try:
+        segments = sorted(p for p in directory.iterdir() if p.name.endswith(SEGMENT_SUFFIX))
+        locks = [p for p in directory.iterdir() if p.name.endswith(LOCK_SUFFIX)]
+    except OSError as exc:
+        raise StoreError(f"cannot read spool {directory}: {exc.strerror or exc}") from exc
+    by_writer: dict[str, list[Path]] = {}
+    for seg in segments:
+        by_writer.setdefault(writer_id_of(seg), []).append(seg)
+    live_writers = {lock.name[: -len(LOCK_SUFFIX)] for lock in locks if writer_alive(lock)}
+    for writer_id, segs in by_writer.items():
+        if writer_id in live_writers or not recover or not _recover(layout, directory, run_id, writer_id, segs):
+            for seg in segs:
+                read = read_segment(seg, SPAN_SCHEMA)
+                if read.problem:
+                    warnings.append(f"skipped spool segment {seg}: {read.problem}")
+                tables.append(read.table)
+    if recover:
+        for lock in locks:
+            writer_id = lock.name[: -len(LOCK_SUFFIX)]
+            if writer_id not in live_writers and writer_id not in by_writer:
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only succeeds once empty
+    return bool(live_writers)
+
+
+def _recover(layout: StoreLayout, directory: Path, run_id: str, writer_id: str, segments: list[Path]) -> bool:
+    """Turn a dead writer's segments into one Parquet part. False if not possible right now."""
+    lock_path = directory / f"{writer_id}{LOCK_SUFFIX}"
+    if not os.access(directory, os.W_OK):
+        return False
+    fd = try_claim(lock_path)
+    if fd is None:
+        return False
+    try:
+        tables = []
+        for seg in segments:
+            read = read_segment(seg, SPAN_SCHEMA)
+            if read.problem:
+                log.warning("agenttrace: dropping unreadable spool segment %s: %s", seg, read.problem)
+            tables.append(read.table)
+        table = pa.concat_tables(tables) if tables else SPAN_SCHEMA.empty_table()
+        if table.num_rows:
+            write_part(table, layout.partition_dir(SPANS, run_id))
+        for seg in segments:
+            seg.unlink(missing_ok=True)
+        lock_path.unlink(missing_ok=True)
+    except (OSError, StoreError) as exc:
+        log.warning("agenttrace: could not recover spool of run %s: %s", run_id, exc)
+        return False
+    finally:
+        os.close(fd)
+    return True

@@ -1,0 +1,170 @@
+"""StoreWriter: appends Arrow record batches to a store, durably, from many threads and processes.
+
+Each append is split by `RunId`, written to that run's spool segment, flushed and fsynced before
+`append` returns. A segment that grows past `seal_rows` or `seal_bytes` is sealed: its records are
+written as an immutable Parquet part (tmp, fsync, rename) and then the segment is removed. `close`
+seals everything. Writers never share a file, so concurrent writers cannot clobber each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import StoreError
+from ..ids import is_safe_run_id
+from .layout import SPANS, StoreLayout
+from .parts import write_part
+from .schema import SPAN_SCHEMA
+from .spool import LOCK_SUFFIX, SEGMENT_SUFFIX, SpoolSegment, WriterLock, read_segment
+
+DEFAULT_SEAL_ROWS = 200_000
+DEFAULT_SEAL_BYTES = 128 << 20
+
+
+class _RunSpool:
+    def __init__(self, directory: Path, writer_id: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.writer_id = writer_id
+        self.lock = WriterLock(directory / f"{writer_id}{LOCK_SUFFIX}")
+        self.seq = 0
+        self.segment: SpoolSegment | None = None
+
+    def current(self) -> SpoolSegment:
+        if self.segment is None:
+            self.seq += 1
+            path = self.directory / f"{self.writer_id}-{self.seq:06d}{SEGMENT_SUFFIX}"
+            self.segment = SpoolSegment(path, SPAN_SCHEMA)
+        return self.segment
+
+
+class StoreWriter:
+    """Durable, append-only writer of span records into one store."""
+
+    def __init__(
+        self,
+        layout: StoreLayout,
+        *,
+        seal_rows: int = DEFAULT_SEAL_ROWS,
+        seal_bytes: int = DEFAULT_SEAL_BYTES,
+    ) -> None:
+        layout.require_writable()
+        self.layout = layout
+        self.writer_id = f"w{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.seal_rows = seal_rows
+        self.seal_bytes = seal_bytes
+        self.records_written = 0
+        self._lock = threading.Lock()
+        self._runs: dict[str, _RunSpool] = {}
+        self._closed = False
+
+    def append(self, data: pa.RecordBatch | pa.Table, *, sync: bool = True) -> None:
+        """Append records (SPAN_SCHEMA) durably: on return they survive a crash of this process,
+        and with `sync` (the default) a crash of the machine. Raises StoreError."""
+        if data.num_rows == 0:
+            return
+        if data.schema != SPAN_SCHEMA:
+            data = data.cast(SPAN_SCHEMA) if isinstance(data, pa.Table) else pa.Table.from_batches([data]).cast(
+                SPAN_SCHEMA
+            )
+        with self._lock:
+            if self._closed:
+                raise StoreError("writer is closed")
+            touched: list[str] = []
+            for run_id, rows in _split_by_run(data):
+                if not is_safe_run_id(run_id):
+                    raise StoreError(f"run id {run_id!r} cannot name a store folder")
+                self._append_run(run_id, rows)
+                touched.append(run_id)
+            for run_id in touched:
+                spool = self._runs[run_id]
+                segment = spool.segment
+                if segment is None:
+                    continue
+                if sync:
+                    self._guard(spool, segment.sync)
+                if segment.rows >= self.seal_rows or segment.nbytes >= self.seal_bytes:
+                    self._seal(spool)
+            self.records_written += data.num_rows
+
+    def _append_run(self, run_id: str, rows: pa.RecordBatch | pa.Table) -> None:
+        spool = self._runs.get(run_id)
+        if spool is None:
+            try:
+                spool = _RunSpool(self.layout.spool_run_dir(run_id), self.writer_id)
+            except OSError as exc:
+                raise StoreError(f"cannot open spool for run {run_id}: {exc.strerror or exc}") from exc
+            self._runs[run_id] = spool
+        segment = spool.current()
+        self._guard(spool, lambda: segment.append(rows))
+
+    def _guard(self, spool: _RunSpool, action: object) -> None:
+        """Run a segment write; on failure abandon the segment (its complete batches stay readable)."""
+        try:
+            action()  # type: ignore[operator]
+        except (OSError, pa.ArrowException) as exc:
+            if spool.segment is not None:
+                spool.segment.abandon()
+                spool.segment = None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StoreError(f"cannot write spool in {spool.directory}: {reason}") from exc
+
+    def _seal(self, spool: _RunSpool) -> None:
+        segment = spool.segment
+        if segment is None:
+            return
+        spool.segment = None
+        with contextlib.suppress(OSError, pa.ArrowException):
+            segment.close()
+        read = read_segment(segment.path, SPAN_SCHEMA)
+        if read.table.num_rows:
+            run_id = spool.directory.name
+            write_part(read.table, self.layout.partition_dir(SPANS, run_id))
+        segment.path.unlink(missing_ok=True)
+
+    def flush_parts(self) -> None:
+        """Seal every open segment into Parquet now."""
+        with self._lock:
+            for spool in self._runs.values():
+                self._seal(spool)
+
+    def close(self) -> None:
+        """Seal everything into Parquet and release the spool. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            errors: list[StoreError] = []
+            for spool in self._runs.values():
+                try:
+                    self._seal(spool)
+                except StoreError as exc:  # the segment stays in the spool; readers recover it
+                    errors.append(exc)
+                    spool.lock.release(remove=False)
+                    continue
+                spool.lock.release(remove=True)
+                with contextlib.suppress(OSError):
+                    spool.directory.rmdir()
+            self._runs.clear()
+            if errors:
+                raise errors[0]
+
+    def abandon(self) -> None:
+        """Forget everything without writing (in a forked child: the parent owns these files)."""
+        self._runs = {}
+        self._closed = True
+
+
+def _split_by_run(data: pa.RecordBatch | pa.Table) -> list[tuple[str, pa.RecordBatch | pa.Table]]:
+    run_ids = data.column("RunId")
+    unique = pc.unique(run_ids).to_pylist()
+    if len(unique) == 1:
+        return [(unique[0] or "", data)]
+    return [(str(r or ""), data.filter(pc.equal(run_ids, r))) for r in unique]

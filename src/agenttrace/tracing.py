@@ -1,0 +1,82 @@
+"""`configure()`: attach agenttrace to an OpenTelemetry TracerProvider (creating one if needed)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from . import config
+from .exporter import ParquetSpanExporter, PendingSpanProcessor
+
+BSP_MAX_QUEUE = 32_768
+"""Queue of the batch processor agenttrace creates; the SDK default (2048) drops spans in bursts."""
+
+_lock = threading.Lock()
+_configured: dict[int, str] = {}
+
+
+def configure(
+    store: str | os.PathLike[str] | None = None,
+    *,
+    flush_interval: float | None = None,
+    service_name: str | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> TracerProvider:
+    """Send this process's spans to an agenttrace store. Optional: `agenttrace.run()` calls it.
+
+    Uses `tracer_provider`, else the global SDK provider if one is set, else creates and sets one.
+    The store comes from `store`, else $AGENTTRACE_STORE, else ./.agenttrace; the flush interval
+    from `flush_interval`, else $AGENTTRACE_FLUSH_INTERVAL, else 0.5 s. Calling it again with the
+    same provider and store does nothing. Raises ConfigError for bad values.
+    """
+    settings = config.load(store, flush_interval)
+    with _lock:
+        provider = tracer_provider or _global_sdk_provider() or _new_global_provider(service_name)
+        if _configured.get(id(provider)) == str(settings.store):
+            return provider
+        provider.add_span_processor(PendingSpanProcessor(settings.store, flush_interval=settings.flush_interval))
+        if not _has_agenttrace_exporter(provider):
+            exporter = ParquetSpanExporter(settings.store, flush_interval=settings.flush_interval)
+            provider.add_span_processor(
+                BatchSpanProcessor(
+                    exporter,
+                    schedule_delay_millis=settings.flush_interval * 1000,
+                    max_queue_size=BSP_MAX_QUEUE,
+                )
+            )
+        _configured[id(provider)] = str(settings.store)
+        return provider
+
+
+def is_configured() -> bool:
+    provider = _global_sdk_provider()
+    return provider is not None and id(provider) in _configured
+
+
+def _global_sdk_provider() -> TracerProvider | None:
+    provider = trace.get_tracer_provider()
+    return provider if isinstance(provider, TracerProvider) else None
+
+
+def _new_global_provider(service_name: str | None) -> TracerProvider:
+    attributes = {}
+    if service_name or not os.environ.get("OTEL_SERVICE_NAME"):
+        attributes[SERVICE_NAME] = service_name or "agenttrace-agent"
+    provider = TracerProvider(resource=Resource.create(attributes))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _has_agenttrace_exporter(provider: TracerProvider) -> bool:
+    """Whether the provider already exports to agenttrace (OTEL_TRACES_EXPORTER=agenttrace)."""
+    multi = getattr(provider, "_active_span_processor", None)
+    for processor in getattr(multi, "_span_processors", ()):
+        inner = getattr(processor, "_batch_processor", processor)
+        if isinstance(getattr(inner, "_exporter", None), ParquetSpanExporter):
+            return True
+    return False
