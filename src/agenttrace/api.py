@@ -29,7 +29,8 @@ from . import active_runs, config, constants, environment
 from .ids import is_safe_run_id, new_run_id
 from .errors import ConfigError
 from .messages import to_genai_list
-from .tracing import configure, is_configured
+from .sink import sink_for
+from .tracing import configure, current_store, is_configured
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -105,7 +106,8 @@ def run(
     # A run is its own trace: start from an empty context, not from whatever span is current.
     root = tracer.start_span(name, context=otel_context.Context(), kind=SpanKind.INTERNAL, attributes=attrs)
     active_runs.register(root.get_span_context().trace_id, rid)
-    handle = Run(id=rid, name=name, span=root, store=str(config.store_path(store)), attributes=attrs)
+    store_dir = current_store() or str(config.store_path(store))
+    handle = Run(id=rid, name=name, span=root, store=store_dir, attributes=attrs)
     token = otel_context.attach(trace.set_span_in_context(root))
     try:
         yield handle
@@ -116,10 +118,17 @@ def run(
     finally:
         otel_context.detach(token)
         root.end()
-        provider = trace.get_tracer_provider()
-        force_flush = getattr(provider, "force_flush", None)
-        if force_flush is not None:
-            force_flush()
+        _finish(rid, store_dir)
+
+
+def _finish(run_id: str, store: str) -> None:
+    """Make a finished run durable: flush every processor, then seal the run's spool into Parquet."""
+    provider = trace.get_tracer_provider()
+    force_flush = getattr(provider, "force_flush", None)
+    if force_flush is not None:
+        force_flush()
+    settings = config.load(store)
+    sink_for(settings.store, settings.flush_interval).seal_run(run_id)
 
 
 @contextlib.contextmanager

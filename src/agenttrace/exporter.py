@@ -40,6 +40,10 @@ class ParquetSpanExporter(SpanExporter):
     def store(self) -> str:
         return str(self._sink.layout.root)
 
+    def retarget(self, store: str | os.PathLike[str], flush_interval: float | None = None) -> None:
+        """Send spans exported from now on to another store."""
+        self._sink = _sink(store, flush_interval)
+
     @property
     def failed_batches(self) -> int:
         return self._sink.failed_batches
@@ -61,6 +65,10 @@ class PendingSpanProcessor(SpanProcessor):
     """
 
     def __init__(self, store: str | os.PathLike[str] | None = None, *, flush_interval: float | None = None):
+        self._sink = _sink(store, flush_interval)
+
+    def retarget(self, store: str | os.PathLike[str], flush_interval: float | None = None) -> None:
+        """Write start records of spans started from now on to another store."""
         self._sink = _sink(store, flush_interval)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:

@@ -94,6 +94,15 @@ class SpanSink:
     def flush(self) -> bool:
         return self.write(())
 
+    def seal_run(self, run_id: str) -> None:
+        """Turn a finished run's spool into a Parquet part now. Never raises."""
+        try:
+            with self._write_lock:
+                if self._writer is not None:
+                    self._writer.seal_run(run_id)
+        except Exception as exc:
+            self._fail(exc)
+
     def close(self) -> None:
         """Flush, seal the spool into Parquet, stop the flusher. The sink reopens if used again."""
         self._stopped = True

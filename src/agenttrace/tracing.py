@@ -17,7 +17,7 @@ BSP_MAX_QUEUE = 32_768
 """Queue of the batch processor agenttrace creates; the SDK default (2048) drops spans in bursts."""
 
 _lock = threading.Lock()
-_configured: dict[int, str] = {}
+_configured: dict[int, tuple[str, PendingSpanProcessor, ParquetSpanExporter | None]] = {}
 
 
 def configure(
@@ -32,14 +32,25 @@ def configure(
     Uses `tracer_provider`, else the global SDK provider if one is set, else creates and sets one.
     The store comes from `store`, else $AGENTTRACE_STORE, else ./.agenttrace; the flush interval
     from `flush_interval`, else $AGENTTRACE_FLUSH_INTERVAL, else 0.5 s. Calling it again with the
-    same provider and store does nothing. Raises ConfigError for bad values.
+    same provider and store does nothing; with another store, it flushes what is queued and sends
+    everything after that to the new store. Raises ConfigError for bad values.
     """
     settings = config.load(store, flush_interval)
     with _lock:
         provider = tracer_provider or _global_sdk_provider() or _new_global_provider(service_name)
-        if _configured.get(id(provider)) == str(settings.store):
+        installed = _configured.get(id(provider))
+        if installed is not None:
+            current, pending, exporter = installed
+            if current != str(settings.store):
+                provider.force_flush()
+                pending.retarget(settings.store, settings.flush_interval)
+                if exporter is not None:
+                    exporter.retarget(settings.store, settings.flush_interval)
+                _configured[id(provider)] = (str(settings.store), pending, exporter)
             return provider
-        provider.add_span_processor(PendingSpanProcessor(settings.store, flush_interval=settings.flush_interval))
+        pending = PendingSpanProcessor(settings.store, flush_interval=settings.flush_interval)
+        provider.add_span_processor(pending)
+        exporter = None
         if not _has_agenttrace_exporter(provider):
             exporter = ParquetSpanExporter(settings.store, flush_interval=settings.flush_interval)
             provider.add_span_processor(
@@ -49,8 +60,15 @@ def configure(
                     max_queue_size=BSP_MAX_QUEUE,
                 )
             )
-        _configured[id(provider)] = str(settings.store)
+        _configured[id(provider)] = (str(settings.store), pending, exporter)
         return provider
+
+
+def current_store() -> str | None:
+    """The store the global provider's agenttrace processors write to, if configured."""
+    provider = _global_sdk_provider()
+    installed = _configured.get(id(provider)) if provider is not None else None
+    return installed[0] if installed else None
 
 
 def is_configured() -> bool:

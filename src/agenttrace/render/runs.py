@@ -25,22 +25,28 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
+def spans_text(spans: int, errors: int) -> Text:
+    text = Text(str(spans))
+    if errors:
+        text.append(f" ({errors} err)", style="red")
+    return text
+
+
 def runs_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    table = Table(box=None, pad_edge=False, collapse_padding=True, header_style="bold")
     table.add_column("RUN", no_wrap=True)
-    table.add_column("NAME", overflow="ellipsis", min_width=8, max_width=32)
+    table.add_column("NAME", overflow="ellipsis", min_width=6, max_width=32)
     table.add_column("STATE", no_wrap=True)
-    table.add_column("STARTED", no_wrap=True)
-    for column in ("DURATION", "SPANS", "ERRORS"):
-        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("STARTED (UTC)", no_wrap=True)
+    table.add_column("DURATION", justify="right", no_wrap=True)
+    table.add_column("SPANS", justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             row["run_id"],
             row["name"] or "",
             state_text(row["state"]),
-            moment(row["started"]),
+            moment(row["started"], utc_suffix=False),
             duration(row["duration_s"]),
-            str(row["span_count"]),
-            Text(str(row["error_count"]), style="red" if row["error_count"] else ""),
+            spans_text(row["span_count"], row["error_count"]),
         )
     return table

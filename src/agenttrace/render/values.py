@@ -63,8 +63,8 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def moment(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S") + "Z"
+def moment(value: datetime | None, utc_suffix: bool = True) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if utc_suffix else "")
 
 
 def clock(value: datetime | None) -> str:

@@ -129,6 +129,21 @@ class StoreWriter:
             write_part(read.table, self.layout.partition_dir(SPANS, run_id))
         segment.path.unlink(missing_ok=True)
 
+    def seal_run(self, run_id: str) -> None:
+        """Seal one run's spool into Parquet and release it (the run is finished). Raises StoreError."""
+        with self._lock:
+            spool = self._runs.pop(run_id, None)
+            if spool is None:
+                return
+            try:
+                self._seal(spool)
+            except StoreError:
+                spool.lock.release(remove=False)  # the segment stays; readers recover it
+                raise
+            spool.lock.release(remove=True)
+            with contextlib.suppress(OSError):
+                spool.directory.rmdir()
+
     def flush_parts(self) -> None:
         """Seal every open segment into Parquet now."""
         with self._lock:
