@@ -14,6 +14,7 @@ import pyarrow as pa
 from .. import queries
 from ..errors import QueryError
 from ..store.layout import StoreLayout
+from ..store.parts import part_decode_problem
 from ..store.reader import Snapshot, snapshot
 from ..store.schema import SAMPLE_SCHEMA, SPAN_SCHEMA
 
@@ -26,6 +27,15 @@ USER_VIEWS = ("runs", "spans", "steps", "processes", "artifacts", "claims", "gpu
 """The views users query; their columns are part of the contract."""
 
 _MAX_CORRUPT_RETRIES = 16
+_SQL_ERRORS = (
+    duckdb.ParserException,
+    duckdb.BinderException,
+    duckdb.CatalogException,
+    duckdb.ConversionException,
+    duckdb.InvalidTypeException,
+    duckdb.PermissionException,
+)
+"""Errors in the SQL itself, as opposed to errors reading a part."""
 
 
 class Database:
@@ -55,18 +65,23 @@ class Database:
                 relation = self.con.from_arrow(schema.empty_table())
             relation.create_view(name, replace=True)
 
-    def _drop_part_named_in(self, error: duckdb.Error) -> bool:
-        """If a DuckDB error names one of our parts, skip that part from now on."""
+    def _skip_corrupt_parts(self, error: duckdb.Error) -> bool:
+        """After a read error, skip the parts to blame: the one the error names, else every part
+        that does not decode in full. True if any part was skipped (the query can be retried)."""
+        if isinstance(error, _SQL_ERRORS):
+            return False
         message = str(error)
+        reason = re.sub(r"\s+", " ", message.split("\n", 1)[0])
+        skipped = False
         for parts in (self.snapshot.span_parts, self.snapshot.sample_parts):
-            for part in parts:
-                if str(part) in message:
-                    parts.remove(part)
-                    reason = re.sub(r"\s+", " ", message.split("\n", 1)[0])
-                    self.warnings.append(f"skipped corrupt part {part}: {reason}")
-                    self._register_sources()
-                    return True
-        return False
+            named = [p for p in parts if str(p) in message]
+            for part in named or [p for p in parts if part_decode_problem(p)]:
+                parts.remove(part)
+                self.warnings.append(f"skipped corrupt part {part}: {part_decode_problem(part) or reason}")
+                skipped = True
+        if skipped:
+            self._register_sources()
+        return skipped
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run one statement; return column names and rows. Raises QueryError."""
@@ -76,7 +91,7 @@ class Database:
                 columns = [d[0] for d in result.description or ()]
                 return columns, result.fetchall()
             except duckdb.Error as exc:
-                if self._drop_part_named_in(exc):
+                if self._skip_corrupt_parts(exc):
                     continue
                 raise QueryError(_first_line(exc)) from exc
         raise QueryError("too many corrupt parts; run `agenttrace query` with --debug for details")
@@ -94,7 +109,7 @@ class Database:
             try:
                 return self.con.execute(sql, params or {}).arrow()
             except duckdb.Error as exc:
-                if self._drop_part_named_in(exc):
+                if self._skip_corrupt_parts(exc):
                     continue
                 raise QueryError(_first_line(exc)) from exc
         raise QueryError("too many corrupt parts")

@@ -5,6 +5,7 @@
     <root>/spool/<run>/<writer>.lock                        held (flock) while a writer lives
     <root>/spool/<run>/<writer>-<n>.arrows                  append-only Arrow IPC stream segments
     <root>/artifacts/sha256/<aa>/<hash>                     content-addressed files
+    <root>/quarantine/<run>/<file>                          unreadable spool segments, kept for a person
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class StoreLayout:
     @property
     def artifacts_dir(self) -> Path:
         return self.root / "artifacts"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
 
     def partition_dir(self, kind: str, run_id: str) -> Path:
         """The folder holding one run's parts of one kind (`spans` or `samples`)."""

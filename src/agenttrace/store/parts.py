@@ -75,3 +75,15 @@ def part_problem(path: Path) -> str | None:
     except (pa.ArrowException, ValueError) as exc:
         return f"unreadable footer ({exc})"
     return None
+
+
+def part_decode_problem(path: Path) -> str | None:
+    """Why `path` does not decode in full (every page of every column), or None. Slow: used only
+    after a query failed, to find the part to blame."""
+    try:
+        pq.read_table(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except (pa.ArrowException, ValueError) as exc:
+        return f"undecodable data ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return None

@@ -98,7 +98,7 @@ def _read_run_spool(
         by_writer.setdefault(writer_id_of(seg), []).append(seg)
     live_writers = {lock.name[: -len(LOCK_SUFFIX)] for lock in locks if writer_alive(lock)}
     for writer_id, segs in by_writer.items():
-        if writer_id in live_writers or not recover or not _recover(layout, directory, run_id, writer_id, segs):
+        if writer_id in live_writers or not recover or not _recover(layout, run_id, writer_id, segs, warnings):
             for seg in segs:
                 read = read_segment(seg, SPAN_SCHEMA)
                 if read.problem:
@@ -115,8 +115,12 @@ def _read_run_spool(
     return bool(live_writers)
 
 
-def _recover(layout: StoreLayout, directory: Path, run_id: str, writer_id: str, segments: list[Path]) -> bool:
-    """Turn a dead writer's segments into one Parquet part. False if not possible right now."""
+def _recover(
+    layout: StoreLayout, run_id: str, writer_id: str, segments: list[Path], warnings: list[str]
+) -> bool:
+    """Turn a dead writer's segments into one Parquet part. False if not possible right now.
+    A segment that cannot be read at all is moved to the quarantine folder, never deleted."""
+    directory = layout.spool_run_dir(run_id)
     lock_path = directory / f"{writer_id}{LOCK_SUFFIX}"
     if not os.access(directory, os.W_OK):
         return False
@@ -125,14 +129,20 @@ def _recover(layout: StoreLayout, directory: Path, run_id: str, writer_id: str, 
         return False
     try:
         tables = []
+        unreadable = []
         for seg in segments:
             read = read_segment(seg, SPAN_SCHEMA)
             if read.problem:
-                log.warning("agenttrace: dropping unreadable spool segment %s: %s", seg, read.problem)
+                unreadable.append((seg, read.problem))
             tables.append(read.table)
         table = pa.concat_tables(tables) if tables else SPAN_SCHEMA.empty_table()
         if table.num_rows:
             write_part(table, layout.partition_dir(SPANS, run_id))
+        for seg, problem in unreadable:
+            target = layout.quarantine_dir / run_id / seg.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(seg, target)
+            warnings.append(f"moved unreadable spool segment {seg} to {target}: {problem}")
         for seg in segments:
             seg.unlink(missing_ok=True)
         lock_path.unlink(missing_ok=True)
