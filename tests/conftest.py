@@ -73,7 +73,7 @@ def cli() -> Callable[..., object]:
     """Invoke the CLI in-process (typer's CliRunner), returning the Result."""
     runner = CliRunner()
 
-    def invoke(*args: str, input: str | None = None):  # noqa: A002
+    def invoke(*args: str, input: str | None = None):
         return runner.invoke(app, list(args), input=input, catch_exceptions=False)
 
     return invoke

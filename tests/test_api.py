@@ -17,7 +17,9 @@ SECRET = "sk-live-4f9c2b7e1d8a6c3f5e0b9a7d"
 
 
 def root_attributes(store: Path, run_id: str) -> dict[str, str]:
-    rows = query(store, "SELECT attributes FROM spans WHERE run_id = $r AND parent_span_id IS NULL", {"r": run_id})
+    rows = query(
+        store, "SELECT attributes FROM spans WHERE run_id = $r AND parent_span_id IS NULL", {"r": run_id}
+    )
     return dict(rows[0]["attributes"])
 
 
@@ -26,12 +28,19 @@ def test_run_records_the_environment_without_secret_values(
 ) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    for cmd in (["init", "-q"], ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"]):
+    for cmd in (
+        ["init", "-q"],
+        ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"],
+    ):
         subprocess.run(["git", *cmd], cwd=repo, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
     monkeypatch.chdir(repo)
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    monkeypatch.setattr(sys, "argv", ["agent.py", "--api-key", SECRET, f"--token={SECRET}", "--task", "triage"])
+    monkeypatch.setattr(
+        sys, "argv", ["agent.py", "--api-key", SECRET, f"--token={SECRET}", "--task", "triage"]
+    )
 
     with agenttrace.run("env-agent") as run:
         pass
@@ -39,7 +48,12 @@ def test_run_records_the_environment_without_secret_values(
     attrs = root_attributes(configured, run.id)
     assert attrs["agenttrace.run.id"] == run.id and attrs["agenttrace.run.name"] == "env-agent"
     assert json.loads(attrs["process.command_args"]) == [
-        "agent.py", "--api-key", "[REDACTED]", "--token=[REDACTED]", "--task", "triage"
+        "agent.py",
+        "--api-key",
+        "[REDACTED]",
+        "--token=[REDACTED]",
+        "--task",
+        "triage",
     ]
     assert attrs["process.working_directory"] == str(repo)
     assert attrs["vcs.ref.head.revision"] == commit and attrs["agenttrace.git.dirty"] == "false"
@@ -50,11 +64,17 @@ def test_run_records_the_environment_without_secret_values(
     assert SECRET.encode() not in stored
 
 
-def test_dirty_working_tree_is_flagged(configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dirty_working_tree_is_flagged(
+    configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "f.txt").write_text("a")
-    for cmd in (["init", "-q"], ["add", "f.txt"], ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x"]):
+    for cmd in (
+        ["init", "-q"],
+        ["add", "f.txt"],
+        ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x"],
+    ):
         subprocess.run(["git", *cmd], cwd=repo, check=True)
     (repo / "f.txt").write_text("changed")
     monkeypatch.chdir(repo)
@@ -132,9 +152,11 @@ def test_async_tools_are_traced(configured: Path) -> None:
 
 
 def test_tool_call_links_the_model_given_id(configured: Path) -> None:
-    with agenttrace.run("ids") as run:
-        with agenttrace.tool_call("grep", call_id="call_9", arguments={"pattern": "TODO"}) as call:
-            call.set_result(["a.py:3"])
+    with (
+        agenttrace.run("ids") as run,
+        agenttrace.tool_call("grep", call_id="call_9", arguments={"pattern": "TODO"}) as call,
+    ):
+        call.set_result(["a.py:3"])
     rows = query(configured, "SELECT tool_call_id, input, output FROM steps WHERE run_id = $r", {"r": run.id})
     assert rows == [{"tool_call_id": "call_9", "input": '{"pattern": "TODO"}', "output": '["a.py:3"]'}]
 
@@ -149,8 +171,13 @@ def test_llm_records_an_uninstrumented_call(configured: Path) -> None:
                 {
                     "role": "assistant",
                     "content": "",
-                    "tool_calls": [{"id": "toolu_1", "type": "function",
-                                    "function": {"name": "ls", "arguments": '{"path": "."}'}}],
+                    "tool_calls": [
+                        {
+                            "id": "toolu_1",
+                            "type": "function",
+                            "function": {"name": "ls", "arguments": '{"path": "."}'},
+                        }
+                    ],
                 }
             ],
             finish_reason="tool_use",
@@ -172,8 +199,10 @@ def test_llm_records_an_uninstrumented_call(configured: Path) -> None:
         {"role": "user", "parts": [{"type": "text", "content": "list the files"}]},
     ]
     assert json.loads(step["output"]) == [
-        {"role": "assistant", "parts": [{"type": "tool_call", "id": "toolu_1", "name": "ls",
-                                         "arguments": {"path": "."}}]}
+        {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", "id": "toolu_1", "name": "ls", "arguments": {"path": "."}}],
+        }
     ]
 
 
@@ -184,7 +213,9 @@ def test_llm_error_is_recorded(configured: Path) -> None:
     assert rows == [{"status_code": "Error", "finish_reason": "error"}]
 
 
-def test_large_payloads_are_truncated_with_a_marker(configured: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_payloads_are_truncated_with_a_marker(
+    configured: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AGENTTRACE_MAX_ATTRIBUTE_BYTES", "100")
 
     @agenttrace.tool
@@ -214,15 +245,17 @@ def test_a_failing_run_is_failed_and_an_interrupted_one_cancelled(configured: Pa
 
 
 def test_runs_are_sealed_into_parquet_when_they_end(configured: Path) -> None:
-    with agenttrace.run("sealed") as run:
-        with agenttrace.step("s"):
-            pass
+    with agenttrace.run("sealed") as run, agenttrace.step("s"):
+        pass
     assert list((configured / "spans" / f"run_id={run.id}").glob("part-*.parquet"))
     assert not (configured / "spool" / run.id).exists()
 
 
 def test_bad_run_id_is_refused(configured: Path) -> None:
-    with pytest.raises(agenttrace.ConfigError, match="run id '../x' must be"), agenttrace.run("x", run_id="../x"):
+    with (
+        pytest.raises(agenttrace.ConfigError, match=r"run id '\.\./x' must be"),
+        agenttrace.run("x", run_id="../x"),
+    ):
         pass
 
 

@@ -28,10 +28,12 @@ def two_runs(configured: Path) -> Path:
         with agenttrace.tool_call("grep", call_id="call_1", arguments={"pattern": "foo"}) as call:
             call.set_result("a.py:1: foo")
         agenttrace.llm("gpt-4o", finish_reason="stop", input_tokens=10, output_tokens=5)
-    with pytest.raises(RuntimeError), agenttrace.run("bad-agent", run_id="20261124T110000-bbbb"):
-        with agenttrace.step("fetch"):
-            raise RuntimeError("upstream returned 502")
-    agenttrace.configure(configured.parent / "elsewhere")  # close our hold on the test store
+    with (
+        pytest.raises(RuntimeError),
+        agenttrace.run("bad-agent", run_id="20261124T110000-bbbb"),
+        agenttrace.step("fetch"),
+    ):
+        raise RuntimeError("upstream returned 502")
     return configured
 
 
@@ -61,8 +63,10 @@ def test_runs_filters_by_state_and_rejects_unknown_states(two_runs: Path, cli) -
     assert [r["run_id"] for r in rows] == ["20261124T110000-bbbb"]
     bad = run_cli("runs", "--state", "exploded", "--store", str(two_runs))
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == ["Error: unknown state 'exploded'; choose one of: pending, "
-                                              "running, verifying, succeeded, failed, timed_out, cancelled, unknown"]
+    assert bad.stderr.strip().splitlines() == [
+        "Error: unknown state 'exploded'; choose one of: pending, "
+        "running, verifying, succeeded, failed, timed_out, cancelled, unknown"
+    ]
 
 
 def test_show_draws_the_tree_with_steps_status_and_errors(two_runs: Path, cli) -> None:
@@ -89,7 +93,10 @@ def test_query_prints_table_json_and_csv(two_runs: Path, cli) -> None:
         {"step": 1, "kind": "tool", "tool_name": "grep"},
         {"step": 2, "kind": "llm", "tool_name": None},
     ]
-    assert cli("query", sql, "--csv", "--store", str(two_runs)).output == "step,kind,tool_name\n1,tool,grep\n2,llm,\n"
+    assert (
+        cli("query", sql, "--csv", "--store", str(two_runs)).output
+        == "step,kind,tool_name\n1,tool,grep\n2,llm,\n"
+    )
 
 
 def test_query_reads_sql_from_stdin(two_runs: Path, cli) -> None:

@@ -27,7 +27,9 @@ def test_finished_spans_land_with_their_attributes(store: Path, make_provider) -
         root.add_event("checkpoint", {"step": 1})
     provider.force_flush()
 
-    rows = query(store, "SELECT name, parent_span_id IS NULL AS top, attributes, ended FROM spans ORDER BY name")
+    rows = query(
+        store, "SELECT name, parent_span_id IS NULL AS top, attributes, ended FROM spans ORDER BY name"
+    )
 
     assert [(r["name"], r["top"], r["ended"]) for r in rows] == [("child", False, True), ("root", True, True)]
     child_attrs = dict(rows[0]["attributes"])
@@ -195,7 +197,9 @@ def test_forked_children_write_their_own_records(store: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    rows = query(store, "SELECT split_part(name, ' ', 1) AS who, count(*) AS n FROM spans GROUP BY 1 ORDER BY 1")
+    rows = query(
+        store, "SELECT split_part(name, ' ', 1) AS who, count(*) AS n FROM spans GROUP BY 1 ORDER BY 1"
+    )
     assert rows == [{"who": "before", "n": 1}, {"who": "child", "n": 50}, {"who": "parent", "n": 50}]
     with Database(store) as db:
         assert db.warnings == []

@@ -1,13 +1,13 @@
 """The Python API: `run`, `step`, `tool`, `tool_call` and `llm`.
 
-    import agenttrace
+import agenttrace
 
-    with agenttrace.run("triage-bot") as run:
-        with agenttrace.step("plan"):
-            ...
-        agenttrace.llm("gpt-4o", input_messages=msgs, output_messages=[reply],
-                       finish_reason="stop", input_tokens=812, output_tokens=64, start_time=t0)
-        search(query="flaky tests")          # a function decorated with @agenttrace.tool
+with agenttrace.run("triage-bot") as run:
+    with agenttrace.step("plan"):
+        ...
+    agenttrace.llm("gpt-4o", input_messages=msgs, output_messages=[reply],
+                   finish_reason="stop", input_tokens=812, output_tokens=64, start_time=t0)
+    search(query="flaky tests")          # a function decorated with @agenttrace.tool
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import active_runs, config, constants, environment
-from .ids import is_safe_run_id, new_run_id
 from .errors import ConfigError
+from .ids import is_safe_run_id, new_run_id
 from .messages import to_genai_list
 from .sink import sink_for
 from .tracing import configure, current_store, is_configured
@@ -50,7 +50,10 @@ def _json(value: Any, limit: int | None = None) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=repr, ensure_ascii=False)
     limit = limit or config.load().max_attribute_bytes
     if len(text.encode("utf-8", "surrogatepass")) > limit:
-        text = text.encode("utf-8", "surrogatepass")[:limit].decode("utf-8", "ignore") + constants.TRUNCATED_SUFFIX
+        text = (
+            text.encode("utf-8", "surrogatepass")[:limit].decode("utf-8", "ignore")
+            + constants.TRUNCATED_SUFFIX
+        )
     return text
 
 
@@ -113,7 +116,9 @@ def run(
         yield handle
     except BaseException as exc:
         _record_error(root, exc)
-        root.set_attribute(constants.RUN_STATE, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed")
+        root.set_attribute(
+            constants.RUN_STATE, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+        )
         raise
     finally:
         otel_context.detach(token)
@@ -132,7 +137,9 @@ def _finish(run_id: str, store: str) -> None:
 
 
 @contextlib.contextmanager
-def step(name: str, *, kind: str | None = None, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+def step(
+    name: str, *, kind: str | None = None, attributes: Mapping[str, Any] | None = None
+) -> Iterator[Span]:
     """A named step of the agent's work (`kind`: llm, tool, agent, verify or other). Exceptions
     are recorded on the step and propagate."""
     attrs = {constants.SPAN_TYPE: "step", constants.STEP_KIND: kind or "other", **(attributes or {})}
@@ -190,7 +197,9 @@ def tool_call(
 @overload
 def tool(func: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
-def tool(*, name: str | None = None, description: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def tool(
+    *, name: str | None = None, description: str | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def tool(

@@ -1,12 +1,12 @@
 """The one error hierarchy of agenttrace.
 
-    AgentTraceError                 anything agenttrace reports to a user (CLI: one `Error:` line, exit 2)
-     ├── ConfigError (ValueError)   a bad setting, flag or environment variable
-     ├── StoreError                 the store cannot be opened, read or written
-     │    └── CorruptPartError      one stored part cannot be read (readers skip it with a warning)
-     ├── RunNotFoundError           no run matches the given id or prefix
-     ├── AmbiguousRunError          a prefix matches more than one run
-     └── QueryError                 a query is refused (not read-only) or fails
+AgentTraceError                 anything agenttrace reports to a user (CLI: one `Error:` line, exit 2)
+ ├── ConfigError (ValueError)   a bad setting, flag or environment variable
+ ├── StoreError                 the store cannot be opened, read or written
+ │    └── CorruptPartError      one stored part cannot be read (readers skip it with a warning)
+ ├── RunNotFoundError           no run matches the given id or prefix
+ ├── AmbiguousRunError          a prefix matches more than one run
+ └── QueryError                 a query is refused (not read-only) or fails
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ def to_genai(message: Mapping[str, Any] | str) -> dict[str, Any]:
         parts.append({"type": "text", "content": content})
     elif isinstance(content, list):
         parts.extend(
-            {"type": "text", "content": c.get("text", "")} if isinstance(c, Mapping) else {"type": "text", "content": c}
+            {"type": "text", "content": c.get("text", "")}
+            if isinstance(c, Mapping)
+            else {"type": "text", "content": c}
             for c in content
         )
     for call in message.get("tool_calls") or ():

@@ -80,7 +80,9 @@ _resources = _ResourceCache()
 def spans_to_batch(spans: Iterable[ReadableSpan], record_type: str = END) -> pa.RecordBatch:
     """Convert finished (`end`) or just-started (`start`) spans into one record batch."""
     cols: dict[str, list[Any]] = {name: [] for name in SPAN_SCHEMA.names}
-    ts, tid, sid, psid, tstate = (cols[c] for c in ("Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState"))
+    ts, tid, sid, psid, tstate = (
+        cols[c] for c in ("Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState")
+    )
     name, kind, service, res, scope = (
         cols[c] for c in ("SpanName", "SpanKind", "ServiceName", "ResourceAttributes", "ScopeName")
     )
@@ -119,7 +121,10 @@ def spans_to_batch(spans: Iterable[ReadableSpan], record_type: str = END) -> pa.
             status.append("Unset")
             status_msg.append("")
         events.append(
-            [{"Timestamp": e.timestamp, "Name": e.name, "Attributes": attribute_pairs(e.attributes)} for e in span.events]
+            [
+                {"Timestamp": e.timestamp, "Name": e.name, "Attributes": attribute_pairs(e.attributes)}
+                for e in span.events
+            ]
             if span.events
             else []
         )

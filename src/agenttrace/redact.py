@@ -6,7 +6,9 @@ import re
 
 REDACTED = "[REDACTED]"
 
-_SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|apikey|auth|credential|private[-_]?key)", re.I)
+_SECRET_NAME = re.compile(
+    r"(pass(word|wd)?|secret|token|api[-_]?key|apikey|auth|credential|private[-_]?key)", re.I
+)
 _SECRET_VALUE = re.compile(
     r"^(sk-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}"
     r"|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+)$"

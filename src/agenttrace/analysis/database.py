@@ -83,7 +83,9 @@ class Database:
             self._register_sources()
         return skipped
 
-    def execute(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def execute(
+        self, sql: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run one statement; return column names and rows. Raises QueryError."""
         for _ in range(_MAX_CORRUPT_RETRIES):
             try:

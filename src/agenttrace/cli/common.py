@@ -75,7 +75,9 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if State.debug:
                 traceback.print_exc()
-            raise fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)") from None
+            raise fail(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)"
+            ) from None
 
     return wrapper
 

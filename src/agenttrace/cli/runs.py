@@ -14,7 +14,9 @@ STATES = ("pending", "running", "verifying", "succeeded", "failed", "timed_out",
 
 @handle_errors
 def runs(
-    state: Annotated[str | None, typer.Option("--state", help=f"Only runs in this state: {', '.join(STATES)}.")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help=f"Only runs in this state: {', '.join(STATES)}.")
+    ] = None,
     json_: JsonOption = False,
     store: StoreOption = None,
 ) -> None:

@@ -43,7 +43,10 @@ def to_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     writer.writerow(columns)
     for row in rows:
         writer.writerow(
-            ["" if v is None else json.dumps(plain(v)) if isinstance(v, dict | list) else plain(v) for v in row]
+            [
+                "" if v is None else json.dumps(plain(v)) if isinstance(v, dict | list) else plain(v)
+                for v in row
+            ]
         )
     return out.getvalue()
 
@@ -56,7 +59,7 @@ def duration(seconds: float | None) -> str:
         return f"{seconds * 1000:.0f} ms" if seconds >= 0.001 else f"{seconds * 1000:.2f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)

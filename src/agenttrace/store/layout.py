@@ -1,11 +1,11 @@
 """Where everything lives inside a store directory.
 
-    <root>/spans/run_id=<run>/part-<seq>-<uuid>.parquet     immutable span parts
-    <root>/samples/run_id=<run>/part-<seq>-<uuid>.parquet   metric samples (GPU, processes)
-    <root>/spool/<run>/<writer>.lock                        held (flock) while a writer lives
-    <root>/spool/<run>/<writer>-<n>.arrows                  append-only Arrow IPC stream segments
-    <root>/artifacts/sha256/<aa>/<hash>                     content-addressed files
-    <root>/quarantine/<run>/<file>                          unreadable spool segments, kept for a person
+<root>/spans/run_id=<run>/part-<seq>-<uuid>.parquet     immutable span parts
+<root>/samples/run_id=<run>/part-<seq>-<uuid>.parquet   metric samples (GPU, processes)
+<root>/spool/<run>/<writer>.lock                        held (flock) while a writer lives
+<root>/spool/<run>/<writer>-<n>.arrows                  append-only Arrow IPC stream segments
+<root>/artifacts/sha256/<aa>/<hash>                     content-addressed files
+<root>/quarantine/<run>/<file>                          unreadable spool segments, kept for a person
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class StoreLayout:
             raise StoreError(f"store path {self.root} is a file, not a directory")
         if not self.root.is_dir():
             raise StoreError(
-                f"no agenttrace store at {self.root} (record a run first, or pass --store / set AGENTTRACE_STORE)"
+                f"no agenttrace store at {self.root} "
+                "(record a run first, or pass --store / set AGENTTRACE_STORE)"
             )
 
     def require_writable(self) -> None:

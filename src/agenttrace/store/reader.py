@@ -41,7 +41,9 @@ def run_ids(layout: StoreLayout) -> list[str]:
         kind_dir = layout.root / kind
         if kind_dir.is_dir():
             found.update(
-                p.name[len(PARTITION_PREFIX) :] for p in kind_dir.iterdir() if p.name.startswith(PARTITION_PREFIX)
+                p.name[len(PARTITION_PREFIX) :]
+                for p in kind_dir.iterdir()
+                if p.name.startswith(PARTITION_PREFIX)
             )
     if layout.spool_dir.is_dir():
         found.update(p.name for p in layout.spool_dir.iterdir() if p.is_dir() and any(p.iterdir()))
@@ -98,7 +100,11 @@ def _read_run_spool(
         by_writer.setdefault(writer_id_of(seg), []).append(seg)
     live_writers = {lock.name[: -len(LOCK_SUFFIX)] for lock in locks if writer_alive(lock)}
     for writer_id, segs in by_writer.items():
-        if writer_id in live_writers or not recover or not _recover(layout, run_id, writer_id, segs, warnings):
+        if (
+            writer_id in live_writers
+            or not recover
+            or not _recover(layout, run_id, writer_id, segs, warnings)
+        ):
             for seg in segs:
                 read = read_segment(seg, SPAN_SCHEMA)
                 if read.problem:

@@ -17,7 +17,12 @@ TIMESTAMP = pa.timestamp("ns", tz="UTC")
 
 EVENT = pa.struct([("Timestamp", TIMESTAMP), ("Name", pa.string()), ("Attributes", ATTRIBUTES)])
 LINK = pa.struct(
-    [("TraceId", pa.string()), ("SpanId", pa.string()), ("TraceState", pa.string()), ("Attributes", ATTRIBUTES)]
+    [
+        ("TraceId", pa.string()),
+        ("SpanId", pa.string()),
+        ("TraceState", pa.string()),
+        ("Attributes", ATTRIBUTES),
+    ]
 )
 
 SPAN_SCHEMA = pa.schema(

@@ -71,8 +71,10 @@ class StoreWriter:
         if data.num_rows == 0:
             return
         if data.schema != SPAN_SCHEMA:
-            data = data.cast(SPAN_SCHEMA) if isinstance(data, pa.Table) else pa.Table.from_batches([data]).cast(
-                SPAN_SCHEMA
+            data = (
+                data.cast(SPAN_SCHEMA)
+                if isinstance(data, pa.Table)
+                else pa.Table.from_batches([data]).cast(SPAN_SCHEMA)
             )
         with self._lock:
             if self._closed:

@@ -1,0 +1,42 @@
+# Two commands do everything on a machine with Python 3.11 and pip:
+#   make demo   create .venv, install agenttrace, run the sample agent, show its run
+#   make test   create .venv, install agenttrace with test dependencies, run the whole suite
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_STORE := .agenttrace-demo
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	rm -rf $(DEMO_STORE)
+	AGENTTRACE_STORE=$(DEMO_STORE) $(BIN)/python examples/research_agent.py
+	$(BIN)/agenttrace show last --store $(DEMO_STORE)
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+bench: $(VENV)/.installed-test
+	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache .ruff_cache
