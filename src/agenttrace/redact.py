@@ -7,7 +7,7 @@ import re
 REDACTED = "[REDACTED]"
 
 _SECRET_NAME = re.compile(
-    r"(pass(word|wd)?|secret|token|api[-_]?key|apikey|auth|credential|private[-_]?key)", re.I
+    r"(pass(word|wd)?|secret|token|api[-_]?key|apikey|auth(?!or)|credential|private[-_]?key)", re.I
 )
 _SECRET_VALUE = re.compile(
     r"^(sk-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}"
