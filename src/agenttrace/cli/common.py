@@ -36,8 +36,13 @@ class State:
     debug = False
 
 
+PIPE_WIDTH = 1000
+"""Output to a pipe or file is not wrapped at 80 columns: lines stay whole for grep and cut."""
+
+
 def stdout() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    return Console(soft_wrap=False, highlight=False, width=width)
 
 
 def stderr() -> Console:
