@@ -4,15 +4,17 @@
 --   no end yet:      `running` while a live writer holds the run's spool, else `unknown`
 --                    (records stopped arriving without an end: the process crashed or was killed)
 CREATE OR REPLACE VIEW runs AS
-WITH roots AS (
-    SELECT s.*
+WITH placed AS (
+    SELECT s.*, p.span_id IS NOT NULL AS _parent_in_run
     FROM spans s
+    LEFT JOIN spans p ON p.run_id = s.run_id AND p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
+),
+roots AS (
+    SELECT *
+    FROM placed
     QUALIFY row_number() OVER (
         PARTITION BY run_id
-        ORDER BY (attributes['agenttrace.span.type'] = 'run') DESC NULLS LAST,
-                 (parent_span_id IS NULL OR parent_span_id NOT IN (
-                     SELECT span_id FROM spans p WHERE p.run_id = s.run_id)) DESC,
-                 start_time, span_id
+        ORDER BY (attributes['agenttrace.span.type'] = 'run') DESC NULLS LAST, _parent_in_run, start_time, span_id
     ) = 1
 ),
 totals AS (
