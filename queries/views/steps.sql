@@ -8,8 +8,9 @@
 --   agent   gen_ai.operation.name invoke_agent | create_agent | plan; openinference AGENT;
 --           traceloop.span.kind agent
 --   verify  agenttrace verification spans
---   process agenttrace process spans spawned directly by the agent (a process spawned inside a
---           tool call, an LLM call or another process is that step's child, not a step)
+--   process agenttrace process spans spawned directly by the agent or an agent span (a process
+--           spawned inside any other step, be it a tool call, an LLM call, an agenttrace.step()
+--           or another process, is that step's child, not a step of its own)
 --   other   agenttrace.step() spans with no declared kind
 --
 -- Wrapper spans (OpenInference CHAIN, GenAI invoke_workflow, OpenLLMetry workflow/task) and
@@ -73,7 +74,8 @@ normalised AS (
         coalesce(
             attributes['gen_ai.response.finish_reasons'],
             attributes['llm.finish_reason'],
-            attributes['llm.response.finish_reason']
+            attributes['llm.response.finish_reason'],
+            attributes['gen_ai.completion.0.finish_reason']
         ) AS _finish_raw
     FROM candidates
 )
@@ -94,7 +96,7 @@ SELECT
     END AS model,
     CASE WHEN _kind = 'tool' THEN coalesce(
         attributes['gen_ai.tool.name'], attributes['tool.name'], attributes['traceloop.entity.name'],
-        regexp_extract(name, '^execute_tool (.+)$', 1))
+        nullif(regexp_extract(name, '^execute_tool (.+)$', 1), ''))
     END AS tool_name,
     coalesce(attributes['gen_ai.tool.call.id'], attributes['tool.id'], attributes['tool_call.id']) AS tool_call_id,
     agenttrace_finish_reason(
@@ -109,7 +111,8 @@ SELECT
     CASE _kind
         WHEN 'llm' THEN coalesce(
             attributes['gen_ai.input.messages'], attributes['input.value'], attributes['gen_ai.prompt'],
-            agenttrace_prefixed_json(attributes, 'llm.input_messages.'))
+            agenttrace_prefixed_json(attributes, 'llm.input_messages.'),
+            agenttrace_prefixed_json(attributes, 'gen_ai.prompt.'))
         WHEN 'tool' THEN coalesce(
             attributes['gen_ai.tool.call.arguments'], attributes['input.value'],
             attributes['traceloop.entity.input'], attributes['tool.parameters'])
@@ -119,7 +122,8 @@ SELECT
     CASE _kind
         WHEN 'llm' THEN coalesce(
             attributes['gen_ai.output.messages'], attributes['output.value'], attributes['gen_ai.completion'],
-            agenttrace_prefixed_json(attributes, 'llm.output_messages.'))
+            agenttrace_prefixed_json(attributes, 'llm.output_messages.'),
+            agenttrace_prefixed_json(attributes, 'gen_ai.completion.'))
         WHEN 'tool' THEN coalesce(
             attributes['gen_ai.tool.call.result'], attributes['output.value'], attributes['traceloop.entity.output'])
         WHEN 'process' THEN attributes['process.exit.code']

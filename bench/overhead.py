@@ -1,0 +1,267 @@
+"""What agenttrace costs the traced program: creating and ending spans with agenttrace's processors
+versus the bare OpenTelemetry SDK with a BatchSpanProcessor and a no-op exporter.
+
+Both sides use a fresh TracerProvider per measurement (the global provider is never set) and the
+same BatchSpanProcessor settings that `agenttrace.configure()` uses (schedule delay = flush
+interval, max_queue_size = 32768), so the difference is agenttrace's work only. agenttrace's side is
+wired as `configure()` wires it: PendingSpanProcessor, then BatchSpanProcessor(ParquetSpanExporter).
+
+(a) program time: from the first span started to the last span ended (what the host program feels,
+    including the export thread competing for the GIL);
+(b) durable time: (a) plus `provider.shutdown()` (every span stored and sealed into Parquet).
+
+Spans that never reach the store (a full batch-processor queue drops them) are counted and shown.
+
+    python bench/overhead.py [--quick] [--spans N] [--reps R] [--flush-interval F]
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    RESOURCE,
+    SPANS_PER_RUN,
+    LogCollector,
+    clean_environment,
+    emit,
+    final_json,
+    fmt_s,
+    header,
+    median,
+    parser,
+    spread,
+)
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from agenttrace.analysis import Database
+from agenttrace.exporter import ParquetSpanExporter, PendingSpanProcessor
+from agenttrace.tracing import BSP_MAX_QUEUE
+
+
+class NoopExporter(SpanExporter):
+    """The baseline exporter: accepts everything, does nothing but count."""
+
+    def __init__(self) -> None:
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def bsp(exporter: SpanExporter, flush_interval: float, queue: int = BSP_MAX_QUEUE) -> BatchSpanProcessor:
+    return BatchSpanProcessor(exporter, schedule_delay_millis=flush_interval * 1000, max_queue_size=queue)
+
+
+def measure_sdk(runs: int, steps: int, flush_interval: float) -> dict[str, Any]:
+    provider = TracerProvider(resource=RESOURCE)
+    exporter = NoopExporter()
+    provider.add_span_processor(bsp(exporter, flush_interval))
+    return _measure(provider, runs, steps) | {"stored": exporter.exported}
+
+
+def measure_agenttrace(
+    runs: int, steps: int, flush_interval: float, store: Path, queue: int = BSP_MAX_QUEUE
+) -> dict[str, Any]:
+    """agenttrace wired as configure() wires it (with `queue` as the batch processor's queue size)."""
+    provider = TracerProvider(resource=RESOURCE)
+    pending = PendingSpanProcessor(store, flush_interval=flush_interval)
+    exporter = ParquetSpanExporter(store, flush_interval=flush_interval)
+    provider.add_span_processor(pending)
+    provider.add_span_processor(bsp(exporter, flush_interval, queue))
+    result = _measure(provider, runs, steps)
+    sink = exporter._sink
+    db = Database(store)
+    try:
+        (stored, ended), *_ = db.execute("SELECT count(*), count(*) FILTER (WHERE ended) FROM spans")[1]
+        records = dict(db.execute("SELECT RecordType, count(*) FROM raw_spans GROUP BY ALL")[1])
+    finally:
+        db.close()
+    return result | {
+        "stored": ended,
+        "stored_unended": stored - ended,
+        "start_records": records.get("start", 0),
+        "end_records": records.get("end", 0),
+        "failed_batches": sink.failed_batches,
+        "dropped_pending": sink.dropped_pending,
+        "spool_left": sum(1 for _ in (store / "spool").rglob("*.arrows")),
+        "parts": sum(1 for _ in (store / "spans").rglob("*.parquet")),
+    }
+
+
+def _measure(provider: TracerProvider, runs: int, steps: int) -> dict[str, Any]:
+    gc.collect()
+    t0 = time.perf_counter()
+    created = emit(provider, runs, steps)
+    t1 = time.perf_counter()
+    provider.shutdown()
+    t2 = time.perf_counter()
+    return {"created": created, "program_s": t1 - t0, "durable_s": t2 - t0, "shutdown_s": t2 - t1}
+
+
+def _us(seconds: float, spans: int, signed: bool = False) -> str:
+    return f"{seconds / spans * 1e6:{'+' if signed else ''}.1f} us/span"
+
+
+def _store_lines(label: str, results: list[dict[str, Any]]) -> None:
+    print(f"  {label}:")
+    for i, a in enumerate(results):
+        print(
+            f"    rep {i + 1}: {a['stored']}/{a['created']} stored, {a['created'] - a['stored']} lost; "
+            f"raw records end={a['end_records']} start={a['start_records']}; rows never ended "
+            f"{a['stored_unended']}; failed batches {a['failed_batches']}; dropped start records "
+            f"{a['dropped_pending']}; parts {a['parts']}; spool segments left {a['spool_left']}"
+        )
+
+
+def main() -> None:
+    ap = parser(__doc__.split("\n\n")[0])
+    ap.add_argument("--spans", type=int, default=None, help="spans per measurement (default 100000)")
+    ap.add_argument("--reps", type=int, default=None, help="measurements per side (default 5)")
+    ap.add_argument("--flush-interval", type=float, default=0.5)
+    args = ap.parse_args()
+    clean_environment()
+    logs = LogCollector().install()
+    total = args.spans or (10_000 if args.quick else 100_000)
+    reps = args.reps or (3 if args.quick else 5)
+    runs = max(1, total // SPANS_PER_RUN)
+    steps = (SPANS_PER_RUN - 1) // 3
+    flush = args.flush_interval
+    header("overhead: agenttrace processors vs bare SDK (BatchSpanProcessor + no-op exporter)", args.quick)
+    created = runs * (1 + 3 * steps)
+    print(
+        f"workload: {runs} runs x (1 root + {steps} x [chat, execute_tool > process]) = {created} spans, "
+        f"6 attributes each, created as fast as Python can; flush interval {flush} s; {reps} reps per side, "
+        "order rotated each rep"
+    )
+    print(
+        f"sides: sdk = BatchSpanProcessor(no-op exporter); agenttrace = configure() wiring "
+        f"(max_queue_size {BSP_MAX_QUEUE}); agenttrace/no-drop = the same with a queue of {created} "
+        "(nothing can be dropped; not what configure() does, shown for the cost of keeping every span)"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="agenttrace-bench-overhead-", dir=args.tmp))
+    sides: dict[str, list[dict[str, Any]]] = {"sdk": [], "agenttrace": [], "agenttrace/no-drop": []}
+    try:
+        # warm-up: imports, first pyarrow/duckdb use, code paths
+        measure_sdk(2, 30, flush)
+        measure_agenttrace(2, 30, flush, tmp / "warmup")
+        for rep in range(reps):
+            order = list(sides)
+            order = order[rep % 3 :] + order[: rep % 3]
+            for side in order:
+                store = tmp / f"store-{rep}-{side.replace('/', '-')}"
+                if side == "sdk":
+                    sides[side].append(measure_sdk(runs, steps, flush))
+                else:
+                    queue = BSP_MAX_QUEUE if side == "agenttrace" else created
+                    sides[side].append(measure_agenttrace(runs, steps, flush, store, queue))
+                shutil.rmtree(store, ignore_errors=True)
+            print(
+                f"  rep {rep + 1}: "
+                + " | ".join(
+                    f"{side} program {fmt_s(r[-1]['program_s'])} durable {fmt_s(r[-1]['durable_s'])} "
+                    f"stored {r[-1]['stored']}"
+                    for side, r in sides.items()
+                )
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    sdk = sides["sdk"]
+    med = {
+        side: {k: median([r[k] for r in rs]) for k in ("program_s", "durable_s")}
+        for side, rs in sides.items()
+    }
+    ratios: dict[str, dict[str, float]] = {}
+    for side in ("agenttrace", "agenttrace/no-drop"):
+        rs = sides[side]
+        ratios[side] = {
+            "program": med[side]["program_s"] / med["sdk"]["program_s"],
+            "durable": med[side]["durable_s"] / med["sdk"]["durable_s"],
+            "program_paired": median([a["program_s"] / s["program_s"] for a, s in zip(rs, sdk, strict=True)]),
+            "durable_paired": median([a["durable_s"] / s["durable_s"] for a, s in zip(rs, sdk, strict=True)]),
+        }
+    agt = sides["agenttrace"]
+    lost = [a["created"] - a["stored"] for a in agt]
+    nodrop_lost = [a["created"] - a["stored"] for a in sides["agenttrace/no-drop"]]
+    sdk_lost = [s["created"] - s["stored"] for s in sdk]
+
+    print()
+    print(f"(a) program time: create + end {created} spans (what the host program feels)")
+    for side, rs in sides.items():
+        print(
+            f"    {side:<19} {spread([r['program_s'] for r in rs])} = {_us(med[side]['program_s'], created)}"
+        )
+    for side, r in ratios.items():
+        print(
+            f"    RATIO {side} / sdk: {r['program']:.2f}x (paired median {r['program_paired']:.2f}x), "
+            f"{_us(med[side]['program_s'] - med['sdk']['program_s'], created, signed=True)}"
+            + (
+                f"; goal <= 1.5x {'met' if r['program'] <= 1.5 else 'NOT met'}"
+                if side == "agenttrace"
+                else ""
+            )
+        )
+    print("(b) durable time: (a) + provider.shutdown() (every accepted span stored and sealed into Parquet)")
+    for side, rs in sides.items():
+        print(f"    {side:<19} {spread([r['durable_s'] for r in rs])}")
+    for side in ("agenttrace", "agenttrace/no-drop"):
+        print(f"    {side} shutdown alone: {spread([r['shutdown_s'] for r in sides[side]])}")
+    for side, r in ratios.items():
+        print(f"    RATIO {side} / sdk: {r['durable']:.2f}x (paired median {r['durable_paired']:.2f}x)")
+    print("spans that landed in the store (ended rows of SELECT ... FROM spans) vs created:")
+    _store_lines("agenttrace (configure() wiring)", agt)
+    _store_lines("agenttrace/no-drop", sides["agenttrace/no-drop"])
+    print(f"  sdk: the no-op exporter received {[s['stored'] for s in sdk]} of {created} (lost {sdk_lost})")
+    if any(lost):
+        print(
+            f"  WARNING: with configure()'s wiring agenttrace LOST spans in {sum(1 for x in lost if x)} of "
+            f"{len(lost)} reps (median {median(lost):.0f}, max {max(lost)} of {created}): the batch "
+            f"processor's queue ({BSP_MAX_QUEUE}) filled faster than ParquetSpanExporter.export drained it"
+        )
+    if any(nodrop_lost):
+        print(f"  WARNING: agenttrace/no-drop lost spans too: {nodrop_lost}")
+    for line in logs.report():
+        print(f"  logged: {line}")
+    final_json(
+        {
+            "bench": "overhead",
+            "quick": args.quick,
+            "spans": created,
+            "reps": reps,
+            "flush_interval_s": flush,
+            "sdk_program_s": round(med["sdk"]["program_s"], 4),
+            "sdk_durable_s": round(med["sdk"]["durable_s"], 4),
+            "agenttrace_program_s": round(med["agenttrace"]["program_s"], 4),
+            "agenttrace_durable_s": round(med["agenttrace"]["durable_s"], 4),
+            "program_ratio": round(ratios["agenttrace"]["program"], 3),
+            "program_ratio_paired": round(ratios["agenttrace"]["program_paired"], 3),
+            "durable_ratio": round(ratios["agenttrace"]["durable"], 3),
+            "durable_ratio_paired": round(ratios["agenttrace"]["durable_paired"], 3),
+            "stored_median": median([a["stored"] for a in agt]),
+            "stored_min": min(a["stored"] for a in agt),
+            "lost_max": max(lost),
+            "nodrop_program_s": round(med["agenttrace/no-drop"]["program_s"], 4),
+            "nodrop_durable_s": round(med["agenttrace/no-drop"]["durable_s"], 4),
+            "nodrop_program_ratio": round(ratios["agenttrace/no-drop"]["program"], 3),
+            "nodrop_durable_ratio": round(ratios["agenttrace/no-drop"]["durable"], 3),
+            "nodrop_lost_max": max(nodrop_lost),
+            "sdk_lost_max": max(sdk_lost),
+            "failed_batches_max": max(a["failed_batches"] for a in agt),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
