@@ -3,8 +3,9 @@ versus the bare OpenTelemetry SDK with a BatchSpanProcessor and a no-op exporter
 
 Both sides use a fresh TracerProvider per measurement (the global provider is never set) and the
 same BatchSpanProcessor settings that `agenttrace.configure()` uses (schedule delay = flush
-interval, max_queue_size = 32768), so the difference is agenttrace's work only. agenttrace's side is
-wired as `configure()` wires it: PendingSpanProcessor, then BatchSpanProcessor(ParquetSpanExporter).
+interval, its max_queue_size and max_export_batch_size), so the difference is agenttrace's work
+only. agenttrace's side is wired as `configure()` wires it: PendingSpanProcessor, then
+`tracing.batch_processor(ParquetSpanExporter)` (the SDK's BatchSpanProcessor, counting drops).
 
 (a) program time: from the first span started to the last span ended (what the host program feels,
     including the export thread competing for the GIL);
@@ -43,7 +44,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from agenttrace.analysis import Database
 from agenttrace.exporter import ParquetSpanExporter, PendingSpanProcessor
-from agenttrace.tracing import BSP_MAX_QUEUE
+from agenttrace.tracing import BSP_MAX_EXPORT_BATCH, BSP_MAX_QUEUE, batch_processor
 
 
 class NoopExporter(SpanExporter):
@@ -61,7 +62,13 @@ class NoopExporter(SpanExporter):
 
 
 def bsp(exporter: SpanExporter, flush_interval: float, queue: int = BSP_MAX_QUEUE) -> BatchSpanProcessor:
-    return BatchSpanProcessor(exporter, schedule_delay_millis=flush_interval * 1000, max_queue_size=queue)
+    """The bare SDK's processor, with the settings `configure()` gives agenttrace's."""
+    return BatchSpanProcessor(
+        exporter,
+        schedule_delay_millis=flush_interval * 1000,
+        max_queue_size=queue,
+        max_export_batch_size=min(BSP_MAX_EXPORT_BATCH, queue),
+    )
 
 
 def measure_sdk(runs: int, steps: int, flush_interval: float) -> dict[str, Any]:
@@ -79,7 +86,7 @@ def measure_agenttrace(
     pending = PendingSpanProcessor(store, flush_interval=flush_interval)
     exporter = ParquetSpanExporter(store, flush_interval=flush_interval)
     provider.add_span_processor(pending)
-    provider.add_span_processor(bsp(exporter, flush_interval, queue))
+    provider.add_span_processor(batch_processor(exporter, flush_interval, queue))
     result = _measure(provider, runs, steps)
     sink = exporter._sink
     db = Database(store)
@@ -95,6 +102,7 @@ def measure_agenttrace(
         "end_records": records.get("end", 0),
         "failed_batches": sink.failed_batches,
         "dropped_pending": sink.dropped_pending,
+        "dropped_counted": sink.dropped_spans,
         "spool_left": sum(1 for _ in (store / "spool").rglob("*.arrows")),
         "parts": sum(1 for _ in (store / "spans").rglob("*.parquet")),
     }
@@ -121,7 +129,8 @@ def _store_lines(label: str, results: list[dict[str, Any]]) -> None:
             f"    rep {i + 1}: {a['stored']}/{a['created']} stored, {a['created'] - a['stored']} lost; "
             f"raw records end={a['end_records']} start={a['start_records']}; rows never ended "
             f"{a['stored_unended']}; failed batches {a['failed_batches']}; dropped start records "
-            f"{a['dropped_pending']}; parts {a['parts']}; spool segments left {a['spool_left']}"
+            f"{a['dropped_pending']}; dropped (counted by the processor) {a['dropped_counted']}; "
+            f"parts {a['parts']}; spool segments left {a['spool_left']}"
         )
 
 

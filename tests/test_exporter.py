@@ -209,3 +209,56 @@ def test_bad_flush_interval_fails_early_with_a_precise_message(monkeypatch: pyte
     monkeypatch.setenv("AGENTTRACE_FLUSH_INTERVAL", "soon")
     with pytest.raises(agenttrace.ConfigError, match="AGENTTRACE_FLUSH_INTERVAL must be a number of seconds"):
         agenttrace.ParquetSpanExporter()
+
+
+def test_spans_a_full_queue_drops_are_counted_and_recorded_on_the_run(store: Path) -> None:
+    # A store slower than the program: the batch processor's queue overflows. Every span is either
+    # stored or counted as dropped, and the run's root span says how many it lost.
+    script = textwrap.dedent(
+        """
+        import sys, threading
+        import agenttrace
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from agenttrace.exporter import ParquetSpanExporter
+        from agenttrace.tracing import batch_processor
+
+        store = sys.argv[1]
+        gate = threading.Event()
+
+        class SlowStore(ParquetSpanExporter):
+            def export(self, spans):
+                gate.wait()
+                return super().export(spans)
+
+        exporter = SlowStore(store, flush_interval=0.2)
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+        provider.add_span_processor(batch_processor(exporter, 0.2, max_queue_size=16))
+        with agenttrace.run("burst", run_id="burst-1"):
+            tracer = trace.get_tracer("burst")
+            for i in range(100):
+                with tracer.start_as_current_span(f"s{i}"):
+                    pass
+            gate.set()
+        print(exporter.sink.dropped_spans)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(store)],
+        env={**os.environ, "AGENTTRACE_STORE": str(store)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    dropped = int(done.stdout.strip())
+
+    stored = query(store, "SELECT count(*) AS n FROM spans WHERE name LIKE 's%' AND ended")[0]["n"]
+    root = query(store, "SELECT attributes FROM spans WHERE parent_span_id IS NULL")[0]
+
+    assert dropped > 0
+    assert stored + dropped == 100
+    assert dict(root["attributes"])["agenttrace.spans.dropped"] == str(dropped)
+    assert f"{dropped} span(s) were dropped" in done.stderr

@@ -110,6 +110,9 @@ def run(
     root = tracer.start_span(name, context=otel_context.Context(), kind=SpanKind.INTERNAL, attributes=attrs)
     active_runs.register(root.get_span_context().trace_id, rid)
     store_dir = current_store() or str(config.store_path(store))
+    settings = config.load(store_dir)
+    sink = sink_for(settings.store, settings.flush_interval)
+    dropped_before = sink.dropped_spans
     handle = Run(id=rid, name=name, span=root, store=store_dir, attributes=attrs)
     token = otel_context.attach(trace.set_span_in_context(root))
     try:
@@ -122,6 +125,8 @@ def run(
         raise
     finally:
         otel_context.detach(token)
+        if sink.dropped_spans > dropped_before:  # the batch processor's queue overflowed
+            root.set_attribute(constants.SPANS_DROPPED, sink.dropped_spans - dropped_before)
         root.end()
         _finish(rid, store_dir)
 

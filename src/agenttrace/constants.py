@@ -11,6 +11,7 @@ SPAN_TYPE = "agenttrace.span.type"
 
 RUN_NAME = "agenttrace.run.name"
 RUN_STATE = "agenttrace.run.state"
+SPANS_DROPPED = "agenttrace.spans.dropped"
 """Set on the run's root span when it ends: the final state (`succeeded`, `failed`, ...)."""
 
 STEP_KIND = "agenttrace.step.kind"

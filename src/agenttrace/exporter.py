@@ -10,14 +10,15 @@ The exporter is registered as the `opentelemetry_traces_exporter` entry point `a
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from . import active_runs, config
-from .constants import RUN_ID
+from .constants import RUN_ID, SPAN_TYPE
 from .sink import SpanSink, sink_for
 
 
@@ -35,6 +36,7 @@ class ParquetSpanExporter(SpanExporter):
 
     def __init__(self, store: str | os.PathLike[str] | None = None, *, flush_interval: float | None = None):
         self._sink = _sink(store, flush_interval)
+        self.wait_for_write = True
 
     @property
     def store(self) -> str:
@@ -48,8 +50,19 @@ class ParquetSpanExporter(SpanExporter):
     def failed_batches(self) -> int:
         return self._sink.failed_batches
 
+    @property
+    def sink(self) -> SpanSink:
+        return self._sink
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS if self._sink.write(spans) else SpanExportResult.FAILURE
+        """Store `spans`. Returns once they are written (in the kernel: a crash of this process
+        loses none of them), unless a StoreBatchSpanProcessor drives this exporter: it lets the
+        sink's thread write them and waits for that only in `force_flush` and `shutdown`."""
+        if not self._sink.write(spans):
+            return SpanExportResult.FAILURE
+        if self.wait_for_write:
+            self._sink.wait_written()
+        return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         self._sink.close()
@@ -83,10 +96,51 @@ class PendingSpanProcessor(SpanProcessor):
             self._sink._fail(exc)
 
     def on_end(self, span: ReadableSpan) -> None:
-        return None
+        try:
+            self._sink.add_end(span)
+        except Exception as exc:  # telemetry never breaks the program it observes
+            self._sink._fail(exc)
 
     def shutdown(self) -> None:
         self._sink.flush()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._sink.flush()
+
+
+class StoreBatchSpanProcessor(BatchSpanProcessor):
+    """The SDK's BatchSpanProcessor, counting the spans it cannot take when its queue is full.
+
+    Its exporter returns as soon as a batch is converted (the sink's thread writes it), which keeps
+    this processor's queue short while the program is busy; `force_flush` and `shutdown` wait for
+    the writing. When the queue is full, the span that just ended is dropped (the SDK would drop
+    the oldest and log each one), unless it is a run's root span, which is written at once. Drops
+    are counted in the sink's `dropped_spans`, which `agenttrace.run()` records on the run
+    (`agenttrace.spans.dropped`) so the record says it is incomplete, and logged once at close.
+    """
+
+    def __init__(self, exporter: ParquetSpanExporter, **kwargs: float) -> None:
+        super().__init__(exporter, **kwargs)  # type: ignore[arg-type]
+        exporter.wait_for_write = False  # export() only converts; force_flush waits for the write
+        self._store_exporter = exporter
+        self._queue_max = int(kwargs.get("max_queue_size", 2048))
+        self._enqueue_lock = threading.Lock()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
+        if queue is None:  # an SDK whose internals differ: no counting, its own dropping
+            super().on_end(span)
+            return
+        # Only the worker takes from the queue, so under this lock a queue with room keeps it.
+        with self._enqueue_lock:
+            if len(queue) < self._queue_max:
+                super().on_end(span)
+                return
+        if (span.attributes or {}).get(SPAN_TYPE) == "run":  # a run's root span is never dropped
+            self._store_exporter.export([span])
+        else:
+            self._store_exporter.sink.dropped_spans += 1
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        exported = super().force_flush(timeout_millis)
+        return self._store_exporter.force_flush(timeout_millis) and exported

@@ -2,6 +2,12 @@
 
 The exporter (end records) and the pending-span processor (start records) share one sink per
 store. Nothing here raises into the traced program: failures are logged once, then counted.
+
+Spans are converted to Arrow on the caller's thread (the batch processor's worker), which frees
+the SDK's span objects at once; the writing is done by the sink's own thread. File I/O gives up
+the GIL and then waits to get it back, for up to the interpreter's switch interval while the
+traced program keeps it busy, so I/O on the converting thread would let the batch processor's
+queue (and the garbage collector's work) pile up under load.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +33,10 @@ from .store.writer import StoreWriter
 log = logging.getLogger("agenttrace")
 
 MAX_PENDING = 100_000
-"""Start records waiting for the next flush; beyond this they are dropped (and counted)."""
+"""Open spans waiting for the next flush to write their start records; beyond this, spans get only
+their end record (counted in `dropped_pending`)."""
+MAX_QUEUED_ROWS = 262_144
+"""Converted records waiting for the writer thread; beyond this, `write` waits for it."""
 
 
 class SpanSink:
@@ -38,64 +48,138 @@ class SpanSink:
         self.exported = 0
         self.failed_batches = 0
         self.dropped_pending = 0
+        self.dropped_spans = 0
+        """Ended spans a StoreBatchSpanProcessor dropped because its queue was full."""
+        self._dropped_reported = 0
         self.first_error: str | None = None
         self._init_state()
 
     def _init_state(self) -> None:
-        self._pending: deque[ReadableSpan] = deque()
-        self._write_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._open: dict[int, ReadableSpan] = {}  # by span id
+        self._open_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # the StoreWriter
+        self._cond = threading.Condition()  # the queue of converted batches
+        self._queue: deque[pa.RecordBatch] = deque()
+        self._queued_rows = 0
+        self._busy = False
         self._writer: StoreWriter | None = None
-        self._flusher: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
         self._stopped = False
+        self._unsynced = False
 
     # -- hot path -------------------------------------------------------------------------------
     def add_start(self, span: ReadableSpan) -> None:
-        """Queue a start record for a span that just started (cheap; written at the next flush)."""
-        if len(self._pending) >= MAX_PENDING:
-            self.dropped_pending += 1
-            return
-        self._pending.append(span)
-        if self._flusher is None:
-            self._start_flusher()
+        """Note a span that just started: if it is still open at the next flush, its start record
+        is written then. Cheap, and holds the span no longer than it is open (or one flush)."""
+        with self._open_lock:
+            if len(self._open) >= MAX_PENDING:
+                self.dropped_pending += 1
+                return
+            self._open[span.context.span_id] = span  # type: ignore[union-attr]
+        if self._thread is None:
+            self._start_thread()
 
-    # -- writing --------------------------------------------------------------------------------
+    def add_end(self, span: ReadableSpan) -> None:
+        """A span ended before its start record was written: its end record will say it all."""
+        with self._open_lock:
+            self._open.pop(span.context.span_id, None)  # type: ignore[union-attr]
+
+    # -- converting -----------------------------------------------------------------------------
     def write(self, spans: Sequence[ReadableSpan]) -> bool:
-        """Write end records for `spans`, plus queued start records. Never raises."""
+        """Convert end records for `spans`, plus start records of spans still open, and queue them
+        for the writer thread (waiting if it is far behind). Never raises."""
         try:
-            with self._write_lock:
-                batches: list[pa.RecordBatch] = []
-                started = self._drain_pending()
-                if started:
-                    batches.append(spans_to_batch(started, START))
-                if spans:
-                    batches.append(spans_to_batch(spans, END))
-                if not batches:
-                    return True
-                table = pa.Table.from_batches(batches)
-                if self._writer is None:
-                    self._writer = StoreWriter(self.layout)
-                self._writer.append(table)
-                self.exported += len(spans)
+            batches: list[pa.RecordBatch] = []
+            started = self._drain_pending()
+            if started:
+                batches.append(spans_to_batch(started, START))
+            if spans:
+                batches.append(spans_to_batch(spans, END))
+            if batches:
+                self._enqueue(batches)
+            self.exported += len(spans)
             return True
         except Exception as exc:
             self._fail(exc)
             return False
 
     def _drain_pending(self) -> list[ReadableSpan]:
-        started = []
-        pending = self._pending
-        while pending:
-            span = pending.popleft()
-            if span.end_time is None:  # ended spans get their end record instead
-                started.append(span)
-        return started
+        with self._open_lock:
+            opened, self._open = self._open, {}
+        return [span for span in opened.values() if span.end_time is None]
+
+    def _enqueue(self, batches: list[pa.RecordBatch]) -> None:
+        if self._thread is None:
+            self._start_thread()
+        rows = sum(batch.num_rows for batch in batches)
+        with self._cond:
+            while self._queued_rows and self._queued_rows + rows > MAX_QUEUED_ROWS:
+                self._cond.wait(self.flush_interval)
+            self._queue.extend(batches)
+            self._queued_rows += rows
+            self._cond.notify_all()
 
     def flush(self) -> bool:
-        return self.write(())
+        """Queue start records of open spans, then wait until everything queued is written.
+        Returns False if the store could not take something since the sink was created."""
+        self.write(())
+        self._drain_queue()
+        return self.failed_batches == 0
+
+    def wait_written(self) -> None:
+        """Wait until everything queued so far is written."""
+        self._drain_queue()
+
+    def _drain_queue(self) -> None:
+        """Wait for the writer thread to write everything queued (or write it here if it is gone)."""
+        with self._cond:
+            while self._queue or self._busy:
+                thread = self._thread
+                if thread is None or not thread.is_alive():
+                    break
+                self._cond.wait(0.05)
+        if self._queue:
+            self._write_queued()
+
+    # -- writing (the writer thread, or a flush when it is gone) ---------------------------------
+    def _write_queued(self) -> bool:
+        with self._cond:
+            if not self._queue:
+                return False
+            batches = list(self._queue)
+            self._queue.clear()
+            self._busy = True
+        try:
+            with self._write_lock:
+                if self._writer is None:
+                    self._writer = StoreWriter(self.layout)
+                for batch in batches:
+                    # In the kernel now (a crash of this process loses nothing); fsynced within
+                    # one flush interval (for a crash of the machine).
+                    self._writer.append(batch, sync=False)
+                self._unsynced = True
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            with self._cond:
+                self._busy = False
+                self._queued_rows -= sum(batch.num_rows for batch in batches)
+                self._cond.notify_all()
+        return True
+
+    def sync(self) -> None:
+        """fsync what was written since the last sync. Never raises."""
+        try:
+            with self._write_lock:
+                if self._writer is not None and self._unsynced:
+                    self._unsynced = False
+                    self._writer.sync()
+        except Exception as exc:
+            self._fail(exc)
 
     def seal_run(self, run_id: str) -> None:
         """Turn a finished run's spool into a Parquet part now. Never raises."""
+        self._drain_queue()
         try:
             with self._write_lock:
                 if self._writer is not None:
@@ -104,10 +188,16 @@ class SpanSink:
             self._fail(exc)
 
     def close(self) -> None:
-        """Flush, seal the spool into Parquet, stop the flusher. The sink reopens if used again."""
-        self._stopped = True
-        self._wake.set()
+        """Flush, seal the spool into Parquet, stop the writer thread. The sink reopens if used
+        again."""
         self.flush()
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self._drain_queue()
         try:
             with self._write_lock:
                 if self._writer is not None:
@@ -115,8 +205,17 @@ class SpanSink:
                     writer.close()
         except Exception as exc:
             self._fail(exc)
-        self._stopped = False
-        self._flusher = None
+        with self._cond:
+            self._stopped = False
+            self._thread = None
+        if self.dropped_spans > self._dropped_reported:
+            log.warning(
+                "agenttrace: %d span(s) were dropped before reaching %s: the batch processor's queue "
+                "was full",
+                self.dropped_spans - self._dropped_reported,
+                self.layout.root,
+            )
+            self._dropped_reported = self.dropped_spans
         if self.failed_batches:
             log.warning(
                 "agenttrace: %d span batch(es) could not be stored in %s (first error: %s)",
@@ -136,22 +235,35 @@ class SpanSink:
                 self.first_error,
             )
 
-    # -- background flusher ---------------------------------------------------------------------
-    def _start_flusher(self) -> None:
+    # -- the writer thread ----------------------------------------------------------------------
+    def _start_thread(self) -> None:
         with _registry_lock:
-            if self._flusher is not None:
+            if self._thread is not None:
                 return
-            thread = threading.Thread(target=self._flush_loop, name="agenttrace-flush", daemon=True)
-            self._flusher = thread
+            thread = threading.Thread(target=self._run, name="agenttrace-writer", daemon=True)
+            self._thread = thread
             thread.start()
 
-    def _flush_loop(self) -> None:
-        while not self._stopped:
-            self._wake.wait(self.flush_interval)
-            if self._stopped:
+    def _run(self) -> None:
+        next_tick = time.monotonic() + self.flush_interval
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopped:
+                    remaining = next_tick - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                stopped = self._stopped
+            self._write_queued()
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self.flush_interval
+                if self._open:  # spans still open: write their start records
+                    self.write(())
+                    self._write_queued()
+                if self._unsynced:
+                    self.sync()
+            if stopped:
                 return
-            if self._pending:
-                self.flush()
 
     def _after_fork(self) -> None:
         if self._writer is not None:

@@ -8,13 +8,14 @@ import threading
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from . import config
-from .exporter import ParquetSpanExporter, PendingSpanProcessor
+from .exporter import ParquetSpanExporter, PendingSpanProcessor, StoreBatchSpanProcessor
 
-BSP_MAX_QUEUE = 32_768
+BSP_MAX_QUEUE = 65_536
 """Queue of the batch processor agenttrace creates; the SDK default (2048) drops spans in bursts."""
+BSP_MAX_EXPORT_BATCH = 4096
+"""Spans per export: fewer, larger spool writes drain a burst faster than the SDK's 512."""
 
 _lock = threading.Lock()
 _configured: dict[int, tuple[str, PendingSpanProcessor, ParquetSpanExporter | None]] = {}
@@ -53,15 +54,22 @@ def configure(
         exporter = None
         if not _has_agenttrace_exporter(provider):
             exporter = ParquetSpanExporter(settings.store, flush_interval=settings.flush_interval)
-            provider.add_span_processor(
-                BatchSpanProcessor(
-                    exporter,
-                    schedule_delay_millis=settings.flush_interval * 1000,
-                    max_queue_size=BSP_MAX_QUEUE,
-                )
-            )
+            provider.add_span_processor(batch_processor(exporter, settings.flush_interval))
         _configured[id(provider)] = (str(settings.store), pending, exporter)
         return provider
+
+
+def batch_processor(
+    exporter: ParquetSpanExporter, flush_interval: float, max_queue_size: int = BSP_MAX_QUEUE
+) -> StoreBatchSpanProcessor:
+    """The batch processor `configure()` puts in front of the exporter: it exports at least every
+    flush interval, and counts what it drops."""
+    return StoreBatchSpanProcessor(
+        exporter,
+        schedule_delay_millis=flush_interval * 1000,
+        max_queue_size=max_queue_size,
+        max_export_batch_size=min(BSP_MAX_EXPORT_BATCH, max_queue_size),
+    )
 
 
 def current_store() -> str | None:

@@ -24,25 +24,33 @@ SEGMENT_SUFFIX = ".arrows"
 
 
 class SpoolSegment:
-    """One append-only IPC stream file, written by its owner only."""
+    """One append-only IPC stream file, written by its owner only.
+
+    Written through Arrow's native file, not a Python file object: Arrow writes a record batch as
+    many small buffers, and a Python file object would take the GIL back for each of them, which
+    starves the exporter's thread while the traced program is busy.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
         self.rows = 0
-        self._file = open(path, "xb", buffering=1 << 20)  # noqa: SIM115 - lives as long as the segment
-        self._stream = ipc.new_stream(self._file, schema)
-        self._file.flush()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        os.close(fd)
+        self._file = pa.OSFile(str(path), mode="a")
+        self._out = pa.BufferedOutputStream(self._file, buffer_size=1 << 20)
+        self._stream = ipc.new_stream(self._out, schema)
+        self._out.flush()
 
     @property
     def nbytes(self) -> int:
-        return self._file.tell()
+        return self._out.tell()
 
     def append(self, batch: pa.RecordBatch | pa.Table) -> None:
         if isinstance(batch, pa.Table):
             self._stream.write_table(batch)
         else:
             self._stream.write_batch(batch)
-        self._file.flush()
+        self._out.flush()
         self.rows += batch.num_rows
 
     def sync(self) -> None:
@@ -52,14 +60,20 @@ class SpoolSegment:
         """Finish the stream (end-of-stream marker) and close the file."""
         try:
             self._stream.close()
-            self._file.flush()
+            self._out.flush()
         finally:
-            self._file.close()
+            self._out.close()
 
     def abandon(self) -> None:
-        """Close the file without writing anything more (after a failed append)."""
-        with contextlib.suppress(OSError, ValueError):
-            os.close(self._file.fileno())
+        """Stop writing (after a failed append): whatever is still buffered goes nowhere, and the
+        file keeps only the complete batches already in it."""
+        with contextlib.suppress(OSError, ValueError, pa.ArrowException):
+            devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.dup2(devnull, self._file.fileno())
+            finally:
+                os.close(devnull)
+            self._out.close()
 
 
 class WriterLock:

@@ -1,9 +1,11 @@
 """StoreWriter: appends Arrow record batches to a store, durably, from many threads and processes.
 
-Each append is split by `RunId`, written to that run's spool segment, flushed and fsynced before
-`append` returns. A segment that grows past `seal_rows` or `seal_bytes` is sealed: its records are
-written as an immutable Parquet part (tmp, fsync, rename) and then the segment is removed. `close`
-seals everything. Writers never share a file, so concurrent writers cannot clobber each other.
+Each append is split by `RunId` and written to that run's spool segment before `append` returns
+(it then survives a crash of the process); it is fsynced then too, or with `sync=False` at the
+next `sync()` (it then survives a crash of the machine). A segment that grows past `seal_rows` or
+`seal_bytes` is sealed: its records are written as an immutable Parquet part (tmp, fsync, rename)
+and then the segment is removed. `close` seals everything. Writers never share a file, so
+concurrent writers cannot clobber each other.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import uuid
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import StoreError
 from ..ids import is_safe_run_id
@@ -63,11 +64,13 @@ class StoreWriter:
         self.records_written = 0
         self._lock = threading.Lock()
         self._runs: dict[str, _RunSpool] = {}
+        self._unsynced: set[str] = set()
         self._closed = False
 
     def append(self, data: pa.RecordBatch | pa.Table, *, sync: bool = True) -> None:
-        """Append records (SPAN_SCHEMA) durably: on return they survive a crash of this process,
-        and with `sync` (the default) a crash of the machine. Raises StoreError."""
+        """Append records (SPAN_SCHEMA): on return they survive a crash of this process, and with
+        `sync` (the default) a crash of the machine; without it, after the next `sync()`.
+        Raises StoreError."""
         if data.num_rows == 0:
             return
         if data.schema != SPAN_SCHEMA:
@@ -84,7 +87,8 @@ class StoreWriter:
                 if not is_safe_run_id(run_id):
                     raise StoreError(f"run id {run_id!r} cannot name a store folder")
                 self._append_run(run_id, rows)
-                touched.append(run_id)
+                if run_id not in touched:
+                    touched.append(run_id)
             for run_id in touched:
                 spool = self._runs[run_id]
                 segment = spool.segment
@@ -92,9 +96,20 @@ class StoreWriter:
                     continue
                 if sync:
                     self._guard(spool, segment.sync)
+                else:
+                    self._unsynced.add(run_id)
                 if segment.rows >= self.seal_rows or segment.nbytes >= self.seal_bytes:
                     self._seal(spool)
             self.records_written += data.num_rows
+
+    def sync(self) -> None:
+        """fsync what `append(..., sync=False)` wrote. Raises StoreError."""
+        with self._lock:
+            unsynced, self._unsynced = self._unsynced, set()
+            for run_id in unsynced:
+                spool = self._runs.get(run_id)
+                if spool is not None and spool.segment is not None:
+                    self._guard(spool, spool.segment.sync)
 
     def _append_run(self, run_id: str, rows: pa.RecordBatch | pa.Table) -> None:
         spool = self._runs.get(run_id)
@@ -180,8 +195,21 @@ class StoreWriter:
 
 
 def _split_by_run(data: pa.RecordBatch | pa.Table) -> list[tuple[str, pa.RecordBatch | pa.Table]]:
-    run_ids = data.column("RunId")
-    unique = pc.unique(run_ids).to_pylist()
-    if len(unique) == 1:
-        return [(unique[0] or "", data)]
-    return [(str(r or ""), data.filter(pc.equal(run_ids, r))) for r in unique]
+    """Rows by run, as zero-copy slices where rows of a run are contiguous (the usual case).
+
+    Done in Python rather than with Arrow compute kernels: each kernel call gives up the GIL and
+    then waits to get it back, which is slow while the traced program keeps the GIL busy.
+    """
+    run_ids = data.column("RunId").to_pylist()
+    first = run_ids[0]
+    if all(r == first for r in run_ids):
+        return [(first or "", data)]
+    bounds = [i for i in range(1, len(run_ids)) if run_ids[i] != run_ids[i - 1]]
+    if len(bounds) + 1 > 4 * len(set(run_ids)):  # interleaved runs: group them once
+        order = sorted(range(len(run_ids)), key=run_ids.__getitem__)
+        data = data.take(pa.array(order, pa.int64()))
+        run_ids = [run_ids[i] for i in order]
+        bounds = [i for i in range(1, len(run_ids)) if run_ids[i] != run_ids[i - 1]]
+    starts = [0, *bounds]
+    ends = [*bounds, len(run_ids)]
+    return [(run_ids[a] or "", data.slice(a, b - a)) for a, b in zip(starts, ends, strict=True)]
