@@ -55,8 +55,32 @@ def configure(
         if not _has_agenttrace_exporter(provider):
             exporter = ParquetSpanExporter(settings.store, flush_interval=settings.flush_interval)
             provider.add_span_processor(batch_processor(exporter, settings.flush_interval))
+        _add_forwarding(provider)
         _configured[id(provider)] = (str(settings.store), pending, exporter)
         return provider
+
+
+def _add_forwarding(provider: TracerProvider) -> None:
+    """With OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT set, also send every span to that OTLP endpoint,
+    unless the provider already exports OTLP (e.g. OTEL_TRACES_EXPORTER=otlp,agenttrace)."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from .otlp.forward import forwarding_exporter, target_from
+
+    target = target_from(None)
+    if target is None or _exporters_named(provider, "OTLPSpanExporter", "CountingSpanExporter"):
+        return
+    provider.add_span_processor(BatchSpanProcessor(forwarding_exporter(target)))
+
+
+def _exporters_named(provider: TracerProvider, *names: str) -> bool:
+    multi = getattr(provider, "_active_span_processor", None)
+    for processor in getattr(multi, "_span_processors", ()):
+        inner = getattr(processor, "_batch_processor", processor)
+        exporter = getattr(inner, "_exporter", None)
+        if type(exporter).__name__ in names:
+            return True
+    return False
 
 
 def batch_processor(

@@ -10,6 +10,7 @@ from .. import __version__
 from .common import State
 from .query import query
 from .runs import runs
+from .serve import serve
 from .show import show
 
 app = typer.Typer(
@@ -42,6 +43,7 @@ def _main(
 app.command("runs")(runs)
 app.command("show")(show)
 app.command("query")(query)
+app.command("serve")(serve)
 
 
 def main() -> None:

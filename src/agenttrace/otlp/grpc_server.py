@@ -1,0 +1,72 @@
+"""OTLP/gRPC server: the TraceService over `Receiver`, on its own port."""
+
+from __future__ import annotations
+
+from concurrent import futures
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from ..errors import AgentTraceError, ConfigError
+from .decode import PROTOBUF
+from .receiver import Receiver
+
+WORKERS = 8
+
+
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+
+    def Export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
+        receiver = self.receiver
+        metadata = {k.lower(): v for k, v in context.invocation_metadata()}
+        if not receiver.authorized(metadata.get("authorization")):
+            receiver.count_refusal(401)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        if not receiver.try_enter():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "receiver busy, retry later")
+        try:
+            converted = receiver.ingest(request)
+        except AgentTraceError as exc:
+            receiver.count_refusal(503)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot store spans right now: {exc}")
+        finally:
+            receiver.leave()
+        if receiver.forwarder is not None:
+            receiver.forwarder.submit(request.SerializeToString(), PROTOBUF)
+        response = ExportTraceServiceResponse()
+        if converted.rejected:
+            response.partial_success.rejected_spans = converted.rejected
+            response.partial_success.error_message = converted.message
+        return response
+
+
+class OtlpGrpcServer:
+    def __init__(self, receiver: Receiver, host: str, port: int) -> None:
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agenttrace-grpc"),
+            maximum_concurrent_rpcs=WORKERS * 4,
+            options=[("grpc.max_receive_message_length", receiver.max_body), ("grpc.so_reuseport", 0)],
+        )
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), self.server)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError:
+            self.port = 0
+        if self.port == 0:
+            raise ConfigError(
+                f"cannot listen for OTLP/gRPC on {address}: the port is in use or the address is invalid"
+            )
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.server.stop(grace).wait()

@@ -1,0 +1,96 @@
+"""`OtlpServer`: the receiver with its HTTP (and optional gRPC) listeners, started and stopped as one.
+
+`agenttrace serve` runs one in the foreground; `agenttrace run` embeds one on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from .. import config
+from ..errors import ConfigError
+from .forward import Forwarder, target_from
+from .grpc_server import OtlpGrpcServer
+from .http import OtlpHttpServer, is_loopback
+from .receiver import DEFAULT_MAX_BODY, Receiver
+
+TOKEN_ENV = "AGENTTRACE_TOKEN"
+"""The bearer token clients must send when the receiver listens beyond loopback."""
+
+
+class OtlpServer:
+    """Receives OTLP over HTTP on `port` (0: any free port) and over gRPC on `grpc_port` (None: off)."""
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4318,
+        grpc_port: int | None = None,
+        token: str | None = None,
+        forward: str | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        settings = config.load(store)
+        token = token or os.environ.get(TOKEN_ENV) or None
+        if not is_loopback(host) and not token:
+            raise ConfigError(
+                f"listening on {host} (beyond this machine) needs a bearer token: "
+                f"pass --token or set {TOKEN_ENV}"
+            )
+        target = target_from(forward)
+        self.store: Path = settings.store
+        self.receiver = Receiver(
+            settings.store, token=token, flush_interval=settings.flush_interval, max_body=max_body
+        )
+        self.http: OtlpHttpServer | None = None
+        self.grpc: OtlpGrpcServer | None = None
+        try:
+            self.http = OtlpHttpServer(self.receiver, host, port)
+            if grpc_port is not None:
+                self.grpc = OtlpGrpcServer(self.receiver, host, grpc_port)
+        except BaseException:
+            if self.http is not None:
+                self.http.server_close()
+            self.receiver.close()
+            raise
+        if target is not None:
+            self.receiver.forwarder = Forwarder(target)
+        self.host = host
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.http is not None
+        return self.http.port
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> OtlpServer:
+        assert self.http is not None
+        self._thread = threading.Thread(target=self.http.serve_forever, name="agenttrace-http", daemon=True)
+        self._thread.start()
+        if self.grpc is not None:
+            self.grpc.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, finish what is in flight, forward what is queued, seal the spool."""
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
+        if self.grpc is not None:
+            self.grpc.stop()
+        self.receiver.close()
+
+    def __enter__(self) -> OtlpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
