@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,3 +92,40 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         timeout=timeout,
         check=False,
     )
+
+
+def free_port() -> int:
+    """A loopback TCP port that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(
+    store: Path, port: int, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`agenttrace serve` as a child process, returned once it listens on `port`."""
+    process = subprocess.Popen(
+        [str(BIN / "agenttrace"), "serve", "--store", str(store), "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AGENTTRACE_FLUSH_INTERVAL": "0.2", **(env or {})},
+    )
+    return wait_listening(process, port, "serve")
+
+
+def wait_listening(process: subprocess.Popen[str], port: int, what: str) -> subprocess.Popen[str]:
+    """Return `process` once something accepts connections on loopback `port`; fail if it exits."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            if process.poll() is not None:
+                out, err = process.communicate()
+                raise AssertionError(f"{what} exited: {err or out}") from None
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"{what} did not start listening on {port}: {process.communicate()}")

@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import BIN, query, run_cli
+from conftest import free_port, query, run_cli, start_serve
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_serve(store: Path, port: int, *extra: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [str(BIN / "agenttrace"), "serve", "--store", str(store), "--port", str(port), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "AGENTTRACE_FLUSH_INTERVAL": "0.2"},
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited: {process.communicate()[1]}") from None
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError("serve did not start listening")
 
 
 def request_body(run_id: str, first: int, n: int) -> tuple[bytes, list[str]]:
