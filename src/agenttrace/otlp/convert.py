@@ -98,6 +98,15 @@ def _map_array(dicts: list[dict[str, str]]) -> pa.Array:
     )
 
 
+def _flat_map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.Array:
+    return pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.array(keys, pa.string()),
+        pa.array(values, pa.string()),
+        type=ATTRIBUTES,
+    )
+
+
 def _id_problem(name: str, raw: bytes, size: int, optional: bool = False) -> str | None:
     if optional and not raw:
         return None
@@ -108,18 +117,35 @@ def _id_problem(name: str, raw: bytes, size: int, optional: bool = False) -> str
     return None
 
 
-def _run_id(span_attrs: dict[str, str], resource_run: str | None, trace_hex: str) -> str:
-    candidate = span_attrs.get(RUN_ID)
-    if candidate is not None and is_safe_run_id(candidate):
-        return candidate
-    return resource_run or trace_hex
+def _span_problem(span: Any) -> str | None:
+    problem = (
+        _id_problem("trace_id", span.trace_id, 16)
+        or _id_problem("span_id", span.span_id, 8)
+        or _id_problem("parent_span_id", span.parent_span_id, 8, optional=True)
+    )
+    if problem is None:
+        for link in span.links:
+            problem = _id_problem("link trace_id", link.trace_id, 16) or _id_problem(
+                "link span_id", link.span_id, 8
+            )
+            if problem is not None:
+                break
+    return problem
+
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
 
 
 def convert(request: ExportTraceServiceRequest) -> Converted:
-    """Every valid span of the request as one record batch."""
+    """Every valid span of the request as one record batch.
+
+    This is the receiver's hot path, so attributes go straight into flat key / value lists (the
+    Arrow map layout) instead of a dict per span, and a resource's attributes are read once.
+    """
     cols: dict[str, list[Any]] = {name: [] for name in SPAN_SCHEMA.names}
-    resources: list[dict[str, str]] = []
-    attributes: list[dict[str, str]] = []
+    res_offsets, res_keys, res_values = [0], [], []
+    attr_offsets, attr_keys, attr_values = [0], [], []
     event_offsets = [0]
     events: list[tuple[int, str, dict[str, str]]] = []
     link_offsets = [0]
@@ -128,8 +154,15 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
     problems: list[str] = []
     run_ids: set[str] = set()
     ended_roots: set[str] = set()
+    (timestamps, trace_ids, span_ids, parent_ids, trace_states, names, kinds, services) = (
+        cols[c] for c in SPAN_SCHEMA.names[:8]
+    )
+    scope_names, scope_versions, durations = cols["ScopeName"], cols["ScopeVersion"], cols["Duration"]
+    status_codes, status_messages = cols["StatusCode"], cols["StatusMessage"]
+    run_col, record_types = cols["RunId"], cols["RecordType"]
     for resource_spans in request.resource_spans:
         resource = _attrs(resource_spans.resource.attributes)
+        r_keys, r_values, r_len = list(resource), list(resource.values()), len(resource)
         service = resource.get("service.name", "")
         resource_run = resource.get(RUN_ID)
         if resource_run is not None and not is_safe_run_id(resource_run):
@@ -138,72 +171,87 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version
             for span in scope_spans.spans:
-                problem = (
-                    _id_problem("trace_id", span.trace_id, 16)
-                    or _id_problem("span_id", span.span_id, 8)
-                    or _id_problem("parent_span_id", span.parent_span_id, 8, optional=True)
-                )
-                if problem is None:
-                    bad_link = next(
-                        (
-                            p
-                            for link in span.links
-                            if (p := _id_problem("link trace_id", link.trace_id, 16))
-                            or (p := _id_problem("link span_id", link.span_id, 8))
-                        ),
-                        None,
-                    )
-                    problem = bad_link
-                if problem is not None:
+                trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
+                if (
+                    len(trace_id) != 16
+                    or len(span_id) != 8
+                    or trace_id == _ZERO_TRACE
+                    or span_id == _ZERO_SPAN
+                    or (parent_id and (len(parent_id) != 8 or parent_id == _ZERO_SPAN))
+                    or span.links
+                ) and (problem := _span_problem(span)) is not None:
                     rejected += 1
                     if len(problems) < 10:
                         problems.append(f"span {span.name[:80]!r}: {problem}")
                     continue
-                trace_hex = span.trace_id.hex()
-                span_attrs = _attrs(span.attributes)
-                run_id = _run_id(span_attrs, resource_run, trace_hex)
+                trace_hex = trace_id.hex()
+                run_id = resource_run or trace_hex
+                first = len(attr_keys)
+                for kv in span.attributes:
+                    key, value = kv.key, kv.value
+                    is_text = value.WhichOneof("value") == "string_value"
+                    text = value.string_value if is_text else as_string(value)
+                    attr_keys.append(key)
+                    attr_values.append(text)
+                    if key == RUN_ID and is_safe_run_id(text):
+                        run_id = text
+                count = len(attr_keys) - first
+                if count > 1 and len(set(attr_keys[first:])) != count:  # a repeated key: last one wins
+                    kept = dict(zip(attr_keys[first:], attr_values[first:], strict=True))
+                    attr_keys[first:], attr_values[first:] = list(kept), list(kept.values())
+                attr_offsets.append(len(attr_keys))
+                res_keys += r_keys
+                res_values += r_values
+                res_offsets.append(res_offsets[-1] + r_len)
                 run_ids.add(run_id)
-                ended = span.end_time_unix_nano != 0
+                end = span.end_time_unix_nano
                 start = span.start_time_unix_nano
-                cols["Timestamp"].append(start)
-                cols["TraceId"].append(trace_hex)
-                cols["SpanId"].append(span.span_id.hex())
-                cols["ParentSpanId"].append(span.parent_span_id.hex())
-                cols["TraceState"].append(span.trace_state)
-                cols["SpanName"].append(span.name)
-                cols["SpanKind"].append(SPAN_KINDS[span.kind] if 0 <= span.kind < 6 else "Unspecified")
-                cols["ServiceName"].append(service)
-                resources.append(resource)
-                cols["ScopeName"].append(scope_name)
-                cols["ScopeVersion"].append(scope_version)
-                attributes.append(span_attrs)
-                cols["Duration"].append(max(0, span.end_time_unix_nano - start) if ended else None)
-                code = span.status.code
-                cols["StatusCode"].append(STATUS_CODES[code] if 0 <= code < 3 else "Unset")
-                cols["StatusMessage"].append(span.status.message)
-                for event in span.events:
-                    events.append((event.time_unix_nano, event.name, _attrs(event.attributes)))
+                timestamps.append(start)
+                trace_ids.append(trace_hex)
+                span_ids.append(span_id.hex())
+                parent_ids.append(parent_id.hex())
+                trace_states.append(span.trace_state)
+                names.append(span.name)
+                kind = span.kind
+                kinds.append(SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified")
+                services.append(service)
+                scope_names.append(scope_name)
+                scope_versions.append(scope_version)
+                durations.append(max(0, end - start) if end else None)
+                status = span.status
+                code = status.code
+                status_codes.append(STATUS_CODES[code] if 0 <= code < 3 else "Unset")
+                status_messages.append(status.message)
+                if span.events:
+                    for event in span.events:
+                        events.append((event.time_unix_nano, event.name, _attrs(event.attributes)))
                 event_offsets.append(len(events))
-                for link in span.links:
-                    links.append(
-                        (link.trace_id.hex(), link.span_id.hex(), link.trace_state, _attrs(link.attributes))
-                    )
+                if span.links:
+                    for link in span.links:
+                        links.append(
+                            (
+                                link.trace_id.hex(),
+                                link.span_id.hex(),
+                                link.trace_state,
+                                _attrs(link.attributes),
+                            )
+                        )
                 link_offsets.append(len(links))
-                cols["RunId"].append(run_id)
-                cols["RecordType"].append(END if ended else START)
-                if ended and not span.parent_span_id:
+                run_col.append(run_id)
+                record_types.append(END if end else START)
+                if end and not parent_id:
                     ended_roots.add(run_id)
     string = pa.string()
     arrays = [
-        pa.array(cols["Timestamp"], _TS),
+        pa.array(timestamps, _TS),
         *(pa.array(cols[c], string) for c in SPAN_SCHEMA.names[1:8]),
-        _map_array(resources),
-        pa.array(cols["ScopeName"], string),
-        pa.array(cols["ScopeVersion"], string),
-        _map_array(attributes),
-        pa.array(cols["Duration"], pa.int64()),
-        pa.array(cols["StatusCode"], string),
-        pa.array(cols["StatusMessage"], string),
+        _flat_map_array(res_offsets, res_keys, res_values),
+        pa.array(scope_names, string),
+        pa.array(scope_versions, string),
+        _flat_map_array(attr_offsets, attr_keys, attr_values),
+        pa.array(durations, pa.int64()),
+        pa.array(status_codes, string),
+        pa.array(status_messages, string),
         pa.ListArray.from_arrays(
             pa.array(event_offsets, pa.int32()),
             pa.StructArray.from_arrays(
@@ -229,11 +277,20 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
             ),
             type=pa.list_(LINK),
         ),
-        pa.array(cols["RunId"], string),
-        pa.array(cols["RecordType"], string),
+        pa.array(run_col, string),
+        pa.array(record_types, string),
     ]
     batch = pa.RecordBatch.from_arrays(arrays, schema=SPAN_SCHEMA)
     return Converted(batch, batch.num_rows, rejected, problems, run_ids, ended_roots)
 
 
-__all__ = ["Converted", "any_value", "as_string", "convert"]
+def warm_up() -> None:
+    """Convert one tiny request, so that the first client does not pay for Arrow's lazy imports."""
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\x01" * 16, b"\x01" * 8, "warm-up"
+    span.start_time_unix_nano, span.end_time_unix_nano = 1, 2
+    convert(request)
+
+
+__all__ = ["Converted", "any_value", "as_string", "convert", "warm_up"]

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from ..errors import AgentTraceError
 from ..store.layout import StoreLayout
 from ..store.writer import StoreWriter
-from .convert import Converted, convert
+from .convert import Converted, convert, warm_up
 from .decode import (
     JSON,
     PROTOBUF,
@@ -84,6 +84,7 @@ class Receiver:
         self.max_body = max_body
         self.forwarder = forwarder
         self.counters = Counters()
+        warm_up()
         self._slots = threading.BoundedSemaphore(max_inflight)
         self._lock = threading.Lock()
         self._last_write: dict[str, float] = {}

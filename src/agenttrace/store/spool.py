@@ -21,6 +21,9 @@ import pyarrow.ipc as ipc
 
 LOCK_SUFFIX = ".lock"
 SEGMENT_SUFFIX = ".arrows"
+BUFFER_BYTES = 64 * 1024
+"""Coalesces the many small buffers of one batch into few writes. Every open run holds one, so it
+stays small: a receiver may have thousands of runs open at once."""
 
 
 class SpoolSegment:
@@ -34,10 +37,9 @@ class SpoolSegment:
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
         self.rows = 0
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        os.close(fd)
-        self._file = pa.OSFile(str(path), mode="a")
-        self._out = pa.BufferedOutputStream(self._file, buffer_size=1 << 20)
+        # The name is unique (writer id + sequence number), so creating it plainly is safe.
+        self._file = pa.OSFile(str(path), mode="w")
+        self._out = pa.BufferedOutputStream(self._file, buffer_size=BUFFER_BYTES)
         self._stream = ipc.new_stream(self._out, schema)
         self._out.flush()
 
@@ -52,6 +54,9 @@ class SpoolSegment:
             self._stream.write_batch(batch)
         self._out.flush()
         self.rows += batch.num_rows
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def sync(self) -> None:
         os.fsync(self._file.fileno())

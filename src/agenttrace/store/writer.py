@@ -103,13 +103,31 @@ class StoreWriter:
             self.records_written += data.num_rows
 
     def sync(self) -> None:
-        """fsync what `append(..., sync=False)` wrote. Raises StoreError."""
+        """fsync what `append(..., sync=False)` wrote. Raises StoreError.
+
+        The fsyncs run outside the writer's lock, on duplicated descriptors, so appends (the
+        receiver's requests, the exporter's batches) are not held up behind the disk."""
         with self._lock:
             unsynced, self._unsynced = self._unsynced, set()
+            pending = []
             for run_id in unsynced:
                 spool = self._runs.get(run_id)
                 if spool is not None and spool.segment is not None:
-                    self._guard(spool, spool.segment.sync)
+                    pending.append((spool, spool.segment, os.dup(spool.segment.fileno())))
+        failure: StoreError | None = None
+        for spool, segment, fd in pending:
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                with self._lock:
+                    if spool.segment is segment:
+                        segment.abandon()
+                        spool.segment = None
+                failure = failure or StoreError(f"cannot write spool in {spool.directory}: {exc.strerror}")
+            finally:
+                os.close(fd)
+        if failure is not None:
+            raise failure
 
     def _append_run(self, run_id: str, rows: pa.RecordBatch | pa.Table) -> None:
         spool = self._runs.get(run_id)
@@ -147,19 +165,24 @@ class StoreWriter:
         segment.path.unlink(missing_ok=True)
 
     def seal_run(self, run_id: str) -> None:
-        """Seal one run's spool into Parquet and release it (the run is finished). Raises StoreError."""
+        """Seal one run's spool into Parquet and release it (the run is finished). Raises StoreError.
+
+        The Parquet part is written outside the writer's lock: appends to other runs go on."""
         with self._lock:
             spool = self._runs.pop(run_id, None)
-            if spool is None:
-                return
-            try:
-                self._seal(spool)
-            except StoreError:
-                spool.lock.release(remove=False)  # the segment stays; readers recover it
-                raise
-            spool.lock.release(remove=True)
-            with contextlib.suppress(OSError):
-                spool.directory.rmdir()
+            self._unsynced.discard(run_id)
+        if spool is None:
+            return
+        try:
+            self._seal(spool)
+        except StoreError:
+            spool.lock.release(remove=False)  # the segment stays; readers recover it
+            raise
+        spool.lock.release(remove=True)
+        with self._lock:
+            if run_id not in self._runs:  # a late span of this run may have opened it again
+                with contextlib.suppress(OSError):
+                    spool.directory.rmdir()
 
     def flush_parts(self) -> None:
         """Seal every open segment into Parquet now."""

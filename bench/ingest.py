@@ -1,0 +1,272 @@
+"""OTLP ingest: spans per second until durable and queryable, against Phoenix and Rotel's blackhole.
+
+The workload is the shared generator's (gen_otlp.py `payloads(runs, steps, 512)`): OTLP/HTTP
+protobuf bodies of realistic agent runs, posted one after another by gen_otlp's own `post_all`
+(one client, a new connection per body). Three receivers take the very same bodies, one after the
+other, in this run:
+
+- agenttrace: `agenttrace serve` (a child process, fresh store). Its 200 means the spans are in the
+  spool: they survive a crash of the server (and of the machine after the next fsync, within one
+  flush interval, the exporter's guarantee), and every reader reads the spool. So the clock stops
+  at the last 200, provided a reader opened right after it (`SELECT count(*) FROM spans` in a new
+  DuckDB) sees every span; if not, when one does. The reader's own start-up is reported apart.
+- Arize Phoenix: `/work/shared/bench/peer_phoenix.py` (starts `phoenix serve`, posts the same
+  workload, polls its SQLite database until every span is stored). Needs `arize-phoenix` installed
+  (`make test` installs it); without it the Phoenix side is reported as missing.
+- Rotel with its `blackhole` exporter: one OTLP hop that stores nothing, the ceiling of an OTLP
+  receiver on this machine. The clock stops when the last body is acknowledged.
+
+Goals (issue 3): agenttrace >= 100x Phoenix's spans/s, and within 10x of Rotel's blackhole.
+
+    python bench/ingest.py [--quick] [--runs R --steps S] [--reps N]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    SHARED_BENCH,
+    clean_environment,
+    final_json,
+    fmt_bytes,
+    header,
+    load_gen_otlp,
+    median,
+    parser,
+)
+
+from agenttrace.analysis import Database
+from agenttrace.store.layout import StoreLayout
+
+BIN = Path(sys.executable).parent
+PHOENIX_GOAL = 100.0
+ROTEL_GOAL = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if process.poll() is not None:
+                sys.exit(f"bench: {what} exited before listening")
+            time.sleep(0.05)
+    process.kill()
+    sys.exit(f"bench: {what} did not listen on {port}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def stored_spans(store: Path) -> int:
+    with Database(store) as db:
+        return db.records("SELECT count(*) AS n FROM spans")[0]["n"]
+
+
+def agenttrace_side(gen: Any, bodies: list[bytes], n: int, tmp: Path) -> dict[str, Any]:
+    store = tmp / "agenttrace-store"
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "agenttrace"), "serve", "--store", str(store), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_listening(server, port, "agenttrace serve")
+        start = time.perf_counter()
+        gen.post_all(f"http://127.0.0.1:{port}/v1/traces", bodies)
+        acked = time.perf_counter() - start
+        # A 200 means the spans are in the spool, which every reader reads: a reader opened now
+        # must see them all. Its own start-up (DuckDB, views) is a reader cost, reported apart.
+        got = stored_spans(store)
+        with_reader = time.perf_counter() - start
+        queryable = acked if got == n else None  # all visible to the first reader after the 200s
+        while got < n and time.perf_counter() - start < 300:
+            time.sleep(0.02)
+            got = stored_spans(store)
+        if queryable is None:
+            queryable = time.perf_counter() - start
+    finally:
+        stop(server)
+    size = sum(p.stat().st_size for p in (store / "spans").rglob("*.parquet"))
+    return {
+        "stored": got,
+        "post_s": acked,
+        "queryable_s": queryable,
+        "with_reader_s": with_reader,
+        "spans_per_s": got / queryable,
+        "bytes_per_span": size / max(got, 1),
+    }
+
+
+def rotel_side(gen: Any, bodies: list[bytes], n: int, tmp: Path) -> dict[str, Any] | None:
+    try:
+        import rotel
+    except ImportError:
+        return None
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "ROTEL_EXPORTER": "blackhole",
+        "ROTEL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{port}",
+        "ROTEL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
+        "ROTEL_PID_FILE": str(tmp / "rotel.pid"),
+        "ROTEL_LOG_FILE": str(tmp / "rotel.log"),
+    }
+    agent = Path(rotel.__file__).parent / "rotel-agent"
+    server = subprocess.Popen(
+        [str(agent), "start"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_listening(server, port, "rotel")
+        start = time.perf_counter()
+        gen.post_all(f"http://127.0.0.1:{port}/v1/traces", bodies)
+        posted = time.perf_counter() - start
+    finally:
+        stop(server)
+    return {"stored": 0, "post_s": posted, "queryable_s": posted, "spans_per_s": n / posted}
+
+
+def phoenix_side(runs: int, steps: int) -> dict[str, Any] | None:
+    try:
+        import phoenix  # noqa: F401
+    except ImportError:
+        return None
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SHARED_BENCH / "peer_phoenix.py"),
+            "--runs",
+            str(runs),
+            "--steps",
+            str(steps),
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        print(f"  phoenix failed (exit {result.returncode}): {result.stderr.strip()[-400:]}")
+        return None
+    peer = json.loads(lines[-1])
+    return {
+        "stored": peer["stored"],
+        "post_s": peer["post_s"],
+        "queryable_s": peer["queryable_s"],
+        "spans_per_s": peer["spans_per_s"],
+        "bytes_per_span": peer["bytes_per_span"],
+    }
+
+
+def main() -> None:
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of the agenttrace and Rotel sides")
+    ap.add_argument("--no-phoenix", action="store_true", help="leave out the (slow) Phoenix side")
+    args = ap.parse_args()
+    if args.quick:
+        args.runs, args.reps = 5, 1
+    clean_environment()
+    header("OTLP ingest: spans/s until durable and queryable", args.quick)
+    gen = load_gen_otlp()
+    bodies, n = gen.payloads(args.runs, args.steps, 512)
+    with tempfile.TemporaryDirectory(dir=args.tmp) as empty:  # load DuckDB's readers before timing
+        StoreLayout(Path(empty) / "store").require_writable()
+        stored_spans(Path(empty) / "store")
+    print(
+        f"workload: gen_otlp {args.runs} runs x {args.steps} steps = {n} spans, "
+        f"{len(bodies)} bodies, {fmt_bytes(sum(map(len, bodies)))} of protobuf"
+    )
+
+    ours, ceiling = [], []
+    with tempfile.TemporaryDirectory(prefix="agenttrace-bench-", dir=args.tmp) as tmp_dir:
+        tmp = Path(tmp_dir)
+        for rep in range(args.reps):  # alternate the order: neither side always runs on a warm machine
+            rep_dir = tmp / f"rep{rep}"
+            rep_dir.mkdir()
+            sides = [("ours", agenttrace_side), ("rotel", rotel_side)]
+            for name, side in sides if rep % 2 == 0 else reversed(sides):
+                result = side(gen, bodies, n, rep_dir)
+                if result is not None:
+                    (ours if name == "ours" else ceiling).append(result)
+        phoenix = None if args.no_phoenix else phoenix_side(args.runs, args.steps)
+
+    def med(results: list[dict[str, Any]], key: str) -> float:
+        return median([r[key] for r in results])
+
+    ours_rate = med(ours, "spans_per_s")
+    print(
+        f"agenttrace serve : {ours_rate:10.0f} spans/s until durable and queryable "
+        f"(last 200 after {med(ours, 'post_s'):.2f} s, queryable {med(ours, 'queryable_s'):.2f} s, "
+        f"{min(r['stored'] for r in ours)}/{n} stored, {med(ours, 'bytes_per_span'):.0f} B/span on disk)"
+    )
+    print(
+        f"  a fresh reader (DuckDB + views) counted them all at {med(ours, 'with_reader_s'):.2f} s: "
+        f"{n / med(ours, 'with_reader_s'):.0f} spans/s including the reader's start-up"
+    )
+    result: dict[str, Any] = {
+        "bench": "ingest",
+        "spans": n,
+        "agenttrace_spans_per_s": round(ours_rate),
+        "agenttrace_bytes_per_span": round(med(ours, "bytes_per_span")),
+        "agenttrace_stored_all": all(r["stored"] == n for r in ours),
+    }
+    if ceiling:
+        rotel_rate = med(ceiling, "spans_per_s")
+        gap = rotel_rate / ours_rate
+        print(f"rotel blackhole  : {rotel_rate:10.0f} spans/s acknowledged (stores nothing)")
+        print(
+            f"  Rotel / agenttrace = {gap:.2f}x  (goal: within {ROTEL_GOAL:.0f}x: "
+            f"{'met' if gap <= ROTEL_GOAL else 'NOT met'})"
+        )
+        result.update(rotel_spans_per_s=round(rotel_rate), rotel_over_agenttrace=round(gap, 2))
+    else:
+        print("rotel blackhole  : missing (pip install rotel)")
+    if phoenix:
+        speedup = ours_rate / phoenix["spans_per_s"]
+        print(
+            f"arize phoenix    : {phoenix['spans_per_s']:10.1f} spans/s until queryable "
+            f"({phoenix['stored']}/{n} stored, {phoenix['bytes_per_span']} B/span on disk)"
+        )
+        print(
+            f"  agenttrace / Phoenix = {speedup:.0f}x  (goal: >= {PHOENIX_GOAL:.0f}x: "
+            f"{'met' if speedup >= PHOENIX_GOAL else 'NOT met'}); bytes/span "
+            f"{med(ours, 'bytes_per_span') / phoenix['bytes_per_span']:.3f}x Phoenix's"
+        )
+        result.update(phoenix_spans_per_s=phoenix["spans_per_s"], agenttrace_over_phoenix=round(speedup, 1))
+    else:
+        print("arize phoenix    : missing (pip install arize-phoenix; make test installs it)")
+    final_json(result)
+
+
+if __name__ == "__main__":
+    main()
