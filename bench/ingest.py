@@ -24,9 +24,6 @@ Goals (issue 3): agenttrace >= 100x Phoenix's spans/s, and within 10x of Rotel's
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,42 +41,13 @@ from _common import (
     median,
     parser,
 )
+from _servers import free_port, start_rotel_blackhole, start_serve, stop
 
 from agenttrace.analysis import Database
 from agenttrace.store.layout import StoreLayout
 
-BIN = Path(sys.executable).parent
 PHOENIX_GOAL = 100.0
 ROTEL_GOAL = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if process.poll() is not None:
-                sys.exit(f"bench: {what} exited before listening")
-            time.sleep(0.05)
-    process.kill()
-    sys.exit(f"bench: {what} did not listen on {port}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def stored_spans(store: Path) -> int:
@@ -89,16 +57,10 @@ def stored_spans(store: Path) -> int:
 
 def agenttrace_side(gen: Any, bodies: list[bytes], n: int, tmp: Path) -> dict[str, Any]:
     store = tmp / "agenttrace-store"
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BIN / "agenttrace"), "serve", "--store", str(store), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, url = start_serve(store)
     try:
-        wait_listening(server, port, "agenttrace serve")
         start = time.perf_counter()
-        gen.post_all(f"http://127.0.0.1:{port}/v1/traces", bodies)
+        gen.post_all(url, bodies)
         acked = time.perf_counter() - start
         # A 200 means the spans are in the spool, which every reader reads: a reader opened now
         # must see them all. Its own start-up (DuckDB, views) is a reader cost, reported apart.
@@ -124,27 +86,13 @@ def agenttrace_side(gen: Any, bodies: list[bytes], n: int, tmp: Path) -> dict[st
 
 
 def rotel_side(gen: Any, bodies: list[bytes], n: int, tmp: Path) -> dict[str, Any] | None:
-    try:
-        import rotel
-    except ImportError:
+    started = start_rotel_blackhole(tmp)
+    if started is None:
         return None
-    port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "ROTEL_EXPORTER": "blackhole",
-        "ROTEL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{port}",
-        "ROTEL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
-        "ROTEL_PID_FILE": str(tmp / "rotel.pid"),
-        "ROTEL_LOG_FILE": str(tmp / "rotel.log"),
-    }
-    agent = Path(rotel.__file__).parent / "rotel-agent"
-    server = subprocess.Popen(
-        [str(agent), "start"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    server, url = started
     try:
-        wait_listening(server, port, "rotel")
         start = time.perf_counter()
-        gen.post_all(f"http://127.0.0.1:{port}/v1/traces", bodies)
+        gen.post_all(url, bodies)
         posted = time.perf_counter() - start
     finally:
         stop(server)
@@ -263,6 +211,8 @@ def main() -> None:
             f"{med(ours, 'bytes_per_span') / phoenix['bytes_per_span']:.3f}x Phoenix's"
         )
         result.update(phoenix_spans_per_s=phoenix["spans_per_s"], agenttrace_over_phoenix=round(speedup, 1))
+    elif args.no_phoenix:
+        print("arize phoenix    : left out (--no-phoenix)")
     else:
         print("arize phoenix    : missing (pip install arize-phoenix; make test installs it)")
     final_json(result)

@@ -14,8 +14,6 @@ sending far more than it holds. Against, in the same run:
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +26,7 @@ from typing import Any
 
 import psutil
 from _common import clean_environment, final_json, fmt_bytes, header, load_gen_otlp, parser
-from ingest import BIN, free_port, stop, wait_listening
+from _servers import start_rotel_blackhole, start_serve, stop
 
 
 def rss(process: psutil.Process) -> int:
@@ -117,42 +115,19 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="agenttrace-bench-", dir=args.tmp) as tmp_dir:
         tmp = Path(tmp_dir)
-        port = free_port()
-        server = subprocess.Popen(
-            [str(BIN / "agenttrace"), "serve", "--store", str(tmp / "store"), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server, url = start_serve(tmp / "store")
         try:
-            wait_listening(server, port, "agenttrace serve")
             time.sleep(0.5)
-            results["agenttrace"] = load(server, f"http://127.0.0.1:{port}/v1/traces", work, args.seconds)
+            results["agenttrace"] = load(server, url, work, args.seconds)
         finally:
             stop(server)
-        try:
-            import rotel
-        except ImportError:
-            rotel = None
-        if rotel is not None:
-            port = free_port()
-            env = {
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "ROTEL_EXPORTER": "blackhole",
-                "ROTEL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{port}",
-                "ROTEL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
-                "ROTEL_PID_FILE": str(tmp / "rotel.pid"),
-                "ROTEL_LOG_FILE": str(tmp / "rotel.log"),
-            }
-            agent = Path(rotel.__file__).parent / "rotel-agent"
-            server = subprocess.Popen(
-                [str(agent), "start"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+        started = start_rotel_blackhole(tmp)
+        if started is not None:
+            server, url = started
             try:
-                wait_listening(server, port, "rotel")
-                results["rotel"] = load(server, f"http://127.0.0.1:{port}/v1/traces", work, args.seconds)
+                results["rotel"] = load(server, url, work, args.seconds)
             finally:
-                server.send_signal(signal.SIGTERM)
-                server.wait(30)
+                stop(server)
 
     ours = results["agenttrace"]
     growth = ours["peak_after"] / max(ours["peak_first_quarter"], 1)

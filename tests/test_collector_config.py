@@ -62,16 +62,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     },
     "exporters": {
         "otlp": OTLP_GRPC_EXPORTER,
-        "otlphttp": {
-            "endpoint": LEAF,
-            "traces_endpoint": LEAF,
-            "tls": TLS,
-            "headers": ANY,
-            "compression": LEAF,
-            "timeout": LEAF,
-            "retry_on_failure": RETRY,
-            "sending_queue": QUEUE,
-        },
+        "otlphttp": {**OTLP_GRPC_EXPORTER, "traces_endpoint": LEAF},
         "loadbalancing": {
             "routing_key": LEAF,
             "protocol": {"otlp": {k: v for k, v in OTLP_GRPC_EXPORTER.items() if k != "endpoint"}},

@@ -1,0 +1,77 @@
+"""The OTLP receivers the ingest benchmarks start: `agenttrace serve` and Rotel (blackhole)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if process.poll() is not None:
+                sys.exit(f"bench: {what} exited before listening")
+            time.sleep(0.05)
+    process.kill()
+    sys.exit(f"bench: {what} did not listen on {port}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_serve(store: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`agenttrace serve` on a free port; returns it and its /v1/traces URL once it listens."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "agenttrace"), "serve", "--store", str(store), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_listening(server, port, "agenttrace serve")
+    return server, f"http://127.0.0.1:{port}/v1/traces"
+
+
+def start_rotel_blackhole(tmp: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+    """Rotel forwarding to its blackhole exporter, or None when `rotel` is not installed."""
+    try:
+        import rotel
+    except ImportError:
+        return None
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "ROTEL_EXPORTER": "blackhole",
+        "ROTEL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{port}",
+        "ROTEL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
+        "ROTEL_PID_FILE": str(tmp / "rotel.pid"),
+        "ROTEL_LOG_FILE": str(tmp / "rotel.log"),
+    }
+    agent = Path(rotel.__file__).parent / "rotel-agent"
+    server = subprocess.Popen(
+        [str(agent), "start"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_listening(server, port, "rotel")
+    return server, f"http://127.0.0.1:{port}/v1/traces"
