@@ -8,7 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import Run, ToolCall, llm, run, step, tool, tool_call
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AgentTraceError,
     AmbiguousRunError,
@@ -18,8 +19,38 @@ from .errors import (
     RunNotFoundError,
     StoreError,
 )
-from .exporter import ParquetSpanExporter, PendingSpanProcessor
-from .tracing import configure
+
+if TYPE_CHECKING:
+    from .api import Run, ToolCall, llm, run, step, tool, tool_call
+    from .exporter import ParquetSpanExporter, PendingSpanProcessor
+    from .tracing import configure
+
+_LAZY = {
+    "Run": "api",
+    "ToolCall": "api",
+    "llm": "api",
+    "run": "api",
+    "step": "api",
+    "tool": "api",
+    "tool_call": "api",
+    "ParquetSpanExporter": "exporter",
+    "PendingSpanProcessor": "exporter",
+    "configure": "tracing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The API is imported on first use: `import agenttrace` stays cheap (pyarrow loads only when
+    something is recorded), which matters for every Python process `agenttrace run` instruments."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agenttrace' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AgentTraceError",

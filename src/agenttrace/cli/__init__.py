@@ -8,7 +8,9 @@ import typer
 
 from .. import __version__
 from .common import State
+from .orphans import orphans
 from .query import query
+from .run import run
 from .runs import runs
 from .serve import serve
 from .show import show
@@ -44,6 +46,8 @@ app.command("runs")(runs)
 app.command("show")(show)
 app.command("query")(query)
 app.command("serve")(serve)
+app.command("run", context_settings={"allow_interspersed_args": False})(run)
+app.command("orphans")(orphans)
 
 
 def main() -> None:

@@ -1,0 +1,45 @@
+"""`agenttrace orphans RUN`: what the agent left running when it said it was done."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import JsonOption, StoreOption, handle_errors, layout, print_json, stdout, warn
+
+
+@handle_errors
+def orphans(
+    run: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or `last`.")],
+    json_: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """List processes still alive when the agent's root process exited: pid, command line, age,
+    and the span of the process that started them.
+
+    Example: agenttrace orphans last --json
+    """
+    from rich.table import Table
+
+    from ..analysis import Database, resolve_run
+
+    where = layout(store)
+    run_id = resolve_run(where, run)
+    with Database(where, runs=[run_id]) as db:
+        rows = db.report("orphans", run_id=run_id)
+        warn(db.warnings)
+    if json_:
+        print_json(rows)
+        return
+    if not rows:
+        stdout().print(f"No orphans in run {run_id}.")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("PID", "AGE", "COMMAND", "STARTED BY SPAN", "AFTER"):
+        table.add_column(column)
+    for row in rows:
+        age = f"{row['age_s']:.1f} s" if row["age_s"] is not None else "?"
+        after = "left running" if row["left_running"] else "stopped"
+        table.add_row(str(row["pid"]), age, row["command_line"] or "?", row["started_by_span"] or "-", after)
+    stdout().print(table)

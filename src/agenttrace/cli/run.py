@@ -1,0 +1,108 @@
+"""`agenttrace run -- CMD`: run a command as a recorded, supervised job."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from .common import StoreOption, handle_errors, print_json, stderr
+
+ON_ORPHANS = ("fail", "kill")
+
+
+@handle_errors
+def run(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="The command to run, after `--`.", show_default=False),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Use this run id (default: a new one).", show_default=False)
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            help="Stop the whole process tree after this long (90, 30s, 5m, 1h30m): SIGTERM, then "
+            "SIGKILL; the run ends timed_out.",
+            show_default=False,
+        ),
+    ] = None,
+    on_orphans: Annotated[
+        str,
+        typer.Option(
+            "--on-orphans",
+            help="Processes still alive when the command exits fail the run; `kill` also stops them.",
+        ),
+    ] = "fail",
+    json_: Annotated[
+        bool, typer.Option("--json", help="Also print the result as one JSON object on stdout.")
+    ] = False,
+    store: StoreOption = None,
+) -> None:
+    """Run CMD as a recorded job: its process tree, exit code or signal, timeout, orphans and the
+    files it wrote, with every span it sends over OTLP. Python programs are instrumented with no
+    code change.
+
+    Exit status: 0 when the run succeeded, 1 when it did not, 2 for a usage error.
+
+    Example: agenttrace run --timeout 30m -- python agent.py --task fix-bug
+    """
+    from ..errors import ConfigError
+    from ..supervise.durations import parse_duration
+    from ..supervise.supervisor import Supervisor, command_line, signal_name
+
+    if not command:
+        raise ConfigError("no command to run: agenttrace run [OPTIONS] -- CMD [ARGS...]")
+    if on_orphans not in ON_ORPHANS:
+        raise ConfigError(f"--on-orphans must be one of {', '.join(ON_ORPHANS)}, got {on_orphans!r}")
+    seconds = parse_duration(timeout, "--timeout") if timeout is not None else None
+    supervisor = Supervisor(
+        list(command),
+        store=store,
+        run_id=run_id,
+        timeout=seconds,
+        on_orphans=on_orphans,  # type: ignore[arg-type]
+    )
+    result = supervisor.run()
+    console = stderr()
+
+    def say(text: str) -> None:
+        console.print(f"agenttrace: {text}", markup=False, highlight=False)
+
+    ending = (
+        f"killed by signal {signal_name(result.signal)}"
+        if result.signal is not None
+        else f"exit code {result.exit_code}"
+    )
+    say(f"run {result.run_id} {result.state} ({ending})")
+    written = len(result.artifacts)
+    say(f"{result.processes} process(es) · {written} file(s) written · store {supervisor.settings.store}")
+    for orphan in result.orphans:
+        fate = "killed" if orphan.killed else "LEFT RUNNING (--on-orphans kill stops them)"
+        say(
+            f"orphan: pid {orphan.pid} `{command_line(orphan.argv) or '?'}`, {orphan.age_s:.1f} s old, "
+            f"still running when the command exited: {fate}"
+        )
+    if json_:
+        print_json(_as_json(result))
+    if result.error:
+        console.print(f"Error: {result.error}", markup=False, highlight=False)
+        raise typer.Exit(2)
+    raise typer.Exit(0 if result.state == "succeeded" else 1)
+
+
+def _as_json(result: Any) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "state": result.state,
+        "exit": {"code": result.exit_code, "signal": result.signal},
+        "processes": result.processes,
+        "orphans": [
+            {"pid": o.pid, "argv": o.argv, "age_s": round(o.age_s, 3), "span_id": o.span_id}
+            | {"killed": o.killed}
+            for o in result.orphans
+        ],
+        "artifacts": [{"path": a.path, "size": a.size, "sha256": a.sha256} for a in result.artifacts],
+    }

@@ -1,0 +1,1 @@
+"""`agenttrace run`: supervise a command as a production job (process tree, exit states, orphans)."""

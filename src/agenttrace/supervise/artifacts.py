@@ -1,0 +1,76 @@
+"""The artifact manifest: files created or modified under the working directory during a run."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+IGNORED_DIRS = frozenset(
+    {".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", ".agenttrace"}
+)
+"""Directories never walked: version control, virtual environments, caches."""
+MAX_FILES = 200_000
+"""A working directory with more files than this is not walked further (the manifest says so)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: str
+    """Relative to the working directory, with `/` separators."""
+    size: int
+    sha256: str
+    created: bool
+
+
+def snapshot(root: Path, skip: list[Path]) -> dict[str, tuple[int, int]]:
+    """relative path -> (size, mtime_ns) of every regular file under `root`, minus `skip` dirs."""
+    skipped = {os.path.realpath(p) for p in skip}
+    files: dict[str, tuple[int, int]] = {}
+    stack = [str(root)]
+    while stack and len(files) < MAX_FILES:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in IGNORED_DIRS and os.path.realpath(entry.path) not in skipped:
+                        stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    files[os.path.relpath(entry.path, root).replace(os.sep, "/")] = (
+                        st.st_size,
+                        st.st_mtime_ns,
+                    )
+            except OSError:
+                continue
+    return files
+
+
+def sha256_of(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def changes(root: Path, before: dict[str, tuple[int, int]], skip: list[Path]) -> list[Artifact]:
+    """Files under `root` that are new or changed since `before`, with their hashes, by path."""
+    after = snapshot(root, skip)
+    found = []
+    for rel, (size, mtime) in sorted(after.items()):
+        old = before.get(rel)
+        if old == (size, mtime):
+            continue
+        digest = sha256_of(root / rel)
+        if digest is not None:
+            found.append(Artifact(rel, size, digest, created=old is None))
+    return found

@@ -1,0 +1,423 @@
+"""Run a command as a production job: a run with a root span, an embedded OTLP receiver, the
+process tree watched, signals forwarded, a timeout enforced, orphans found, and files recorded.
+
+    result = Supervisor(["python", "agent.py"], store=Path(".agenttrace"), timeout=600).run()
+    result.state   # succeeded | failed | timed_out | cancelled
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from .. import config, constants, environment
+from ..errors import ConfigError, StoreError
+from ..ids import is_safe_run_id, new_run_id
+from ..redact import redact_argv
+from ..store.layout import StoreLayout
+from . import artifacts
+from .watcher import Proc, ProcessWatcher, become_subreaper
+
+KILL_GRACE_S = 3.0
+"""Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
+BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "_bootstrap"
+PROC_EVENTS_ENV = "AGENTTRACE_PROC_EVENTS"
+"""`0` turns off the kernel's process events: the watcher polls /proc alone."""
+
+OrphanPolicy = Literal["fail", "kill"]
+
+
+@dataclass
+class Orphan:
+    pid: int
+    argv: list[str]
+    age_s: float
+    span_id: str | None
+    """The span of the process that started it (its parent process), if known."""
+    killed: bool = False
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    state: str
+    exit_code: int | None
+    signal: int | None
+    orphans: list[Orphan] = field(default_factory=list)
+    processes: int = 0
+    artifacts: list[artifacts.Artifact] = field(default_factory=list)
+    error: str | None = None
+    """Set when the run could not go as asked (command not found, interrupted twice)."""
+
+
+class Supervisor:
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        store: Path | None = None,
+        run_id: str | None = None,
+        timeout: float | None = None,
+        on_orphans: OrphanPolicy = "fail",
+        cwd: Path | None = None,
+    ) -> None:
+        if not command:
+            raise ConfigError("no command to run: agenttrace run [OPTIONS] -- CMD [ARGS...]")
+        if run_id is not None and not is_safe_run_id(run_id):
+            raise ConfigError(f"run id {run_id!r} must be 1-128 letters, digits, '.', '_', ':' or '-'")
+        self.command = command
+        self.settings = config.load(store)
+        self.layout = StoreLayout(self.settings.store)
+        self.run_id = run_id or new_run_id()
+        self.timeout = timeout
+        self.on_orphans = on_orphans
+        self.cwd = (cwd or Path.cwd()).absolute()
+        self._interrupts = 0
+        self._signal_seen = threading.Event()
+        self._tracer = trace.get_tracer("agenttrace.supervisor")
+        self._root: Span | None = None
+        self._lock = threading.Lock()
+        self._procs_by_pid: dict[int, Proc] = {}
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        from ..api import _finish
+        from ..otlp.server import OtlpServer
+        from ..tracing import configure
+
+        self.layout.require_writable()
+        configure(self.settings.store, flush_interval=self.settings.flush_interval)
+        subreaper = become_subreaper()
+        before = artifacts.snapshot(self.cwd, [self.settings.store])
+        argv = redact_argv(self.command)
+        self._root = self._tracer.start_span(
+            os.path.basename(self.command[0]),
+            context=otel_context.Context(),
+            kind=SpanKind.INTERNAL,
+            attributes={
+                constants.RUN_ID: self.run_id,
+                constants.SPAN_TYPE: "run",
+                constants.RUN_NAME: " ".join(argv)[:200],
+                "process.command_line": shlex.join(argv),
+                "process.command_args": argv,
+                "agenttrace.supervisor.subreaper": subreaper,
+                **({"agenttrace.run.timeout_s": self.timeout} if self.timeout else {}),
+                **environment.snapshot(),
+            },
+        )
+        self._state("running")
+        server = OtlpServer(self.settings.store, host="127.0.0.1", port=0)
+        server.start()
+        result: RunResult | None = None
+        try:
+            result = self._supervise(server.endpoint)
+        finally:
+            self._finish_root(result, before)
+            _finish(self.run_id, str(self.settings.store))
+            server.stop()
+        return result
+
+    def _supervise(self, endpoint: str) -> RunResult:
+        assert self._root is not None
+        own_group = not sys.stdin.isatty()
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            try:
+                child = subprocess.Popen(
+                    self.command,
+                    env=self._child_env(endpoint),
+                    cwd=self.cwd,
+                    process_group=0 if own_group else None,
+                )
+            except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
+                self._root.set_attribute("process.exit.code", code)
+                what = "command not found" if code == 127 else "command cannot be run"
+                return RunResult(self.run_id, "failed", code, None, error=f"{what}: {self.command[0]}")
+            self._child_pgid = child.pid if own_group else None
+            watcher = ProcessWatcher(
+                child.pid,
+                self._process_started,
+                self._process_ended,
+                on_exec=self._process_exec,
+                use_events=os.environ.get(PROC_EVENTS_ENV, "1") != "0",
+            )
+            self._root.set_attribute("agenttrace.watcher.mode", watcher.mode)
+            watcher.start()
+            state = self._wait(watcher)
+            child.returncode = 0  # reaped by the watcher; keep Popen from waiting on it again
+            root_proc = watcher.root
+            self._settle(watcher)
+            orphans = self._orphans(watcher, root_proc)
+            if orphans and self.on_orphans == "kill":
+                self._stop_tree(watcher, [o.pid for o in orphans])
+                for orphan in orphans:
+                    orphan.killed = not any(p.pid == orphan.pid for p in watcher.alive())
+            watcher.stop()
+            for proc in watcher.alive():  # left running (--on-orphans fail): the record says so
+                self._end_still_running(proc)
+            if state == "exited":
+                failed = root_proc.exit_code != 0 or root_proc.signal is not None or bool(orphans)
+                state = "failed" if failed else "succeeded"
+            error = None
+            if self._interrupts > 1:
+                error = "interrupted again while cancelling: the agent's process tree was killed"
+            return RunResult(
+                self.run_id,
+                state,
+                root_proc.exit_code,
+                root_proc.signal,
+                orphans,
+                processes=len(watcher.procs),
+                error=error,
+            )
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _wait(self, watcher: ProcessWatcher) -> str:
+        """Wait for the command's process; 'exited', 'timed_out' or 'cancelled'."""
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        handled = 0
+        outcome = "exited"
+        while not watcher.root_exited.wait(0.02):
+            if self._interrupts > handled:
+                handled = self._interrupts
+                outcome = "cancelled"
+                if handled == 1:
+                    self._state("cancelling")
+                    self._forward(watcher, self._last_signal)
+                else:
+                    self._stop_tree(watcher, grace=None)
+            if deadline is not None and time.monotonic() >= deadline and outcome == "exited":
+                outcome = "timed_out"
+                self._state("timing_out")
+                self._stop_tree(watcher)
+        return outcome
+
+    # -- signals and stopping ---------------------------------------------------------------------
+    _last_signal = signal.SIGTERM
+    _child_pgid: int | None = None
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._last_signal = signal.Signals(signum)
+        self._interrupts += 1
+
+    def _forward(self, watcher: ProcessWatcher, sig: int) -> None:
+        """Pass an interrupt on to the agent: to its process group when it has its own (as a
+        terminal would), else to its process, except a SIGINT, which the terminal already sent it."""
+        if self._child_pgid is not None:
+            with _quiet():
+                os.killpg(self._child_pgid, sig)
+        elif sig != signal.SIGINT:
+            with _quiet():
+                os.kill(watcher.root_pid, sig)
+
+    def _stop_tree(
+        self, watcher: ProcessWatcher, pids: list[int] | None = None, grace: float | None = KILL_GRACE_S
+    ) -> None:
+        """SIGTERM every live process of the tree (or `pids`), then SIGKILL what is left after
+        `grace` seconds; with `grace=None`, SIGKILL at once."""
+
+        def targets() -> list[int]:
+            alive = {p.pid for p in watcher.alive()}
+            return [p for p in (pids if pids is not None else alive) if p in alive]
+
+        for sig in (signal.SIGTERM, signal.SIGKILL) if grace is not None else (signal.SIGKILL,):
+            if sig == signal.SIGKILL and grace:
+                deadline = time.monotonic() + grace
+                while targets() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            if pids is None and self._child_pgid is not None:
+                with _quiet():
+                    os.killpg(self._child_pgid, sig)
+            for pid in targets():
+                with _quiet():
+                    os.kill(pid, sig)
+        deadline = time.monotonic() + 2.0
+        while targets() and time.monotonic() < deadline:  # the watcher reaps and records them
+            time.sleep(0.01)
+
+    # -- records --------------------------------------------------------------------------------
+    def _child_env(self, endpoint: str) -> dict[str, str]:
+        assert self._root is not None
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(self._root))
+        env = dict(os.environ)
+        resource = f"{constants.RUN_ID}={self.run_id}"
+        existing = env.get("OTEL_RESOURCE_ATTRIBUTES")
+        pythonpath = env.get("PYTHONPATH")
+        bootstrap = f"{BOOTSTRAP_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(BOOTSTRAP_DIR)
+        env.update(
+            {
+                "TRACEPARENT": carrier["traceparent"],
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_RESOURCE_ATTRIBUTES": f"{existing},{resource}" if existing else resource,
+                "AGENTTRACE_RUN_ID": self.run_id,
+                "AGENTTRACE_STORE": str(self.settings.store),
+                "AGENTTRACE_FLUSH_INTERVAL": str(self.settings.flush_interval),
+                "PYTHONPATH": bootstrap,
+            }
+        )
+        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+            env.pop(name, None)  # the receiver forwards to it; the agent sends to the receiver
+        return env
+
+    def _process_started(self, proc: Proc) -> None:
+        parent = None
+        with self._lock:
+            parent_proc = self._procs_by_pid.get(proc.ppid)
+            self._procs_by_pid[proc.pid] = proc
+        parent_span = parent_proc.handle if parent_proc is not None else self._root
+        if isinstance(parent_span, Span):
+            parent = trace.set_span_in_context(parent_span)
+        argv = redact_argv(proc.argv)
+        proc.handle = self._tracer.start_span(
+            f"process {proc.name}",
+            context=parent or otel_context.Context(),
+            start_time=proc.start_ns,
+            attributes={
+                constants.RUN_ID: self.run_id,
+                constants.SPAN_TYPE: "process",
+                "agenttrace.process.source": "watcher",
+                "process.pid": proc.pid,
+                "process.parent_pid": proc.ppid,
+                "process.executable.name": proc.name,
+                "process.command_line": shlex.join(argv),
+                "process.command_args": argv,
+            },
+        )
+
+    def _process_exec(self, proc: Proc) -> None:
+        span = proc.handle
+        if isinstance(span, Span):
+            argv = redact_argv(proc.argv)
+            span.update_name(f"process {proc.name}")
+            span.set_attribute("process.executable.name", proc.name)
+            span.set_attribute("process.command_line", shlex.join(argv))
+            span.set_attribute("process.command_args", argv)
+
+    def _process_ended(self, proc: Proc) -> None:
+        span = proc.handle
+        if not isinstance(span, Span):
+            return
+        if proc.exit_code is not None:
+            span.set_attribute("process.exit.code", proc.exit_code)
+            if proc.exit_code != 0:
+                span.set_status(Status(StatusCode.ERROR, f"exit code {proc.exit_code}"))
+        if proc.signal is not None:
+            span.set_attribute("agenttrace.process.signal", str(proc.signal))
+            span.set_status(Status(StatusCode.ERROR, f"killed by signal {signal_name(proc.signal)}"))
+        span.set_attribute("agenttrace.process.exit_known", proc.exit_known)
+        span.end(end_time=proc.end_ns)
+
+    def _settle(self, watcher: ProcessWatcher) -> None:
+        """Let the watcher catch up: a process forked a moment ago may still be in the middle of
+        exec (its argv not yet readable), or about to exit."""
+        deadline = time.monotonic() + 0.2
+        while True:
+            watcher.poll_once()
+            young = [p for p in watcher.alive() if time.time_ns() - p.start_ns < 100_000_000]
+            if not young or time.monotonic() >= deadline:
+                return
+            time.sleep(0.02)
+
+    def _orphans(self, watcher: ProcessWatcher, root_proc: Proc) -> list[Orphan]:
+        now = time.time_ns()
+        found = []
+        for proc in watcher.alive():
+            span = proc.handle
+            if isinstance(span, Span):
+                span.set_attribute("agenttrace.process.alive_at_exit", True)
+                span.set_attribute("agenttrace.process.age_at_exit_s", round((now - proc.start_ns) / 1e9, 3))
+            parent = self._procs_by_pid.get(proc.ppid)
+            parent_span = parent.handle if parent is not None else None
+            span_id = (
+                f"{parent_span.get_span_context().span_id:016x}" if isinstance(parent_span, Span) else None
+            )
+            found.append(Orphan(proc.pid, proc.argv, (now - proc.start_ns) / 1e9, span_id))
+        return found
+
+    def _end_still_running(self, proc: Proc) -> None:
+        span = proc.handle
+        if isinstance(span, Span):
+            span.set_attribute("agenttrace.process.still_running", True)
+            span.set_status(Status(StatusCode.ERROR, "still running when the supervisor exited"))
+            span.end()
+
+    def _state(self, state: str) -> None:
+        if self._root is not None:
+            self._root.add_event("agenttrace.state", {constants.RUN_STATE: state})
+
+    def _finish_root(self, result: RunResult | None, before: dict[str, tuple[int, int]]) -> None:
+        root = self._root
+        if root is None:
+            return
+        state = result.state if result is not None else "failed"
+        if result is not None:
+            if result.exit_code is not None:
+                root.set_attribute("process.exit.code", result.exit_code)
+            if result.signal is not None:
+                root.set_attribute("agenttrace.process.signal", str(result.signal))
+            root.set_attribute("agenttrace.run.orphans", len(result.orphans))
+            try:
+                result.artifacts = artifacts.changes(self.cwd, before, [self.settings.store])
+            except OSError:
+                result.artifacts = []
+            for artifact in result.artifacts:
+                root.add_event(
+                    "agenttrace.artifact",
+                    {
+                        "file.path": artifact.path,
+                        "file.size": artifact.size,
+                        "agenttrace.artifact.sha256": artifact.sha256,
+                        "agenttrace.artifact.role": "written",
+                        "agenttrace.artifact.created": artifact.created,
+                    },
+                )
+            if result.error:
+                root.set_status(Status(StatusCode.ERROR, result.error))
+        if state != "succeeded":
+            root.set_status(Status(StatusCode.ERROR, f"run {state}"))
+        root.set_attribute(constants.RUN_STATE, state)
+        self._state(state)
+        root.end()
+
+
+class _quiet:
+    """Ignore a process that is already gone."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
+        return kind is not None and issubclass(kind, (ProcessLookupError, PermissionError))
+
+
+def signal_name(number: int) -> str:
+    """`9 (SIGKILL)`, or just the number for one Python does not name."""
+    try:
+        return f"{number} ({signal.Signals(number).name})"
+    except ValueError:
+        return str(number)
+
+
+def command_line(argv: list[str]) -> str:
+    return shlex.join(redact_argv(argv))
+
+
+__all__ = ["Orphan", "RunResult", "StoreError", "Supervisor"]

@@ -1,0 +1,299 @@
+"""Watch every descendant of a command from start to end, and reap the ones that re-parent to us.
+
+The supervisor is a child subreaper (PR_SET_CHILD_SUBREAPER): a descendant whose parent dies is
+re-parented to it, not to init, so double-forked and `setsid` daemons stay in view and their exit
+status comes back through `waitpid`. Processes are found by polling /proc every few milliseconds.
+
+Processes are found two ways. Where the kernel permits (CAP_NET_ADMIN: root, or a container
+that grants it), its process events (netlink proc connector) report every fork, exec and exit as
+it happens, with the exit status of every process, not only our children. /proc is also polled,
+which is all there is elsewhere. What polling alone can know, stated honestly:
+- a process that starts and ends between two polls is not seen at all (bench/run_overhead.py
+  measures the fraction caught); the Python bootstrap records its own subprocesses exactly;
+- the exit status of our own children (the command, and re-parented orphans) comes from
+  `waitpid`, exact; a grandchild's is read from /proc while it is a zombie, which is seen only if
+  its parent reaps it after our poll; otherwise it is unknown (None), never guessed.
+`mode` says which: `events+poll` or `poll`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import procfs
+from .netlink import ProcEvent, open_connector
+
+log = logging.getLogger(__name__)
+
+PR_SET_CHILD_SUBREAPER = 36
+POLL_INTERVAL_S = 0.002
+"""Between /proc scans when the kernel's process events are not available."""
+EVENTS_POLL_INTERVAL_S = 0.02
+"""Between /proc scans when they are: the events carry the fine-grained work."""
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants. False where the kernel refuses."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+@dataclass
+class Proc:
+    """One process of the tree, as the watcher knows it."""
+
+    pid: int
+    ppid: int
+    start_ns: int
+    argv: list[str]
+    name: str
+    comm: str = ""
+    end_ns: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    exit_known: bool = False
+    exec_unread: bool = False
+    """It exec'd, and its new argv could not be read yet: `argv` is its parent's, not its own."""
+    alive_at_exit: bool = False
+    handle: object = None
+    """Whatever the owner attaches (the supervisor: the process's span)."""
+    children: list[int] = field(default_factory=list)
+
+    @property
+    def alive(self) -> bool:
+        return self.end_ns is None
+
+    def set_status(self, status: int) -> None:
+        if os.WIFEXITED(status):
+            self.exit_code = os.WEXITSTATUS(status)
+        elif os.WIFSIGNALED(status):
+            self.signal = os.WTERMSIG(status)
+        self.exit_known = True
+
+
+class ProcessWatcher:
+    """Tracks the descendants of this process, starting with `root_pid`, on a thread of its own.
+
+    `on_start(proc)` and `on_end(proc)` are called from that thread, parents before children;
+    `on_exec(proc)` when a process seen before has exec'd another program (new argv and name).
+    """
+
+    def __init__(
+        self,
+        root_pid: int,
+        on_start: Callable[[Proc], None],
+        on_end: Callable[[Proc], None],
+        interval: float = POLL_INTERVAL_S,
+        on_exec: Callable[[Proc], None] | None = None,
+        use_events: bool = True,
+    ) -> None:
+        self.root_pid = root_pid
+        self.on_start = on_start
+        self.on_end = on_end
+        self.on_exec = on_exec
+        self.interval = interval
+        self.procs: dict[int, Proc] = {}
+        """Every process seen, by pid (a reused pid replaces an ended one)."""
+        self.root_exited = threading.Event()
+        self._me = os.getpid()
+        self._foreign: dict[int, int] = {}  # pid -> start_ns of processes that are not ours
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="agenttrace-watcher", daemon=True)
+        self._events = open_connector() if use_events else None
+        self.mode = "events+poll" if self._events is not None else "poll"
+        if self._events is not None and interval == POLL_INTERVAL_S:
+            self.interval = EVENTS_POLL_INTERVAL_S
+
+    def start(self) -> None:
+        root = procfs.stat(self.root_pid)
+        self._add(procfs.ProcStat(self.root_pid, self._me, "R", time.time_ns(), "") if root is None else root)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._events is not None:
+            self._events.close()
+
+    def alive(self) -> list[Proc]:
+        with self._lock:
+            return [p for p in self.procs.values() if p.alive]
+
+    @property
+    def root(self) -> Proc:
+        return self.procs[self.root_pid]
+
+    def poll_once(self) -> None:
+        with self._lock:
+            self._read_events()
+            self._reap()
+            self._scan()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # the watcher must not die; the run's record would end silently
+                log.exception("agenttrace: process watcher error")
+            if self._events is not None:
+                select.select([self._events], [], [], self.interval)
+            else:
+                time.sleep(self.interval)
+        self.poll_once()
+
+    def _read_events(self) -> None:
+        if self._events is not None:
+            for event in self._events.read():
+                self._on_event(event)
+
+    def _on_event(self, event: ProcEvent) -> None:
+        known = self.procs.get(event.pid)
+        if event.kind == "fork":
+            parent = self.procs.get(event.ppid)
+            ours = event.ppid == self._me or (parent is not None and parent.alive)
+            if ours and (known is None or not known.alive) and event.pid != self.root_pid:
+                st = procfs.stat(event.pid)
+                if st is None or st.ppid != event.ppid:
+                    st = procfs.ProcStat(event.pid, event.ppid, "R", event.time_ns, "")
+                self._add(st)
+        elif known is None or not known.alive:
+            return
+        elif event.kind == "exec":
+            self._exec(known, procfs.stat(event.pid))
+        elif event.kind == "exit":
+            if not known.exit_known:
+                known.set_status(event.status)
+            if not known.name or known.exec_unread:  # a zombie still shows its name
+                st = procfs.stat(event.pid)
+                if st is not None and st.comm and st.start_ns == known.start_ns:
+                    known.argv, known.name, known.comm = [st.comm], st.comm, st.comm
+                else:  # its parent's argv would be a lie: say it is unknown
+                    known.argv, known.name = [], "?"
+                known.exec_unread = False
+                if self.on_exec is not None:
+                    self.on_exec(known)
+            self._end(known, event.time_ns)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            proc = self.procs.get(pid)
+            if proc is None:
+                # Re-parented to us and gone before a poll saw it: caught by its exit alone.
+                proc = self._add(procfs.ProcStat(pid, self._me, "Z", time.time_ns(), "?"))
+            if not proc.exit_known:
+                proc.set_status(status)
+            self._end(proc)
+            if pid == self.root_pid:
+                self.root_exited.set()
+
+    def _scan(self) -> None:
+        current = procfs.pids()
+        present = set(current)
+        vanished = [p for p in self.procs.values() if p.alive and p.pid not in present]
+        if vanished and self._events is not None:
+            self._read_events()  # the kernel sent their exit before they left /proc
+        for proc in vanished:
+            self._end(proc)
+        unresolved: list[procfs.ProcStat] = []
+        for pid in current:
+            known = self.procs.get(pid)
+            if known is not None and known.alive:
+                self._check(known)
+                continue
+            if pid in self._foreign or pid == self._me:
+                continue
+            st = procfs.stat(pid)
+            if st is None:
+                continue
+            if known is not None and st.start_ns == known.start_ns:
+                continue  # an ended process of ours, still a zombie or not yet gone from /proc
+            unresolved.append(st)
+        ours = {p.pid for p in self.procs.values() if p.alive} | {self._me}
+        progress = True
+        while unresolved and progress:
+            progress = False
+            for st in list(unresolved):
+                if st.ppid in ours:
+                    self._add(st)
+                    ours.add(st.pid)
+                    unresolved.remove(st)
+                    progress = True
+        # Not ours: remember, so they are not read again. One whose parent is gone stays
+        # unresolved: it is being re-parented, maybe to us (a daemon whose parent exited).
+        waiting = {st.pid for st in unresolved}
+        for st in unresolved:
+            parent_foreign = st.ppid in self._foreign or st.ppid in (0, 1)
+            if parent_foreign or (st.ppid in present and st.ppid not in waiting):
+                self._foreign[st.pid] = st.start_ns
+
+    def _check(self, proc: Proc) -> None:
+        """A live descendant: has it exec'd (forked children run the parent's argv until they
+        do)? Is it a zombie, whose status can be read before its parent reaps it?"""
+        st = procfs.stat(proc.pid)
+        if st is None or st.start_ns != proc.start_ns:
+            return  # gone: the next scan ends it
+        if st.state != "Z" and st.comm != proc.comm:
+            self._exec(proc, st)
+        if st.state == "Z" and st.ppid != self._me:  # ours are reaped with their status
+            if st.exit_status is not None:
+                proc.set_status(st.exit_status)
+            self._end(proc)
+
+    def _exec(self, proc: Proc, st: procfs.ProcStat | None) -> None:
+        """The process now runs another program: take its argv (or, if it is already gone, the
+        name the kernel still shows for it) instead of the parent's it was forked with."""
+        argv = procfs.cmdline(proc.pid)
+        if argv:
+            proc.argv = argv
+            proc.name = procfs.exe_name(proc.pid) or os.path.basename(argv[0])
+            if st is not None:
+                proc.comm = st.comm
+        elif st is not None and st.state == "Z" and st.comm:
+            proc.argv, proc.name, proc.comm = [st.comm], st.comm, st.comm
+        else:
+            proc.exec_unread = True  # in the middle of exec, or gone: a later poll or its exit says
+            return
+        proc.exec_unread = False
+        if self.on_exec is not None:
+            self.on_exec(proc)
+
+    def _add(self, st: procfs.ProcStat) -> Proc:
+        argv = procfs.cmdline(st.pid)
+        proc = Proc(
+            pid=st.pid,
+            ppid=st.ppid,
+            start_ns=st.start_ns,
+            argv=argv,
+            name=procfs.exe_name(st.pid) or (os.path.basename(argv[0]) if argv else st.comm),
+            comm=st.comm,
+        )
+        self.procs[st.pid] = proc
+        parent = self.procs.get(st.ppid)
+        if parent is not None:
+            parent.children.append(st.pid)
+        self.on_start(proc)
+        return proc
+
+    def _end(self, proc: Proc, end_ns: int | None = None) -> None:
+        if not proc.alive:
+            return
+        proc.end_ns = end_ns or time.time_ns()
+        self.on_end(proc)
