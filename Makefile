@@ -1,5 +1,5 @@
 # Two commands do everything on a machine with Python 3.11 and pip:
-#   make demo   create .venv, install agenttrace, run the sample agent, show its run
+#   make demo   create .venv, install agenttrace, run the sample agent under `agenttrace run`, show its run
 #   make test   create .venv, install agenttrace with test dependencies, run the whole suite
 
 PYTHON ?= python3
@@ -23,7 +23,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_STORE)
-	AGENTTRACE_STORE=$(DEMO_STORE) $(BIN)/python examples/research_agent.py
+	$(BIN)/agenttrace run --store $(DEMO_STORE) -- $(BIN)/python examples/research_agent.py
 	$(BIN)/agenttrace show last --store $(DEMO_STORE)
 
 test: $(VENV)/.installed-test

@@ -43,13 +43,15 @@ def timed_run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> f
 
 
 def recorded(store: Path) -> dict[str, int]:
+    """Processes below the command's own (the loop's children), with an exit code, and named."""
     with Database(store) as db:
         row = db.records(
-            "SELECT count(*) FILTER (WHERE executable = 'true') AS seen, "
-            "count(*) FILTER (WHERE executable = 'true' AND exit_code = 0) AS with_exit "
-            "FROM processes"
+            "SELECT count(*) AS seen, count(exit_code) AS with_exit, "
+            "count(*) FILTER (WHERE executable = 'true') AS named FROM processes "
+            "WHERE parent_pid IS DISTINCT FROM (SELECT TRY_CAST(attributes['agenttrace.supervisor.pid'] "
+            "AS BIGINT) FROM spans WHERE attributes['agenttrace.span.type'] = 'run')"
         )[0]
-    return {"seen": row["seen"], "with_exit": row["with_exit"]}
+    return {"seen": row["seen"], "with_exit": row["with_exit"], "named": row["named"]}
 
 
 def latency(tmp: Path, reps: int) -> list[float]:
@@ -122,15 +124,26 @@ def main() -> None:
             timed_run(under_run(store, cmd), tmp, env)
             coverage["poll only"] = recorded(store)
             ratio = median(under) / median(bare)
+            empty = [
+                timed_run(under_run(tmp / f"{label.split()[0]}-empty-{i}", ["true"]), tmp) for i in range(2)
+            ]
+            per_process = (median(under) - median(empty)) / (median(bare) - 0.0)
             print(
                 f"{label}: bare {median(bare):.2f} s, under agenttrace run {median(under):.2f} s "
                 f"= {ratio:.2f}x "
                 f"(goal <= {GOAL}x: {'met' if ratio <= GOAL else 'NOT met'})"
             )
+            print(
+                f"  of which fixed start-up and shutdown (`agenttrace run -- true`): {median(empty):.2f} s; "
+                f"the processes themselves: {per_process:.2f}x their bare time"
+            )
+            result[f"{label.split()[0]}_fixed_s"] = round(median(empty), 2)
+            result[f"{label.split()[0]}_marginal_ratio"] = round(per_process, 2)
             for mode, counts in coverage.items():
                 print(
                     f"  recorded ({mode}): {counts['seen']}/{n} = {counts['seen'] / n:.1%}, "
-                    f"with exit code {counts['with_exit']}/{n} = {counts['with_exit'] / n:.1%}"
+                    f"with exit code {counts['with_exit']}/{n} = {counts['with_exit'] / n:.1%}, "
+                    f"with their name {counts['named']}/{n} = {counts['named'] / n:.1%}"
                 )
             key = label.split()[0]
             result[f"{key}_ratio"] = round(ratio, 2)

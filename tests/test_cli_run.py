@@ -328,3 +328,63 @@ def test_an_invalid_timeout_is_refused(tmp_path: Path, bad: str) -> None:
     assert result.stderr.strip() == (
         f"Error: --timeout {bad!r} is not a positive duration such as 90, 30s, 500ms, 5m or 1h30m"
     )
+
+
+def test_an_agent_using_agenttrace_run_joins_the_supervised_run(tmp_path: Path) -> None:
+    agent = Path(__file__).resolve().parents[1] / "examples" / "research_agent.py"
+    result = agenttrace_run(tmp_path, "--", sys.executable, str(agent))
+    assert result.returncode == 0, result.stderr
+    run = the_run(tmp_path)  # one run, not one for the supervisor and one for the agent
+    assert run["state"] == "succeeded"
+    steps = query(tmp_path / "store", "SELECT kind, name, parent_span_id FROM steps ORDER BY step")
+    (agent_step,) = [s for s in steps if s["kind"] == "agent"]
+    assert agent_step["parent_span_id"] == run["root_span_id"]
+    assert [s["kind"] for s in steps].count("llm") == 3
+    assert not [s for s in steps if s["kind"] == "process" and "git" in s["name"]], (
+        "agenttrace's own git calls are not the agent's work"
+    )
+
+
+OPENAI_AGENT = """
+import sys
+sys.path.insert(0, {examples!r})
+import openai
+from fake_model_server import start_in_thread
+
+server, base_url = start_in_thread()
+client = openai.OpenAI(base_url=base_url, api_key="not-a-real-key")
+reply = client.chat.completions.create(model="fake-gpt", messages=[{{"role": "user", "content": "hi"}}])
+print(reply.choices[0].finish_reason)
+server.shutdown()
+"""
+
+
+def test_installed_genai_instrumentors_are_turned_on(tmp_path: Path) -> None:
+    """The OpenAI SDK, instrumented by OpenInference's instrumentor, with no code in the agent."""
+    examples = str(Path(__file__).resolve().parents[1] / "examples")
+    (tmp_path / "agent.py").write_text(OPENAI_AGENT.format(examples=examples))
+    result = agenttrace_run(tmp_path, "--", sys.executable, "agent.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stop"
+    (llm,) = query(tmp_path / "store", "SELECT * FROM steps WHERE kind = 'llm'")
+    assert (llm["model"], llm["finish_reason"]) == ("fake-gpt", "stop")
+    assert llm["input_tokens"] and llm["output_tokens"]
+    assert "not-a-real-key" not in json.dumps(
+        query(tmp_path / "store", "SELECT attributes FROM spans"), default=str
+    )
+
+
+def test_a_hung_agent_killed_by_the_timeout_leaves_its_open_spans_unfinished(tmp_path: Path) -> None:
+    hung = textwrap.dedent(
+        """
+        import time
+        from opentelemetry import trace
+        with trace.get_tracer("agent").start_as_current_span("execute_tool wait_forever"):
+            time.sleep(60)
+        """
+    )
+    result = agenttrace_run(tmp_path, "--timeout", "3s", "--", sys.executable, "-c", hung)
+    assert result.returncode == 1
+    assert the_run(tmp_path)["state"] == "timed_out"
+    (span,) = query(tmp_path / "store", "SELECT ended FROM spans WHERE name = 'execute_tool wait_forever'")
+    assert span["ended"] is False, "its start record came over OTLP before the agent was killed"

@@ -97,7 +97,8 @@ def run(
         raise ConfigError(f"run id {run_id!r} must be 1-128 letters, digits, '.', '_', ':' or '-'")
     if store is not None or not is_configured():
         configure(store)
-    rid = run_id or new_run_id()
+    supervised = _supervised_run() if run_id is None else None
+    rid = run_id or (supervised[0] if supervised else new_run_id())
     attrs: dict[str, Any] = {
         constants.RUN_ID: rid,
         constants.SPAN_TYPE: "run",
@@ -105,9 +106,12 @@ def run(
         **environment.snapshot(),
         **(attributes or {}),
     }
+    if supervised:  # under `agenttrace run`: this block is the agent's part of that run
+        attrs[constants.SPAN_TYPE], attrs[constants.STEP_KIND] = "step", "agent"
     tracer = _tracer()
     # A run is its own trace: start from an empty context, not from whatever span is current.
-    root = tracer.start_span(name, context=otel_context.Context(), kind=SpanKind.INTERNAL, attributes=attrs)
+    context = supervised[1] if supervised else otel_context.Context()
+    root = tracer.start_span(name, context=context, kind=SpanKind.INTERNAL, attributes=attrs)
     active_runs.register(root.get_span_context().trace_id, rid)
     store_dir = current_store() or str(config.store_path(store))
     settings = config.load(store_dir)
@@ -129,6 +133,21 @@ def run(
             root.set_attribute(constants.SPANS_DROPPED, sink.dropped_spans - dropped_before)
         root.end()
         _finish(rid, store_dir)
+
+
+def _supervised_run() -> tuple[str, otel_context.Context] | None:
+    """The run of `agenttrace run` this process belongs to, and the context to join it in."""
+    import os
+
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    run_id = os.environ.get("AGENTTRACE_RUN_ID")
+    traceparent = os.environ.get("TRACEPARENT")
+    if not run_id or not is_safe_run_id(run_id) or not traceparent:
+        return None
+    if trace.get_current_span().get_span_context().is_valid:
+        return run_id, otel_context.get_current()
+    return run_id, TraceContextTextMapPropagator().extract({"traceparent": traceparent})
 
 
 def _finish(run_id: str, store: str) -> None:

@@ -14,26 +14,46 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from opentelemetry import context
+
 from .constants import ENV_NAMES, GIT_DIRTY, PACKAGES
 from .redact import redact_argv
 
 
 def _git(cwd: str, *args: str) -> str | None:
+    # agenttrace's own look at the repository is not the agent's work: instrumentation (the
+    # `agenttrace run` bootstrap's subprocess spans) is suppressed for it.
+    token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
     try:
         result = subprocess.run(
             ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
+    finally:
+        context.detach(token)
     return result.stdout.strip() if result.returncode == 0 else None
 
 
 def _packages() -> dict[str, str]:
+    """Installed distributions and versions, read from the `<name>-<version>.dist-info` folder
+    names on sys.path (reading every METADATA file takes most of a second in a big environment)."""
     found: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name = dist.metadata.get("Name") if dist.metadata else None
-        if name:
-            found[name] = dist.version
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                dist, _, version = name.rsplit(".", 1)[0].partition("-")
+                if dist and version and dist not in found:
+                    found[dist] = version.split("-")[0]
+    if not found:  # an unusual layout (zip imports, custom finders): ask importlib
+        for distribution in metadata.distributions():
+            name = distribution.metadata.get("Name") if distribution.metadata else None
+            if name:
+                found.setdefault(name, distribution.version)
     return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
 
 

@@ -84,7 +84,9 @@ class Receiver:
         self.max_body = max_body
         self.forwarder = forwarder
         self.counters = Counters()
-        warm_up()
+        # Arrow's lazy imports (pandas, when installed) take most of a second: pay for them on a
+        # thread now rather than in the first client's request, or in `agenttrace run`'s start-up.
+        threading.Thread(target=warm_up, name="agenttrace-warm-up", daemon=True).start()
         self._slots = threading.BoundedSemaphore(max_inflight)
         self._lock = threading.Lock()
         self._last_write: dict[str, float] = {}

@@ -74,7 +74,13 @@ class OtlpServer:
 
     def start(self) -> OtlpServer:
         assert self.http is not None
-        self._thread = threading.Thread(target=self.http.serve_forever, name="agenttrace-http", daemon=True)
+        # A short poll interval: stop() waits for the loop to notice (the default is 0.5 s).
+        self._thread = threading.Thread(
+            target=self.http.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="agenttrace-http",
+            daemon=True,
+        )
         self._thread.start()
         if self.grpc is not None:
             self.grpc.start()

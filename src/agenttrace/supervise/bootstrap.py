@@ -219,6 +219,9 @@ def _trace_subprocesses() -> None:
 
     def __init__(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
         span: Span | None = None
+        if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
+            original_init(self, args, *rest, **kwargs)
+            return
         try:
             argv = _argv(args, bool(kwargs.get("shell")))
             executable = os.path.basename(os.fsdecode(kwargs.get("executable") or argv[0])) if argv else "?"

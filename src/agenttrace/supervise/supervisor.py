@@ -108,14 +108,14 @@ class Supervisor:
             context=otel_context.Context(),
             kind=SpanKind.INTERNAL,
             attributes={
+                **environment.snapshot(argv=self.command, cwd=str(self.cwd)),
                 constants.RUN_ID: self.run_id,
                 constants.SPAN_TYPE: "run",
-                constants.RUN_NAME: " ".join(argv)[:200],
+                constants.RUN_NAME: shlex.join(argv)[:200],
                 "process.command_line": shlex.join(argv),
-                "process.command_args": argv,
+                "agenttrace.supervisor.pid": os.getpid(),
                 "agenttrace.supervisor.subreaper": subreaper,
                 **({"agenttrace.run.timeout_s": self.timeout} if self.timeout else {}),
-                **environment.snapshot(),
             },
         )
         self._state("running")
