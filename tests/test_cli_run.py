@@ -207,6 +207,15 @@ def test_a_bash_agent_yields_its_process_tree_and_exit_codes(tmp_path: Path) -> 
     script.chmod(0o755)
     result = agenttrace_run(tmp_path, "--", "./agent.sh")
     assert result.returncode == 0, result.stderr
+    (mode,) = query(
+        tmp_path / "store",
+        "SELECT attributes['agenttrace.watcher.mode'] AS mode FROM spans "
+        "WHERE attributes['agenttrace.span.type'] = 'run'",
+    )
+    assert mode["mode"] == "events+poll", (
+        "the kernel's process events are needed for grandchildren's exit codes: run as root or "
+        "with CAP_NET_ADMIN (this project's machines and CI are root)"
+    )
     procs = processes(tmp_path)
     (bash,) = [p for p in procs if p["command_line"] == "/bin/bash ./agent.sh"]
     assert bash["exit_code"] == 0

@@ -7,6 +7,7 @@ process tree watched, signals forwarded, a timeout enforced, orphans found, and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -24,7 +25,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .. import config, constants, environment
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError
 from ..ids import is_safe_run_id, new_run_id
 from ..redact import redact_argv
 from ..store.layout import StoreLayout
@@ -91,6 +92,9 @@ class Supervisor:
         self._root: Span | None = None
         self._lock = threading.Lock()
         self._procs_by_pid: dict[int, Proc] = {}
+        self._last_signal: int = signal.SIGTERM
+        self._child_pgid: int | None = None
+        """The agent's own process group, when it has one (stdin is not a terminal)."""
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -209,21 +213,18 @@ class Supervisor:
         return outcome
 
     # -- signals and stopping ---------------------------------------------------------------------
-    _last_signal = signal.SIGTERM
-    _child_pgid: int | None = None
-
     def _on_signal(self, signum: int, frame: object) -> None:
-        self._last_signal = signal.Signals(signum)
+        self._last_signal = signum
         self._interrupts += 1
 
     def _forward(self, watcher: ProcessWatcher, sig: int) -> None:
         """Pass an interrupt on to the agent: to its process group when it has its own (as a
         terminal would), else to its process, except a SIGINT, which the terminal already sent it."""
         if self._child_pgid is not None:
-            with _quiet():
+            with _GONE:
                 os.killpg(self._child_pgid, sig)
         elif sig != signal.SIGINT:
-            with _quiet():
+            with _GONE:
                 os.kill(watcher.root_pid, sig)
 
     def _stop_tree(
@@ -242,10 +243,10 @@ class Supervisor:
                 while targets() and time.monotonic() < deadline:
                     time.sleep(0.02)
             if pids is None and self._child_pgid is not None:
-                with _quiet():
+                with _GONE:
                     os.killpg(self._child_pgid, sig)
             for pid in targets():
-                with _quiet():
+                with _GONE:
                     os.kill(pid, sig)
         deadline = time.monotonic() + 2.0
         while targets() and time.monotonic() < deadline:  # the watcher reaps and records them
@@ -398,14 +399,8 @@ class Supervisor:
         root.end()
 
 
-class _quiet:
-    """Ignore a process that is already gone."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
-        return kind is not None and issubclass(kind, (ProcessLookupError, PermissionError))
+_GONE = contextlib.suppress(ProcessLookupError, PermissionError)
+"""Signalling a process that is already gone (or no longer ours) is not an error."""
 
 
 def signal_name(number: int) -> str:
@@ -420,4 +415,4 @@ def command_line(argv: list[str]) -> str:
     return shlex.join(redact_argv(argv))
 
 
-__all__ = ["Orphan", "RunResult", "StoreError", "Supervisor"]
+__all__ = ["Orphan", "RunResult", "Supervisor", "command_line", "signal_name"]
