@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from .audit import audit, gates
 from .common import State
 from .orphans import orphans
 from .query import query
@@ -48,6 +49,8 @@ app.command("query")(query)
 app.command("serve")(serve)
 app.command("run", context_settings={"allow_interspersed_args": False})(run)
 app.command("orphans")(orphans)
+app.command("audit")(audit)
+app.command("gates")(gates)
 
 
 def main() -> None:

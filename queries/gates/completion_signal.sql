@@ -1,0 +1,39 @@
+-- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused or an error.
+-- severity: error
+-- applies: SELECT count(*) > 0 FROM steps WHERE run_id = $run_id AND kind = 'llm'
+WITH last_llm AS (
+    SELECT *
+    FROM steps
+    WHERE run_id = $run_id AND kind = 'llm'
+    ORDER BY start_time DESC, step DESC
+    LIMIT 1
+),
+verdict AS (
+    SELECT
+        *,
+        lower(coalesce(finish_reason_raw, finish_reason, '')) AS _reason,
+        coalesce(finish_reason_raw, finish_reason) AS _said
+    FROM last_llm
+)
+SELECT
+    CASE
+        WHEN _reason IN ('length', 'max_tokens', 'max_output_tokens')
+            THEN 'the last LLM response was cut short (finish reason `' || _said || '`): the model stopped, but the answer is incomplete'
+        WHEN _reason IN ('model_context_window_exceeded', 'context_length_exceeded')
+            THEN 'the last LLM call ran out of context window (`' || _said || '`)'
+        WHEN _reason IN ('content_filter', 'safety', 'recitation', 'blocklist', 'prohibited_content', 'spii')
+            THEN 'the last LLM response was filtered (finish reason `' || _said || '`)'
+        WHEN _reason = 'refusal'
+            THEN 'the model refused in its last response (finish reason `refusal`)'
+        WHEN _reason IN ('error', 'malformed_function_call') OR status_code = 'Error'
+            THEN 'the last LLM call ended in an error' || coalesce(' (finish reason `' || _said || '`)', '')
+    END AS reason,
+    span_id,
+    step,
+    model,
+    _said AS finish_reason
+FROM verdict
+WHERE _reason IN ('length', 'max_tokens', 'max_output_tokens', 'model_context_window_exceeded',
+                  'context_length_exceeded', 'content_filter', 'safety', 'recitation', 'blocklist',
+                  'prohibited_content', 'spii', 'refusal', 'error', 'malformed_function_call')
+   OR status_code = 'Error';

@@ -1,0 +1,98 @@
+"""Evaluate gates against one run and decide: the run succeeded only if every error gate passed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..analysis import Database
+from ..errors import ConfigError, QueryError
+from .gates import Gate
+
+NOT_DONE_STATES = ("running", "unknown", "pending", "verifying")
+"""A run in one of these has no ending yet: its audit says so, and fails."""
+
+
+@dataclass
+class GateResult:
+    gate: Gate
+    status: str
+    """pass | fail | n/a"""
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.gate.name,
+            "status": self.status,
+            "severity": self.gate.severity,
+            "violations": self.violations,
+        }
+
+
+@dataclass
+class Verdict:
+    run_id: str
+    state: str
+    exit_code: int | None
+    signal: str | None
+    gates: list[GateResult]
+    reasons: list[str]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "succeeded"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "state": self.state,
+            "exit": {"code": self.exit_code, "signal": self.signal},
+            "gates": [g.as_json() for g in self.gates],
+            "reasons": self.reasons,
+        }
+
+
+def evaluate(db: Database, gate: Gate, run_id: str) -> GateResult:
+    """One gate against one run. Raises ConfigError naming the gate file when its SQL is bad."""
+    params = {"run_id": run_id}
+    try:
+        if gate.applies is not None:
+            rows = db.execute(gate.applies, _used(gate.applies, params))[1]
+            if not rows or not rows[0][0]:
+                return GateResult(gate, "n/a")
+        columns, rows = db.execute(gate.sql, _used(gate.sql, params))
+    except QueryError as exc:
+        raise ConfigError(f"gate {gate.path}: {exc}") from None
+    missing = [c for c in ("reason", "span_id") if c not in columns]
+    if missing:
+        raise ConfigError(f"gate {gate.path}: its rows need the column(s) {', '.join(missing)}")
+    violations = [dict(zip(columns, row, strict=True)) for row in rows]
+    return GateResult(gate, "fail" if violations else "pass", violations)
+
+
+def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """DuckDB refuses named parameters a statement does not use."""
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def audit(db: Database, run_id: str, gates: list[Gate]) -> Verdict:
+    rows = db.records("SELECT state, exit_code, signal FROM runs WHERE run_id = $run_id", {"run_id": run_id})
+    if not rows:
+        raise QueryError(f"run {run_id} has no spans to audit")
+    run = rows[0]
+    results = [evaluate(db, gate, run_id) for gate in gates]
+    reasons: list[str] = []
+    if run["state"] in NOT_DONE_STATES:
+        why = "still in progress" if run["state"] == "running" else "its records stopped without an end"
+        reasons.append(f"the run is {run['state']}: it has not ended ({why})")
+    for result in results:
+        if result.status == "fail" and result.gate.severity == "error":
+            reasons += [f"{result.gate.name}: {v['reason']}" for v in result.violations]
+    if run["state"] in NOT_DONE_STATES or run["state"] in ("timed_out", "cancelled"):
+        state = run["state"]
+    else:
+        state = "failed" if reasons else "succeeded"
+    return Verdict(run_id, state, run["exit_code"], run["signal"], results, reasons)
+
+
+__all__ = ["ConfigError", "GateResult", "Verdict", "audit", "evaluate"]

@@ -1,0 +1,41 @@
+"""The human view of an audit: each gate's status and first reasons, then the verdict line."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from ..audit.verdict import Verdict
+
+STYLE = {"pass": "green", "fail": "red", "n/a": "dim"}
+
+
+def verdict_table(verdict: Verdict) -> Group:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("GATE", "STATUS", "SEVERITY", "REASONS"):
+        table.add_column(column)
+    for result in verdict.gates:
+        reasons = [str(v["reason"]) for v in result.violations[:3]]
+        if len(result.violations) > 3:
+            reasons.append(f"... and {len(result.violations) - 3} more")
+        status = result.status.upper() if result.status != "n/a" else "n/a"
+        if result.status == "fail" and result.gate.severity == "warn":
+            status = "WARN"
+        table.add_row(
+            result.gate.name,
+            Text(status, style=STYLE[result.status]),
+            result.gate.severity,
+            "\n".join(reasons) or result.gate.description,
+        )
+    ending = (
+        f"killed by signal {verdict.signal}" if verdict.signal else
+        f"exit code {verdict.exit_code}" if verdict.exit_code is not None else "no exit code"
+    )  # fmt: skip
+    line = Text(f"Run {verdict.run_id}: {verdict.state.upper()} ({ending})", style="bold")
+    line.stylize("green" if verdict.succeeded else "red")
+    parts: list[Text | Table] = [table, Text(""), line]
+    parts += [Text(f"  - {reason}") for reason in verdict.reasons[:10]]
+    if len(verdict.reasons) > 10:
+        parts.append(Text(f"  ... and {len(verdict.reasons) - 10} more"))
+    return Group(*parts)
