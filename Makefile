@@ -23,7 +23,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_STORE)
+	@echo "== 1. A run that is done: agenttrace run audits it and exits 0 =="
 	$(BIN)/agenttrace run --store $(DEMO_STORE) -- $(BIN)/python examples/research_agent.py
+	@echo "== 2. The model stopped and the agent exited 0, but the answer was cut off: the run fails =="
+	-$(BIN)/agenttrace run --store $(DEMO_STORE) -- $(BIN)/python examples/research_agent.py --model fake-truncating
 	$(BIN)/agenttrace show last --store $(DEMO_STORE)
 
 test: $(VENV)/.installed-test

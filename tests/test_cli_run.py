@@ -43,7 +43,8 @@ def gone(pid: int) -> bool:
 def test_exit_0_succeeds_and_runs_json_shows_the_ending(tmp_path: Path) -> None:
     result = agenttrace_run(tmp_path, "--", "sh", "-c", "exit 0")
     assert result.returncode == 0, result.stderr
-    assert "succeeded (exit code 0)" in result.stderr
+    assert "the command exited with code 0" in result.stderr
+    assert ": SUCCEEDED (exit code 0)" in result.stderr
     listed = json.loads(run_cli("runs", "--json", "--store", str(tmp_path / "store")).stdout)
     assert len(listed) == 1
     assert {k: listed[0][k] for k in ("state", "exit_code", "signal")} == {

@@ -3,8 +3,9 @@
 WITH run AS (
     SELECT root_span_id, ended AS run_end FROM runs WHERE run_id = $run_id
 ),
-run_spans AS (
-    SELECT s.* FROM spans s WHERE s.run_id = $run_id
+run_spans AS (  -- an earlier audit's record is not the agent's work
+    SELECT s.* FROM spans s
+    WHERE s.run_id = $run_id AND s.attributes['agenttrace.span.type'] IS DISTINCT FROM 'audit'
 )
 SELECT
     CASE

@@ -3,6 +3,8 @@
 --   the root ended:  its `agenttrace.run.state`, else `failed` if its status is Error, else `succeeded`
 --   no end yet:      `running` while a live writer holds the run's spool, else `unknown`
 --                    (records stopped arriving without an end: the process crashed or was killed)
+--   audited:         the state of the run's latest `audit` span (`agenttrace run` audits at the
+--                    end: a run succeeds only if every error-severity gate passed)
 CREATE OR REPLACE VIEW runs AS
 WITH placed AS (
     SELECT s.*, p.span_id IS NOT NULL AS _parent_in_run
@@ -16,6 +18,13 @@ roots AS (
         PARTITION BY run_id
         ORDER BY (attributes['agenttrace.span.type'] = 'run') DESC NULLS LAST, _parent_in_run, start_time, span_id
     ) = 1
+),
+audits AS (
+    SELECT run_id, attributes['agenttrace.audit.state'] AS audit_state,
+           attributes['agenttrace.audit.reasons'] AS audit_reasons
+    FROM spans
+    WHERE attributes['agenttrace.span.type'] = 'audit' AND ended
+    QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY end_time DESC, span_id) = 1
 ),
 totals AS (
     SELECT
@@ -32,6 +41,7 @@ SELECT
     r.run_id,
     coalesce(r.attributes['agenttrace.run.name'], r.name) AS name,
     CASE
+        WHEN a.audit_state IS NOT NULL THEN a.audit_state
         WHEN r.ended THEN coalesce(
             r.attributes['agenttrace.run.state'],
             CASE WHEN r.status_code = 'Error' THEN 'failed' ELSE 'succeeded' END)
@@ -51,6 +61,8 @@ SELECT
     t.span_count,
     t.unfinished_count,
     t.error_count,
-    r.status_message
+    r.status_message,
+    a.audit_reasons
 FROM roots r
-JOIN totals t USING (run_id);
+JOIN totals t USING (run_id)
+LEFT JOIN audits a USING (run_id);

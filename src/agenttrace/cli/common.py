@@ -45,7 +45,12 @@ def stdout() -> Console:
     return Console(soft_wrap=False, highlight=False, width=width)
 
 
-def stderr() -> Console:
+def stderr(wide: bool = False) -> Console:
+    """Messages; `wide` for tables, which a pipe should get whole rather than wrapped at 80."""
+    if wide:
+        return Console(
+            stderr=True, highlight=False, soft_wrap=False, width=None if sys.stderr.isatty() else PIPE_WIDTH
+        )
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 

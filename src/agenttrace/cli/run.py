@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -37,19 +38,29 @@ def run(
         ),
     ] = "fail",
     json_: Annotated[
-        bool, typer.Option("--json", help="Also print the result as one JSON object on stdout.")
+        bool, typer.Option("--json", help="Also print the verdict as one JSON object on stdout.")
     ] = False,
+    gates_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--gates", help="Also audit with the gates (*.sql) in this directory.", show_default=False
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Run CMD as a recorded job: its process tree, exit code or signal, timeout, orphans and the
     files it wrote, with every span it sends over OTLP. Python programs are instrumented with no
-    code change.
+    code change. At the end the run is audited (as `agenttrace audit` does) and the verdict is
+    printed and recorded.
 
-    Exit status: 0 when the run succeeded, 1 when it did not, 2 for a usage error.
+    Exit status: 0 when the run succeeded (every error gate passed), 1 when it did not, 2 for a
+    usage error.
 
     Example: agenttrace run --timeout 30m -- python agent.py --task fix-bug
     """
+    from ..audit.record import audit_and_record
     from ..errors import ConfigError
+    from ..render.audit import verdict_table
     from ..supervise.durations import parse_duration
     from ..supervise.supervisor import Supervisor, command_line, signal_name
 
@@ -72,11 +83,12 @@ def run(
         console.print(f"agenttrace: {text}", markup=False, highlight=False)
 
     ending = (
-        f"killed by signal {signal_name(result.signal)}"
+        f"was killed by signal {signal_name(result.signal)}"
         if result.signal is not None
-        else f"exit code {result.exit_code}"
+        else f"exited with code {result.exit_code}"
     )
-    say(f"run {result.run_id} {result.state} ({ending})")
+    extra = {"timed_out": " after the timeout", "cancelled": " when cancelled"}.get(result.state, "")
+    say(f"run {result.run_id}: the command {ending}{extra}; auditing")
     written = len(result.artifacts)
     say(f"{result.processes} process(es) · {written} file(s) written · store {supervisor.settings.store}")
     for orphan in result.orphans:
@@ -85,19 +97,30 @@ def run(
             f"orphan: pid {orphan.pid} `{command_line(orphan.argv) or '?'}`, {orphan.age_s:.1f} s old, "
             f"still running when the command exited: {fate}"
         )
-    if json_:
-        print_json(_as_json(result))
     if result.error:
+        if json_:
+            print_json(_as_json(result, None))
         console.print(f"Error: {result.error}", markup=False, highlight=False)
         raise typer.Exit(2)
-    raise typer.Exit(0 if result.state == "succeeded" else 1)
+    verdict = audit_and_record(supervisor.settings.store, result.run_id, supervisor.root_context, gates_dir)
+    stderr(wide=True).print(verdict_table(verdict))
+    if json_:
+        print_json(_as_json(result, verdict))
+    raise typer.Exit(0 if verdict.succeeded else 1)
 
 
-def _as_json(result: Any) -> dict[str, Any]:
-    return {
-        "run_id": result.run_id,
-        "state": result.state,
-        "exit": {"code": result.exit_code, "signal": result.signal},
+def _as_json(result: Any, verdict: Any) -> dict[str, Any]:
+    """The audit's JSON (DESIGN.md), plus what the supervisor saw."""
+    head = (
+        verdict.as_json()
+        if verdict is not None
+        else {
+            "run_id": result.run_id,
+            "state": result.state,
+            "exit": {"code": result.exit_code, "signal": result.signal},
+        }
+    )
+    return head | {
         "processes": result.processes,
         "orphans": [
             {"pid": o.pid, "argv": o.argv, "age_s": round(o.age_s, 3), "span_id": o.span_id}

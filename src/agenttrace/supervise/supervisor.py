@@ -96,6 +96,13 @@ class Supervisor:
         self._child_pgid: int | None = None
         """The agent's own process group, when it has one (stdin is not a terminal)."""
 
+    @property
+    def root_context(self) -> trace.SpanContext:
+        """The run's root span (after `run()`), to hang later records such as the audit under."""
+        if self._root is None:
+            raise RuntimeError("the run has not started")
+        return self._root.get_span_context()
+
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> RunResult:
         from ..api import _finish
