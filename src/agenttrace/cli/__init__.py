@@ -15,6 +15,7 @@ from .run import run
 from .runs import runs
 from .serve import serve
 from .show import show
+from .step import step
 
 app = typer.Typer(
     name="agenttrace",
@@ -51,6 +52,7 @@ app.command("run", context_settings={"allow_interspersed_args": False})(run)
 app.command("orphans")(orphans)
 app.command("audit")(audit)
 app.command("gates")(gates)
+app.command("step")(step)
 
 
 def main() -> None:

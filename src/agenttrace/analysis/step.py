@@ -1,0 +1,66 @@
+"""What happened at step N of a run, and why (DESIGN.md, "Steps")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import QueryError
+from .database import Database
+
+
+def _parsed(text: Any) -> Any:
+    """Inputs and outputs are stored as text; JSON ones are given back as JSON."""
+    if isinstance(text, str) and text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def explain_step(db: Database, run_id: str, n: int) -> dict[str, Any]:
+    """The step, what asked for it, what ran under it, its errors, and what came next.
+    Raises QueryError for a step the run does not have."""
+    params = {"run_id": run_id, "step": n}
+    rows = db.report("step", **params)
+    if not rows:
+        total = db.report("step_next", **params)[0]["steps"] or 0
+        steps = f"its steps are 1 to {total}" if total else "it has no steps"
+        raise QueryError(f"run {run_id} has no step {n}: {steps}")
+    row = rows[0]
+    decided = db.report("step_decided_by", **params) if row["kind"] != "llm" else []
+    following = db.report("step_next", **params)[0]
+    answer: dict[str, Any] = {
+        "run_id": run_id,
+        "step": row["step"],
+        "of": following["steps"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "span_id": row["span_id"],
+        "start_time": row["start_time"],
+        "end_time": row["end_time"],
+        "duration_ms": row["duration_ms"],
+        "status": "unfinished" if not row["ended"] else ("error" if row["status_code"] == "Error" else "ok"),
+        "status_message": row["status_message"],
+        "input": _parsed(row["input"]),
+        "output": _parsed(row["output"]),
+        "decided_by": decided[0] if decided else None,
+        "children": db.report("step_children", **params),
+        "errors": db.report("step_errors", **params),
+        "next_step": (
+            {k: following[k] for k in ("step", "kind", "name", "span_id")}
+            if following["step"] is not None
+            else None
+        ),
+    }
+    if row["kind"] == "tool":
+        answer |= {"tool_name": row["tool_name"], "tool_call_id": row["tool_call_id"]}
+    if row["kind"] == "llm":
+        answer |= {
+            "model": row["model"],
+            "finish_reason": row["finish_reason"],
+            "input_tokens": row["input_tokens"],
+            "output_tokens": row["output_tokens"],
+        }
+    return answer

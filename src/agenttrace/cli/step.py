@@ -1,0 +1,36 @@
+"""`agenttrace step RUN N`: what happened at step N, and why."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import JsonOption, StoreOption, handle_errors, layout, print_json, stdout, warn
+
+
+@handle_errors
+def step(
+    run: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or `last`.")],
+    n: Annotated[int, typer.Argument(help="The step number, as `agenttrace show` numbers them.")],
+    json_: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Explain one step: what it was, the LLM step that asked for it, its input and output, the
+    processes and HTTP calls under it, its errors, and what came next.
+
+    Example: agenttrace step last 14 --json
+    """
+    from ..analysis import Database, resolve_run
+    from ..analysis.step import explain_step
+    from ..render.step import step_answer
+
+    where = layout(store)
+    run_id = resolve_run(where, run)
+    with Database(where, runs=[run_id]) as db:
+        answer = explain_step(db, run_id, n)
+        warn(db.warnings)
+    if json_:
+        print_json(answer)
+    else:
+        stdout().print(step_answer(answer))

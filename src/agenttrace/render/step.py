@@ -1,0 +1,73 @@
+"""The human answer to "what happened at step N, and why?"."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+
+from .values import duration
+
+MAX_TEXT = 600
+
+
+def _clip(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + f"… ({len(text)} characters)"
+
+
+def step_answer(answer: dict[str, Any]) -> Group:
+    kind = answer["kind"]
+    what = {
+        "tool": f"tool `{answer.get('tool_name') or answer['name']}`",
+        "llm": f"LLM call to {answer.get('model') or '?'}",
+    }.get(kind, f"{kind} `{answer['name']}`")
+    took = duration(answer["duration_ms"] / 1000) if answer["duration_ms"] is not None else "never ended"
+    status = answer["status"] + (f": {answer['status_message']}" if answer["status_message"] else "")
+    lines: list[Text] = [
+        Text(f"Step {answer['step']} of {answer['of']} in run {answer['run_id']}: {what}", style="bold"),
+        Text(f"  span {answer['span_id']} · {took} · {status}"),
+    ]
+    if kind == "llm":
+        lines.append(Text(
+            f"  finish reason {answer.get('finish_reason') or '?'} · tokens in {answer.get('input_tokens')} "
+            f"out {answer.get('output_tokens')}"
+        ))  # fmt: skip
+    if kind == "tool" and answer.get("tool_call_id"):
+        lines.append(Text(f"  tool call id {answer['tool_call_id']}"))
+    decided = answer.get("decided_by")
+    if decided:
+        lines.append(Text(f"Why: step {decided['step']} asked for it: {decided['reason']}."))
+    elif kind != "llm":
+        lines.append(Text("Why: no LLM step before it."))
+    if answer["input"] is not None:
+        lines.append(Text(f"Input: {_clip(answer['input'])}"))
+    if answer["output"] is not None:
+        lines.append(Text(f"Output: {_clip(answer['output'])}"))
+    children = answer["children"]
+    if children:
+        lines.append(Text("Under it:"))
+        for child in children:
+            if child["kind"] == "process":
+                ending = (
+                    f"exit {child['exit_code']}" if child["exit_code"] is not None
+                    else f"signal {child['signal']}" if child["signal"] else "exit unknown"
+                )  # fmt: skip
+                lines.append(Text(f"  - process `{child['command_line'] or child['name']}` ({ending})"))
+            elif child["kind"] == "http":
+                call = f"{child['http_method']} {child['url'] or ''} -> {child['http_status']}"
+                lines.append(Text(f"  - HTTP {call}"))
+            else:
+                lines.append(Text(f"  - {child['name']} ({child['status_code']})"))
+    errors = answer["errors"]
+    lines.append(Text("Errors: " + ("none" if not errors else "")))
+    for error in errors:
+        lines.append(Text(f"  - {error['name']}: {error['message']}", style="red"))
+    following = answer["next_step"]
+    lines.append(Text(
+        f"Next: step {following['step']}, {following['kind']} `{following['name']}`." if following
+        else "Next: nothing; this was the last step."
+    ))  # fmt: skip
+    return Group(*lines)
