@@ -23,6 +23,7 @@ def explain_step(db: Database, run_id: str, n: int) -> dict[str, Any]:
     """The step, what asked for it, what ran under it, its errors, and what came next.
     Raises QueryError for a step the run does not have."""
     params = {"run_id": run_id, "step": n}
+    db.materialize()  # five reports over the same views: compute them once
     rows = db.report("step", **params)
     if not rows:
         total = db.report("step_next", **params)[0]["steps"] or 0
