@@ -113,7 +113,7 @@ def test_store_from_environment(two_runs: Path) -> None:
 def test_help_explains_every_command() -> None:
     top = run_cli("--help")
     assert top.returncode == 0
-    for command in ("runs", "show", "query"):
+    for command in ("runs", "show", "query", "serve", "run", "orphans", "audit", "gates", "step"):
         assert command in top.stdout
         sub = run_cli(command, "--help")
         assert sub.returncode == 0 and "Example:" in sub.stdout and "--store" in sub.stdout

@@ -77,7 +77,7 @@ def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def audit(db: Database, run_id: str, gates: list[Gate]) -> Verdict:
     db.materialize()  # a dozen gate queries over the same views: compute them once
-    rows = db.records("SELECT state, exit_code, signal FROM runs WHERE run_id = $run_id", {"run_id": run_id})
+    rows = db.report("run_ending", run_id=run_id)
     if not rows:
         raise QueryError(f"run {run_id} has no spans to audit")
     run = rows[0]

@@ -34,8 +34,10 @@ def audit(
     ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Decide whether a run is really done: every gate (SQL in queries/gates/, <store>/gates/,
-    --gates DIR) is evaluated; the run succeeded only if every error-severity gate passed.
+    """Decide whether a run is really done, with reasons and evidence.
+
+    Every gate (SQL in queries/gates/, <store>/gates/, --gates DIR) is evaluated; the run
+    succeeded only if every error-severity gate passed.
 
     Exit status: 0 when it succeeded, 1 when it did not, 2 for a usage error or a broken gate.
 

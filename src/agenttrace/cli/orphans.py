@@ -15,8 +15,9 @@ def orphans(
     json_: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
-    """List processes still alive when the agent's root process exited: pid, command line, age,
-    and the span of the process that started them.
+    """List what the agent left running when its root process exited.
+
+    Each orphan: pid, command line, age, and the span of the process that started it.
 
     Example: agenttrace orphans last --json
     """

@@ -48,10 +48,11 @@ def run(
     ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Run CMD as a recorded job: its process tree, exit code or signal, timeout, orphans and the
-    files it wrote, with every span it sends over OTLP. Python programs are instrumented with no
-    code change. At the end the run is audited (as `agenttrace audit` does) and the verdict is
-    printed and recorded.
+    """Run CMD as a supervised, recorded job, then audit it.
+
+    Records its process tree, exit code or signal, timeout, orphans and the files it wrote, with
+    every span it sends over OTLP; Python programs are instrumented with no code change. At the
+    end the run is audited (as `agenttrace audit` does) and the verdict is printed and recorded.
 
     Exit status: 0 when the run succeeded (every error gate passed), 1 when it did not, 2 for a
     usage error.

@@ -52,6 +52,8 @@ def serve(
 
     Point any OpenTelemetry SDK or collector at it: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318.
     A 200 means the spans are stored. Ctrl-C (or SIGTERM) stops it after storing everything.
+
+    Example: AGENTTRACE_TOKEN=s3cret agenttrace serve --host 0.0.0.0 --forward http://tempo:4318
     """
     console = stderr()
     server = OtlpServer(store, host=host, port=port, grpc_port=grpc_port, token=token, forward=forward)

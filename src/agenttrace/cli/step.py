@@ -16,8 +16,10 @@ def step(
     json_: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
-    """Explain one step: what it was, the LLM step that asked for it, its input and output, the
-    processes and HTTP calls under it, its errors, and what came next.
+    """What happened at step N of a run, and why.
+
+    The step, the LLM step that asked for it, its input and output, the processes and HTTP calls
+    under it, its errors, and what came next.
 
     Example: agenttrace step last 14 --json
     """
