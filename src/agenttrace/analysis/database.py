@@ -45,6 +45,7 @@ class Database:
         self.layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
         self.snapshot: Snapshot = snapshot(self.layout, list(runs) if runs is not None else None)
         self.warnings: list[str] = list(self.snapshot.warnings)
+        self._materialized = False
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
         self._register_sources()
@@ -54,7 +55,10 @@ class Database:
     def materialize(self) -> None:
         """Compute the views once into temporary tables, for a series of queries over the same
         runs (an audit runs a dozen gate queries; each would otherwise recompute `spans`,
-        `steps`, ... from the parts). The views keep their names and columns."""
+        `steps`, ... from the parts). The views keep their names and columns. Once per open."""
+        if self._materialized:
+            return
+        self._materialized = True
         for name in VIEWS:
             if name == "raw":
                 continue
