@@ -96,4 +96,4 @@ def audit(db: Database, run_id: str, gates: list[Gate]) -> Verdict:
     return Verdict(run_id, state, run["exit_code"], run["signal"], results, reasons)
 
 
-__all__ = ["ConfigError", "GateResult", "Verdict", "audit", "evaluate"]
+__all__ = ["GateResult", "Verdict", "audit", "evaluate"]

@@ -13,7 +13,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +86,9 @@ class Supervisor:
         self.on_orphans = on_orphans
         self.cwd = (cwd or Path.cwd()).absolute()
         self._interrupts = 0
-        self._signal_seen = threading.Event()
         self._tracer = trace.get_tracer("agenttrace.supervisor")
         self._root: Span | None = None
-        self._lock = threading.Lock()
-        self._procs_by_pid: dict[int, Proc] = {}
+        self._watcher: ProcessWatcher | None = None
         self._last_signal: int = signal.SIGTERM
         self._child_pgid: int | None = None
         """The agent's own process group, when it has one (stdin is not a terminal)."""
@@ -166,13 +163,14 @@ class Supervisor:
                 on_exec=self._process_exec,
                 use_events=os.environ.get(PROC_EVENTS_ENV, "1") != "0",
             )
+            self._watcher = watcher  # before start(): the callbacks look processes up in it
             self._root.set_attribute("agenttrace.watcher.mode", watcher.mode)
             watcher.start()
             state = self._wait(watcher)
             child.returncode = 0  # reaped by the watcher; keep Popen from waiting on it again
             root_proc = watcher.root
             self._settle(watcher)
-            orphans = self._orphans(watcher, root_proc)
+            orphans = self._orphans(watcher)
             if orphans and self.on_orphans == "kill":
                 self._stop_tree(watcher, [o.pid for o in orphans])
                 for orphan in orphans:
@@ -285,18 +283,26 @@ class Supervisor:
             env.pop(name, None)  # the receiver forwards to it; the agent sends to the receiver
         return env
 
-    def _process_started(self, proc: Proc) -> None:
-        parent = None
-        with self._lock:
-            parent_proc = self._procs_by_pid.get(proc.ppid)
-            self._procs_by_pid[proc.pid] = proc
-        parent_span = parent_proc.handle if parent_proc is not None else self._root
-        if isinstance(parent_span, Span):
-            parent = trace.set_span_in_context(parent_span)
+    def _span_of(self, pid: int) -> Span | None:
+        """The span of a process the watcher knows (the one that started another, say)."""
+        proc = self._watcher.procs.get(pid) if self._watcher is not None else None
+        return proc.handle if proc is not None and isinstance(proc.handle, Span) else None
+
+    @staticmethod
+    def _program(proc: Proc) -> dict[str, str | list[str]]:
+        """What a process runs, as span attributes (secrets redacted); changes at exec."""
         argv = redact_argv(proc.argv)
+        return {
+            "process.executable.name": proc.name,
+            "process.command_line": shlex.join(argv),
+            "process.command_args": argv,
+        }
+
+    def _process_started(self, proc: Proc) -> None:
+        parent_span = self._span_of(proc.ppid) or self._root
         proc.handle = self._tracer.start_span(
             f"process {proc.name}",
-            context=parent or otel_context.Context(),
+            context=trace.set_span_in_context(parent_span) if parent_span else otel_context.Context(),
             start_time=proc.start_ns,
             attributes={
                 constants.RUN_ID: self.run_id,
@@ -304,20 +310,15 @@ class Supervisor:
                 "agenttrace.process.source": "watcher",
                 "process.pid": proc.pid,
                 "process.parent_pid": proc.ppid,
-                "process.executable.name": proc.name,
-                "process.command_line": shlex.join(argv),
-                "process.command_args": argv,
+                **self._program(proc),
             },
         )
 
     def _process_exec(self, proc: Proc) -> None:
         span = proc.handle
         if isinstance(span, Span):
-            argv = redact_argv(proc.argv)
             span.update_name(f"process {proc.name}")
-            span.set_attribute("process.executable.name", proc.name)
-            span.set_attribute("process.command_line", shlex.join(argv))
-            span.set_attribute("process.command_args", argv)
+            span.set_attributes(self._program(proc))
 
     def _process_ended(self, proc: Proc) -> None:
         span = proc.handle
@@ -344,7 +345,7 @@ class Supervisor:
                 return
             time.sleep(0.02)
 
-    def _orphans(self, watcher: ProcessWatcher, root_proc: Proc) -> list[Orphan]:
+    def _orphans(self, watcher: ProcessWatcher) -> list[Orphan]:
         now = time.time_ns()
         found = []
         for proc in watcher.alive():
@@ -352,11 +353,8 @@ class Supervisor:
             if isinstance(span, Span):
                 span.set_attribute("agenttrace.process.alive_at_exit", True)
                 span.set_attribute("agenttrace.process.age_at_exit_s", round((now - proc.start_ns) / 1e9, 3))
-            parent = self._procs_by_pid.get(proc.ppid)
-            parent_span = parent.handle if parent is not None else None
-            span_id = (
-                f"{parent_span.get_span_context().span_id:016x}" if isinstance(parent_span, Span) else None
-            )
+            parent_span = self._span_of(proc.ppid)
+            span_id = f"{parent_span.get_span_context().span_id:016x}" if parent_span is not None else None
             found.append(Orphan(proc.pid, proc.argv, (now - proc.start_ns) / 1e9, span_id))
         return found
 

@@ -25,7 +25,7 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import procfs
 from .netlink import ProcEvent, open_connector
@@ -64,10 +64,8 @@ class Proc:
     exit_known: bool = False
     exec_unread: bool = False
     """It exec'd, and its new argv could not be read yet: `argv` is its parent's, not its own."""
-    alive_at_exit: bool = False
     handle: object = None
     """Whatever the owner attaches (the supervisor: the process's span)."""
-    children: list[int] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
@@ -286,9 +284,6 @@ class ProcessWatcher:
             comm=st.comm,
         )
         self.procs[st.pid] = proc
-        parent = self.procs.get(st.ppid)
-        if parent is not None:
-            parent.children.append(st.pid)
         self.on_start(proc)
         return proc
 
