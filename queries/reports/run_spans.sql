@@ -15,7 +15,8 @@ SELECT
     st.tool_call_id,
     (SELECT e.Attributes['exception.type'] || ': ' || e.Attributes['exception.message']
        FROM unnest(s.events) AS u(e) WHERE e.Name = 'exception' LIMIT 1) AS exception,
-    TRY_CAST(s.attributes['process.exit.code'] AS INTEGER) AS exit_code
+    TRY_CAST(s.attributes['process.exit.code'] AS INTEGER) AS exit_code,
+    s.attributes['agenttrace.claim.text'] AS claim_text
 FROM spans s
 LEFT JOIN steps st ON st.run_id = s.run_id AND st.span_id = s.span_id
 WHERE s.run_id = $run_id

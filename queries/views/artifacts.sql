@@ -1,5 +1,7 @@
 -- Files recorded during a run: `agenttrace.artifact` span events carrying path, sha256, size and
--- role (deliverable | evidence | written). Empty until something records artifacts.
+-- role: written (a file the run created or changed under its working directory), deliverable (a
+-- deliverable checked and copied into the artifact store), evidence (a file a claim cited, or a
+-- criterion command's output), objective (the objective file as given).
 CREATE OR REPLACE VIEW artifacts AS
 SELECT
     s.run_id,
@@ -8,6 +10,7 @@ SELECT
     TRY_CAST(e.Attributes['file.size'] AS BIGINT) AS size,
     s.span_id,
     e.Attributes['agenttrace.artifact.role'] AS role,
+    e.Attributes['agenttrace.artifact.content_type'] AS content_type,
     e.Timestamp AS recorded_at
 FROM spans s, unnest(s.events) AS u(e)
 WHERE e.Name = 'agenttrace.artifact';

@@ -55,6 +55,7 @@ SELECT
     r.attributes['agenttrace.process.signal'] AS signal,
     coalesce(r.attributes['process.command_line'], r.attributes['process.command_args']) AS command,
     r.attributes['agenttrace.objective'] AS objective,
+    TRY_CAST(r.attributes['agenttrace.run.agent_duration_s'] AS DOUBLE) AS agent_duration_s,
     r.span_id AS root_span_id,
     r.trace_id,
     r.service_name,

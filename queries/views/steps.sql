@@ -108,6 +108,9 @@ SELECT
     TRY_CAST(coalesce(
         attributes['gen_ai.usage.output_tokens'], attributes['gen_ai.usage.completion_tokens'],
         attributes['llm.token_count.completion'], attributes['llm.usage.completion_tokens']) AS BIGINT) AS output_tokens,
+    CASE WHEN _kind = 'llm' THEN TRY_CAST(coalesce(
+        attributes['llm.cost.total'], attributes['gen_ai.usage.cost'], attributes['agenttrace.llm.cost_usd']) AS DOUBLE)
+    END AS cost_usd,
     CASE _kind
         WHEN 'llm' THEN coalesce(
             attributes['gen_ai.input.messages'], attributes['input.value'], attributes['gen_ai.prompt'],

@@ -22,6 +22,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .api import Run, ToolCall, llm, run, step, tool, tool_call
+    from .claims import claim
     from .exporter import ParquetSpanExporter, PendingSpanProcessor
     from .tracing import configure
 
@@ -36,6 +37,7 @@ _LAZY = {
     "ParquetSpanExporter": "exporter",
     "PendingSpanProcessor": "exporter",
     "configure": "tracing",
+    "claim": "claims",
 }
 
 
@@ -65,6 +67,7 @@ __all__ = [
     "StoreError",
     "ToolCall",
     "__version__",
+    "claim",
     "configure",
     "llm",
     "run",

@@ -19,7 +19,8 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar, overload
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -31,6 +32,11 @@ from .ids import is_safe_run_id, new_run_id
 from .messages import to_genai_list
 from .sink import sink_for
 from .tracing import configure, current_store, is_configured
+
+if TYPE_CHECKING:
+    import os
+
+    from .objective import Objective
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -85,8 +91,14 @@ def run(
     run_id: str | None = None,
     store: str | None = None,
     attributes: Mapping[str, Any] | None = None,
+    objective: str | os.PathLike[str] | Mapping[str, Any] | Objective | None = None,
 ) -> Iterator[Run]:
     """Record everything inside the block as one run, under a root span named `name`.
+
+    `objective` (an objective TOML file, the same as a mapping, or an `Objective`) says what done
+    means; it is validated before the block runs (ConfigError naming the key), stored with the
+    run, and verified when the block ends (deliverables, criteria, files cited by claims), for
+    `agenttrace audit` to judge.
 
     The run gets a new id (or `run_id`) and a new trace, and its root span carries a snapshot of the
     environment (argv, cwd, git commit and dirty flag, Python and package versions, host; the
@@ -98,6 +110,12 @@ def run(
     if store is not None or not is_configured():
         configure(store)
     supervised = _supervised_run() if run_id is None else None
+    goal = _objective(objective)
+    if goal is not None and supervised:
+        raise ConfigError(
+            "this process runs under `agenttrace run`, whose run it joins: give the objective to "
+            "`agenttrace run --objective FILE` instead"
+        )
     rid = run_id or (supervised[0] if supervised else new_run_id())
     attrs: dict[str, Any] = {
         constants.RUN_ID: rid,
@@ -106,6 +124,10 @@ def run(
         **environment.snapshot(),
         **(attributes or {}),
     }
+    if goal is not None:
+        from .supervise.supervisor import OBJECTIVE
+
+        attrs[OBJECTIVE] = goal.as_json()
     if supervised:  # under `agenttrace run`: this block is the agent's part of that run
         attrs[constants.SPAN_TYPE], attrs[constants.STEP_KIND] = "step", "agent"
     tracer = _tracer()
@@ -118,21 +140,90 @@ def run(
     sink = sink_for(settings.store, settings.flush_interval)
     dropped_before = sink.dropped_spans
     handle = Run(id=rid, name=name, span=root, store=store_dir, attributes=attrs)
+    cwd = Path.cwd()
+    before = _files_now(cwd, settings.store) if goal is not None else None
+    started = time.time_ns()
     token = otel_context.attach(trace.set_span_in_context(root))
+    cancelled = False
     try:
         yield handle
     except BaseException as exc:
+        cancelled = isinstance(exc, KeyboardInterrupt)
         _record_error(root, exc)
-        root.set_attribute(
-            constants.RUN_STATE, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-        )
+        root.set_attribute(constants.RUN_STATE, "cancelled" if cancelled else "failed")
         raise
     finally:
         otel_context.detach(token)
+        if not supervised:
+            _verify_in_process(root, rid, settings, cwd, goal, before, started, cancelled)
         if sink.dropped_spans > dropped_before:  # the batch processor's queue overflowed
             root.set_attribute(constants.SPANS_DROPPED, sink.dropped_spans - dropped_before)
         root.end()
         _finish(rid, store_dir)
+
+
+def _objective(value: Any) -> Objective | None:
+    from .objective import Objective, load_objective, parse_objective
+
+    if value is None or isinstance(value, Objective):
+        return value
+    if isinstance(value, Mapping):
+        return parse_objective(value)
+    return load_objective(Path(value))
+
+
+def _files_now(cwd: Path, store: Path) -> dict[str, tuple[int, int]]:
+    from .supervise import artifacts
+
+    return artifacts.snapshot(cwd, [store])
+
+
+def _verify_in_process(
+    root: Span,
+    run_id: str,
+    settings: config.Settings,
+    cwd: Path,
+    goal: Objective | None,
+    before: dict[str, tuple[int, int]] | None,
+    started: int,
+    cancelled: bool,
+) -> None:
+    """The verification phase of an `agenttrace.run()` block (what `agenttrace run` does after
+    the agent exits). Never raises: a failure is recorded on the run."""
+    from . import claims
+    from .store.artifact_store import ArtifactStore
+    from .store.layout import StoreLayout
+    from .supervise import artifacts
+    from .supervise.supervisor import AGENT_DURATION
+    from .verification import Verifier
+
+    cited = claims.claimed_files(root.get_span_context().trace_id)
+    if goal is None and not cited:
+        return
+    try:
+        root.set_attribute(AGENT_DURATION, round((time.time_ns() - started) / 1e9, 3))
+        if before is not None:
+            for artifact in artifacts.changes(cwd, before, [settings.store]):
+                root.add_event(
+                    "agenttrace.artifact",
+                    {
+                        "file.path": artifact.path,
+                        "file.size": artifact.size,
+                        "agenttrace.artifact.sha256": artifact.sha256,
+                        "agenttrace.artifact.role": "written",
+                        "agenttrace.artifact.created": artifact.created,
+                    },
+                )
+        root.add_event("agenttrace.state", {constants.RUN_STATE: "verifying"})
+        Verifier(
+            cwd=cwd,
+            artifacts=ArtifactStore(StoreLayout(settings.store), settings.max_artifact_bytes),
+            tracer=_tracer(),
+            parent=trace.set_span_in_context(root),
+            run_id=run_id,
+        ).verify(goal, cited, skip_commands="the run was cancelled" if cancelled else None)
+    except Exception as exc:  # telemetry never breaks the agent
+        root.set_attribute("agenttrace.verify.error", f"{type(exc).__name__}: {exc}")
 
 
 def _supervised_run() -> tuple[str, otel_context.Context] | None:
@@ -282,6 +373,7 @@ def llm(
     start_time: int | None = None,
     end_time: int | None = None,
     error: BaseException | str | None = None,
+    cost_usd: float | None = None,
     attributes: Mapping[str, Any] | None = None,
 ) -> str:
     """Record one LLM call made without an instrumentor, after it returned. Returns its span id.
@@ -302,6 +394,8 @@ def llm(
         attrs[constants.GEN_AI_INPUT_TOKENS] = int(input_tokens)
     if output_tokens is not None:
         attrs[constants.GEN_AI_OUTPUT_TOKENS] = int(output_tokens)
+    if cost_usd is not None:
+        attrs[constants.LLM_COST_USD] = float(cost_usd)
     for key, messages in (
         (constants.GEN_AI_INPUT_MESSAGES, input_messages),
         (constants.GEN_AI_OUTPUT_MESSAGES, output_messages),

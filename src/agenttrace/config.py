@@ -18,9 +18,14 @@ A crash of the traced process loses at most the spans ended in the last interval
 MAX_ATTRIBUTE_BYTES_ENV = "AGENTTRACE_MAX_ATTRIBUTE_BYTES"
 """Largest tool argument, tool result or message payload the API records, in bytes. Default 65536."""
 
+MAX_ARTIFACT_BYTES_ENV = "AGENTTRACE_MAX_ARTIFACT_BYTES"
+"""Largest evidence or deliverable file copied into the artifact store, in bytes. Default 100 MiB;
+a larger file is hashed and recorded, not copied."""
+
 DEFAULT_STORE = ".agenttrace"
 DEFAULT_FLUSH_INTERVAL = 0.5
 DEFAULT_MAX_ATTRIBUTE_BYTES = 64 * 1024
+DEFAULT_MAX_ARTIFACT_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class Settings:
     store: Path
     flush_interval: float
     max_attribute_bytes: int
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
 
 
 def _positive_float(name: str, raw: str) -> float:
@@ -72,4 +78,6 @@ def load(
         max_attribute_bytes = (
             _positive_int(MAX_ATTRIBUTE_BYTES_ENV, raw) if raw else DEFAULT_MAX_ATTRIBUTE_BYTES
         )
-    return Settings(store_path(store), flush_interval, max_attribute_bytes)
+    raw = os.environ.get(MAX_ARTIFACT_BYTES_ENV)
+    max_artifact_bytes = _positive_int(MAX_ARTIFACT_BYTES_ENV, raw) if raw else DEFAULT_MAX_ARTIFACT_BYTES
+    return Settings(store_path(store), flush_interval, max_attribute_bytes, max_artifact_bytes)

@@ -20,11 +20,18 @@ from ..store.schema import SAMPLE_SCHEMA, SPAN_SCHEMA
 
 log = logging.getLogger(__name__)
 
-VIEWS = ("raw", "spans", "processes", "steps", "artifacts", "claims", "gpu_samples", "runs")
+VIEWS = (
+    "raw", "spans", "processes", "steps", "artifacts", "claims", "gpu_samples", "runs",
+    "verifications", "claim_evidence",
+)  # fmt: skip
 """View files in the order they are created (later views read earlier ones)."""
 
 USER_VIEWS = ("runs", "spans", "steps", "processes", "artifacts", "claims", "gpu_samples")
-"""The views users query; their columns are part of the contract."""
+"""The views users query; their columns are part of the contract (`verifications` and
+`claim_evidence` are there too, for the gates and for people)."""
+
+URL_CHECKS_SCHEMA = pa.schema([("url", pa.string()), ("status", pa.int32()), ("error", pa.string())])
+"""`url_checks`: live answers for URLs cited as evidence (`agenttrace audit --online`)."""
 
 _MAX_CORRUPT_RETRIES = 16
 _SQL_ERRORS = (
@@ -46,6 +53,7 @@ class Database:
         self.snapshot: Snapshot = snapshot(self.layout, list(runs) if runs is not None else None)
         self.warnings: list[str] = list(self.snapshot.warnings)
         self._materialized = False
+        self._url_checks_set = False
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
         self._register_sources()
@@ -65,10 +73,20 @@ class Database:
             self.execute(f"CREATE OR REPLACE TEMP TABLE _materialized_{name} AS SELECT * FROM {name}")
             self.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _materialized_{name}")
 
+    def set_url_checks(self, checks: list[tuple[str, int | None, str | None]]) -> None:
+        """Live answers (url, HTTP status, error) for the `claim_evidence` view; before
+        `materialize()`."""
+        urls, statuses, errors = (list(c) for c in zip(*checks, strict=True)) if checks else ([], [], [])
+        table = pa.table({"url": urls, "status": statuses, "error": errors}, schema=URL_CHECKS_SCHEMA)
+        self.con.register("url_checks", table)
+        self._url_checks_set = True
+
     def _register_sources(self) -> None:
         snap = self.snapshot
         self.con.register("_spool_spans", snap.spool_spans)
         self.con.register("live_runs", pa.table({"run_id": pa.array(snap.live_runs, pa.string())}))
+        if not self._url_checks_set:
+            self.con.register("url_checks", URL_CHECKS_SCHEMA.empty_table())
         for name, parts, schema in (
             ("_part_spans", snap.span_parts, SPAN_SCHEMA),
             ("_part_samples", snap.sample_parts, SAMPLE_SCHEMA),

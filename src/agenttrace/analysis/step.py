@@ -49,6 +49,7 @@ def explain_step(db: Database, run_id: str, n: int) -> dict[str, Any]:
         "decided_by": decided[0] if decided else None,
         "children": db.report("step_children", **params),
         "errors": db.report("step_errors", **params),
+        "claims": db.report("claims", **params),
         "next_step": (
             {k: following[k] for k in ("step", "kind", "name", "span_id")}
             if following["step"] is not None

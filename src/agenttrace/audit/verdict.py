@@ -75,7 +75,14 @@ def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
-def audit(db: Database, run_id: str, gates: list[Gate]) -> Verdict:
+def audit(db: Database, run_id: str, gates: list[Gate], online: bool = False) -> Verdict:
+    """Evaluate every gate; with `online`, URLs cited as evidence that the run never fetched are
+    checked live first (the `evidence` gate accepts a live 2xx)."""
+    if online:
+        from .online import check_urls
+
+        urls = [row["url"] for row in db.report("evidence_urls", run_id=run_id)]
+        db.set_url_checks(check_urls(urls))
     db.materialize()  # a dozen gate queries over the same views: compute them once
     rows = db.report("run_ending", run_id=run_id)
     if not rows:

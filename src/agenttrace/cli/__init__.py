@@ -8,6 +8,7 @@ import typer
 
 from .. import __version__
 from .audit import audit, gates
+from .claim import claim
 from .common import State
 from .orphans import orphans
 from .query import query
@@ -53,6 +54,7 @@ app.command("orphans")(orphans)
 app.command("audit")(audit)
 app.command("gates")(gates)
 app.command("step")(step)
+app.command("claim")(claim)
 
 
 def main() -> None:

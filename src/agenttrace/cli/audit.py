@@ -24,6 +24,14 @@ def audit(
         typer.Option("--junit", help="Also write the gates as JUnit XML to this file.", show_default=False),
     ] = None,
     gates_dir: GatesOption = None,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Check URLs cited as evidence live (HEAD, else GET) when the run itself never "
+            "fetched them with a 2xx; without it, such a claim fails the evidence gate.",
+        ),
+    ] = False,
     show_sql: Annotated[
         str | None,
         typer.Option(
@@ -60,7 +68,7 @@ def audit(
         echo(sql_for_query(chosen[0], run_id))
         return
     with Database(where, runs=[run_id]) as db:
-        verdict = decide(db, run_id, gates)
+        verdict = decide(db, run_id, gates, online=online)
         warn(db.warnings)
     if junit is not None:
         try:

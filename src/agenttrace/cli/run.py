@@ -40,6 +40,16 @@ def run(
     json_: Annotated[
         bool, typer.Option("--json", help="Also print the verdict as one JSON object on stdout.")
     ] = False,
+    objective: Annotated[
+        Path | None,
+        typer.Option(
+            "--objective",
+            help="A TOML file saying what done means (deliverables, criteria, scope, limits): "
+            "checked before the command starts, verified after it exits, audited by the gates "
+            "deliverables, criteria, scope and budget.",
+            show_default=False,
+        ),
+    ] = None,
     gates_dir: Annotated[
         Path | None,
         typer.Option(
@@ -54,13 +64,18 @@ def run(
     every span it sends over OTLP; Python programs are instrumented with no code change. At the
     end the run is audited (as `agenttrace audit` does) and the verdict is printed and recorded.
 
+    With --objective, the objective is stored with the run and verified after the command exits
+    (state `verifying`): deliverables hashed into the artifact store, `covers` items looked for,
+    `command` checks run in this directory, and files cited by claims hashed again.
+
     Exit status: 0 when the run succeeded (every error gate passed), 1 when it did not, 2 for a
     usage error.
 
-    Example: agenttrace run --timeout 30m -- python agent.py --task fix-bug
+    Example: agenttrace run --timeout 30m --objective objective.toml -- python agent.py --task fix-bug
     """
     from ..audit.record import audit_and_record
     from ..errors import ConfigError
+    from ..objective import load_objective
     from ..render.audit import verdict_table
     from ..supervise.durations import parse_duration
     from ..supervise.supervisor import Supervisor, command_line, signal_name
@@ -70,18 +85,22 @@ def run(
     if on_orphans not in ON_ORPHANS:
         raise ConfigError(f"--on-orphans must be one of {', '.join(ON_ORPHANS)}, got {on_orphans!r}")
     seconds = parse_duration(timeout, "--timeout") if timeout is not None else None
+    goal = load_objective(objective) if objective is not None else None
+    console = stderr()
+
+    def say(text: str) -> None:
+        console.print(f"agenttrace: {text}", markup=False, highlight=False)
+
     supervisor = Supervisor(
         list(command),
         store=store,
         run_id=run_id,
         timeout=seconds,
         on_orphans=on_orphans,  # type: ignore[arg-type]
+        objective=goal,
+        say=lambda text: say(f"verifying: {text}"),
     )
     result = supervisor.run()
-    console = stderr()
-
-    def say(text: str) -> None:
-        console.print(f"agenttrace: {text}", markup=False, highlight=False)
 
     ending = (
         f"was killed by signal {signal_name(result.signal)}"

@@ -19,7 +19,8 @@ def show(
 
     Every span sits under its parent with its step number, duration and status.
 
-    Errors show their message; spans that never ended are marked UNFINISHED.
+    Errors show their message; spans that never ended are marked UNFINISHED. The run's claims
+    follow, each piece of evidence marked ok or NO with the reason.
 
     Example: agenttrace show last
     """
@@ -31,7 +32,8 @@ def show(
     with Database(where, runs=[run_id]) as db:
         summary = db.report("run_summary", run_id=run_id)
         spans = db.report("run_spans", run_id=run_id)
+        claims = db.report("claims", run_id=run_id, step=None)
         warn(db.warnings)
     if not summary:
         raise typer.Exit(0)
-    stdout().print(span_tree(summary[0], spans, limit))
+    stdout().print(span_tree(summary[0], spans, limit, claims))

@@ -65,6 +65,12 @@ def step_answer(answer: dict[str, Any]) -> Group:
     lines.append(Text("Errors: " + ("none" if not errors else "")))
     for error in errors:
         lines.append(Text(f"  - {error['name']}: {error['message']}", style="red"))
+    claims = answer.get("claims") or []
+    if claims:
+        from .claims import claim_lines
+
+        lines.append(Text(f"Claims made during this step ({len(claims)}):"))
+        lines.extend(claim_lines(claims))
     following = answer["next_step"]
     lines.append(Text(
         f"Next: step {following['step']}, {following['kind']} `{following['name']}`." if following

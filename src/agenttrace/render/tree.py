@@ -37,6 +37,8 @@ def span_label(span: dict[str, Any], orphaned: bool = False) -> Text:
         label.append(f"#{span['step']} ", style="bold cyan")
         label.append(f"{span['step_kind']} ", style="cyan")
     label.append(span["name"], style="bold")
+    if span.get("claim_text"):
+        label.append(f' "{span["claim_text"]}"')
     if span["ended"]:
         label.append(f"  {duration((span['duration_ms'] or 0) / 1000)}", style="dim")
         if span["status_code"] == "Error":
@@ -58,8 +60,10 @@ def span_label(span: dict[str, Any], orphaned: bool = False) -> Text:
     return label
 
 
-def span_tree(run: dict[str, Any], spans: list[dict[str, Any]], limit: int) -> Group:
-    """The run header and its span tree; at most `limit` spans are drawn."""
+def span_tree(
+    run: dict[str, Any], spans: list[dict[str, Any]], limit: int, claims: list[dict[str, Any]] | None = None
+) -> Group:
+    """The run header and its span tree (at most `limit` spans drawn), then its claims."""
     ids = {s["span_id"] for s in spans}
     children: dict[str | None, list[dict[str, Any]]] = {}
     for span in spans:
@@ -82,4 +86,9 @@ def span_tree(run: dict[str, Any], spans: list[dict[str, Any]], limit: int) -> G
                 style="dim",
             )
         )
+    if claims:
+        from .claims import claim_lines
+
+        parts.append(Text(f"Claims ({len(claims)}):", style="bold"))
+        parts.extend(claim_lines(claims))
     return Group(*parts)

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -24,18 +24,28 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .. import config, constants, environment
-from ..errors import ConfigError
+from ..errors import AgentTraceError, ConfigError
 from ..ids import is_safe_run_id, new_run_id
 from ..redact import redact_argv
 from ..store.layout import StoreLayout
 from . import artifacts
 from .watcher import Proc, ProcessWatcher, become_subreaper
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..objective import Objective
+
 KILL_GRACE_S = 3.0
 """Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
 BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "_bootstrap"
 PROC_EVENTS_ENV = "AGENTTRACE_PROC_EVENTS"
 """`0` turns off the kernel's process events: the watcher polls /proc alone."""
+
+OBJECTIVE = "agenttrace.objective"
+"""The run's objective (JSON), on its root span: the audit never needs the file again."""
+AGENT_DURATION = "agenttrace.run.agent_duration_s"
+"""Seconds from the run's start to the agent's exit (the root span also covers verification)."""
 
 OrphanPolicy = Literal["fail", "kill"]
 
@@ -73,6 +83,8 @@ class Supervisor:
         timeout: float | None = None,
         on_orphans: OrphanPolicy = "fail",
         cwd: Path | None = None,
+        objective: Objective | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         if not command:
             raise ConfigError("no command to run: agenttrace run [OPTIONS] -- CMD [ARGS...]")
@@ -85,6 +97,10 @@ class Supervisor:
         self.timeout = timeout
         self.on_orphans = on_orphans
         self.cwd = (cwd or Path.cwd()).absolute()
+        self.objective = objective
+        self._say = say or (lambda text: None)
+        self._started_ns = 0
+        self._agent_ended_ns: int | None = None
         self._interrupts = 0
         self._tracer = trace.get_tracer("agenttrace.supervisor")
         self._root: Span | None = None
@@ -124,8 +140,11 @@ class Supervisor:
                 "agenttrace.supervisor.pid": os.getpid(),
                 "agenttrace.supervisor.subreaper": subreaper,
                 **({"agenttrace.run.timeout_s": self.timeout} if self.timeout else {}),
+                **({OBJECTIVE: self.objective.as_json()} if self.objective is not None else {}),
             },
         )
+        self._started_ns = time.time_ns()
+        self._keep_objective_file()
         self._state("running")
         server = OtlpServer(self.settings.store, host="127.0.0.1", port=0)
         server.start()
@@ -167,6 +186,7 @@ class Supervisor:
             self._root.set_attribute("agenttrace.watcher.mode", watcher.mode)
             watcher.start()
             state = self._wait(watcher)
+            self._agent_ended_ns = time.time_ns()
             child.returncode = 0  # reaped by the watcher; keep Popen from waiting on it again
             root_proc = watcher.root
             self._settle(watcher)
@@ -365,6 +385,65 @@ class Supervisor:
             span.set_status(Status(StatusCode.ERROR, "still running when the supervisor exited"))
             span.end()
 
+    def _keep_objective_file(self) -> None:
+        """A copy of the objective file in the artifact store (role objective), as given."""
+        if self.objective is None or not self.objective.source or self._root is None:
+            return
+        from ..store.artifact_store import ArtifactStore
+
+        try:
+            store = ArtifactStore(self.layout, self.settings.max_artifact_bytes)
+            stored = store.put(Path(self.objective.source))
+        except (OSError, AgentTraceError):
+            return  # the objective itself is on the root span
+        self._root.add_event(
+            "agenttrace.artifact",
+            {
+                "file.path": self.objective.source,
+                "file.size": stored.size,
+                "agenttrace.artifact.sha256": stored.sha256,
+                "agenttrace.artifact.role": "objective",
+            },
+        )
+
+    def _verify(self, result: RunResult) -> None:
+        """The verification phase: the objective's deliverables and criteria, and every file a
+        claim cited, checked after the agent stopped (DESIGN.md, "Run states": verifying)."""
+        from ..store.artifact_store import ArtifactStore
+        from ..verification import Verifier
+
+        assert self._root is not None
+        cited = self._claimed_files()
+        if self.objective is None and not cited:
+            return
+        self._state("verifying")
+        skip = {
+            "timed_out": "the run timed out",
+            "cancelled": "the run was cancelled",
+        }.get(result.state)
+        verifier = Verifier(
+            cwd=self.cwd,
+            artifacts=ArtifactStore(self.layout, self.settings.max_artifact_bytes),
+            tracer=self._tracer,
+            parent=trace.set_span_in_context(self._root),
+            run_id=self.run_id,
+            say=self._say,
+        )
+        try:
+            verifier.verify(self.objective, cited, skip_commands=skip)
+        except AgentTraceError as exc:
+            result.error = f"verification could not finish: {exc}"
+
+    def _claimed_files(self) -> list[str]:
+        """Files the run's claims cited, read back from the store (the agent's spans are there)."""
+        from ..analysis import Database
+
+        try:
+            with Database(self.layout, runs=[self.run_id]) as db:
+                return [row["path"] for row in db.report("claimed_files", run_id=self.run_id)]
+        except AgentTraceError:
+            return []
+
     def _state(self, state: str) -> None:
         if self._root is not None:
             self._root.add_event("agenttrace.state", {constants.RUN_STATE: state})
@@ -380,7 +459,9 @@ class Supervisor:
             if result.signal is not None:
                 root.set_attribute("agenttrace.process.signal", str(result.signal))
             root.set_attribute("agenttrace.run.orphans", len(result.orphans))
-            try:
+            if self._agent_ended_ns is not None:
+                root.set_attribute(AGENT_DURATION, round((self._agent_ended_ns - self._started_ns) / 1e9, 3))
+            try:  # before verification: what the checks write is not the agent's
                 result.artifacts = artifacts.changes(self.cwd, before, [self.settings.store])
             except OSError:
                 result.artifacts = []
@@ -397,6 +478,8 @@ class Supervisor:
                 )
             if result.error:
                 root.set_status(Status(StatusCode.ERROR, result.error))
+            else:
+                self._verify(result)
         if state != "succeeded":
             root.set_status(Status(StatusCode.ERROR, f"run {state}"))
         root.set_attribute(constants.RUN_STATE, state)

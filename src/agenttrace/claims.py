@@ -1,0 +1,158 @@
+"""Claims and their evidence: output without evidence is an opinion.
+
+    agenttrace.claim("all 10 endpoints were audited", evidence=["report.md", "https://ci/run/7"])
+
+A claim is a span (type `claim`) with its text and its evidence, each reference resolved when
+the claim is made:
+
+    file   a path (relative to the working directory): copied, content-addressed, into
+           `<store>/artifacts/sha256/`; the record keeps path, sha256, size and content type
+    url    `http://` or `https://`: resolves if an HTTP span in the run fetched it with a 2xx,
+           or with `agenttrace audit --online`, which checks it live
+    span   `span:<16 hex digits>` (or the bare id): a tool call, a test run, a process
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from . import config, constants
+from .errors import AgentTraceError, ConfigError
+from .store.artifact_store import ArtifactStore
+from .store.layout import StoreLayout
+
+CLAIM_TEXT = "agenttrace.claim.text"
+CLAIM_EVIDENCE = "agenttrace.claim.evidence"
+MAX_CLAIM_CHARS = 4000
+
+_SPAN_ID = re.compile(r"^[0-9a-fA-F]{16}$")
+_lock = threading.Lock()
+_claimed_files: dict[int, dict[str, str]] = {}
+"""trace id -> {path: sha256 when claimed}: the files this process cited, re-checked when an
+`agenttrace.run()` block ends."""
+
+
+def resolve_evidence(ref: Any, cwd: Path, artifacts: ArtifactStore) -> dict[str, Any]:
+    """One evidence reference as it is recorded. Never raises for a file it cannot read: the
+    record says why (the `evidence` gate then fails the claim)."""
+    if isinstance(ref, Span):
+        return {"kind": "span", "ref": f"{ref.get_span_context().span_id:016x}"}
+    if hasattr(ref, "span") and isinstance(ref.span, Span):  # a ToolCall
+        return {"kind": "span", "ref": f"{ref.span.get_span_context().span_id:016x}"}
+    if not isinstance(ref, str | os.PathLike):
+        raise ConfigError(f"evidence must be a path, a URL or a span id, got {type(ref).__name__}")
+    text = os.fspath(ref)
+    if not text.strip():
+        raise ConfigError("evidence must not be empty")
+    lowered = text.lower()
+    if lowered.startswith(("http://", "https://")):
+        return {"kind": "url", "ref": text}
+    if lowered.startswith("span:"):
+        span_id = text[5:].strip().lower()
+        if not _SPAN_ID.match(span_id):
+            raise ConfigError(f"evidence {text!r}: a span id is 16 hex digits")
+        return {"kind": "span", "ref": span_id}
+    if _SPAN_ID.match(text) and not (cwd / text).exists():
+        return {"kind": "span", "ref": text.lower()}
+    if lowered.startswith("file://"):
+        text = text[7:]
+    elif lowered.startswith("file:"):
+        text = text[5:]
+    path = Path(os.path.abspath(cwd / text))
+    record: dict[str, Any] = {"kind": "file", "ref": os.fspath(ref), "path": str(path)}
+    try:
+        stored = artifacts.put(path)
+    except FileNotFoundError:
+        return record | {"error": "no such file"}
+    except IsADirectoryError:
+        return record | {"error": "is a directory, not a file"}
+    except PermissionError:
+        return record | {"error": "cannot be read (permission denied)"}
+    except (OSError, AgentTraceError) as exc:
+        return record | {"error": f"could not be stored: {exc}"}
+    return record | {
+        "sha256": stored.sha256,
+        "size": stored.size,
+        "content_type": stored.content_type,
+        "stored": stored.stored,
+    }
+
+
+def record_claim(
+    tracer: trace.Tracer,
+    text: str,
+    evidence: Iterable[Any],
+    *,
+    store: Path,
+    cwd: Path | None = None,
+    context: otel_context.Context | None = None,
+    run_id: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Resolve the evidence, record the claim as a span; its span id and evidence records."""
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("a claim needs its text")
+    settings = config.load(store)
+    artifacts = ArtifactStore(StoreLayout(settings.store), settings.max_artifact_bytes)
+    where = cwd or Path.cwd()
+    items = [resolve_evidence(ref, where, artifacts) for ref in evidence]
+    attributes: dict[str, Any] = {
+        constants.SPAN_TYPE: "claim",
+        CLAIM_TEXT: text[:MAX_CLAIM_CHARS],
+        CLAIM_EVIDENCE: json.dumps(items, ensure_ascii=False),
+    }
+    if run_id:
+        attributes[constants.RUN_ID] = run_id
+    span = tracer.start_span("claim", context=context, attributes=attributes)
+    for item in items:
+        if item["kind"] == "file" and "sha256" in item:
+            span.add_event(
+                "agenttrace.artifact",
+                {
+                    "file.path": item["path"],
+                    "file.size": item["size"],
+                    "agenttrace.artifact.sha256": item["sha256"],
+                    "agenttrace.artifact.role": "evidence",
+                    "agenttrace.artifact.content_type": item["content_type"],
+                    "agenttrace.artifact.stored": item["stored"],
+                },
+            )
+    span.end()
+    trace_id = span.get_span_context().trace_id
+    with _lock:
+        files = _claimed_files.setdefault(trace_id, {})
+        files.update({i["path"]: i["sha256"] for i in items if i["kind"] == "file" and "sha256" in i})
+    return f"{span.get_span_context().span_id:016x}", items
+
+
+def claim(text: str, *, evidence: Iterable[Any] = ()) -> str:
+    """Record a claim the agent makes, with its evidence: paths, URLs, span ids (or spans and
+    tool calls). Returns the claim's span id. A file that cannot be read is recorded as such and
+    fails the `evidence` gate; only a claim without text, or evidence of an unknown type, raises
+    ConfigError."""
+    from .api import _tracer
+    from .tracing import current_store
+
+    if isinstance(evidence, str | os.PathLike):
+        evidence = [evidence]
+    store = config.store_path(current_store())
+    span_id, _ = record_claim(_tracer(), text, list(evidence), store=store)
+    return span_id
+
+
+def claimed_files(trace_id: int) -> dict[str, str]:
+    """The files cited as evidence in this process under one trace (a run): path -> sha256."""
+    with _lock:
+        return dict(_claimed_files.pop(trace_id, {}))
+
+
+__all__ = ["claim", "claimed_files", "record_claim", "resolve_evidence"]

@@ -1,0 +1,136 @@
+"""Content-addressed copies of evidence and deliverables: `<store>/artifacts/sha256/<aa>/<hash>`.
+
+    stored = ArtifactStore(layout).put(Path("report.md"))
+    stored.sha256, stored.size, stored.content_type, stored.stored
+
+One pass over the file hashes it and writes the copy (to a temporary file, fsynced, then renamed
+into place), so the copy always holds exactly the bytes that were hashed, even if the file
+changes meanwhile. A copy already stored is not written again. Files over the size cap are
+hashed but not copied (`stored` is False).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import StoreError
+from .layout import StoreLayout
+
+CHUNK = 1 << 20
+SNIFF = 8192
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sha256: str
+    size: int
+    content_type: str
+    stored: bool
+    """False when the file was over the size cap: hashed, not copied."""
+
+
+class ArtifactStore:
+    def __init__(self, layout: StoreLayout, max_bytes: int) -> None:
+        self.layout = layout
+        self.max_bytes = max_bytes
+
+    @property
+    def root(self) -> Path:
+        return self.layout.artifacts_dir / "sha256"
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def has(self, sha256: str) -> bool:
+        return self.path_of(sha256).is_file()
+
+    def put(self, source: Path) -> StoredFile:
+        """Hash `source` and keep a copy. Raises FileNotFoundError/IsADirectoryError/
+        PermissionError for the source, StoreError when the store cannot take the copy."""
+        with open(source, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > self.max_bytes:
+                digest, head, size = _hash_only(f)
+                return StoredFile(digest, size, content_type(source, head), stored=False)
+            return self._copy(source, f)
+
+    def _copy(self, source: Path, f: object) -> StoredFile:
+        tmp_dir = self.layout.artifacts_dir / "tmp"
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot store artifacts in {tmp_dir}: {exc.strerror or exc}") from exc
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        head = b""
+        size = 0
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        try:
+            with open(tmp, "wb", buffering=0) as out:
+                while n := f.readinto(buffer):  # type: ignore[attr-defined]
+                    chunk = view[:n]
+                    digest.update(chunk)
+                    out.write(chunk)
+                    if len(head) < SNIFF:
+                        head += bytes(chunk[: SNIFF - len(head)])
+                    size += n
+                    if size > self.max_bytes:  # it grew while being copied
+                        break
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            if size > self.max_bytes:
+                tmp.unlink(missing_ok=True)
+                return StoredFile(sha, size, content_type(source, head), stored=False)
+            dest = self.path_of(sha)
+            if dest.is_file():
+                tmp.unlink(missing_ok=True)
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot store a copy of {source}: {exc.strerror or exc}") from exc
+        return StoredFile(sha, size, content_type(source, head), stored=True)
+
+
+def _hash_only(f: object) -> tuple[str, bytes, int]:
+    digest = hashlib.sha256()
+    head = b""
+    size = 0
+    while chunk := f.read(CHUNK):  # type: ignore[attr-defined]
+        digest.update(chunk)
+        if len(head) < SNIFF:
+            head += chunk[: SNIFF - len(head)]
+        size += len(chunk)
+    return digest.hexdigest(), head, size
+
+
+def sha256_file(path: Path) -> str:
+    """The file's sha256. Raises OSError."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def content_type(path: Path, head: bytes) -> str:
+    """By extension, else text/plain when the first bytes are UTF-8 text, else octet-stream."""
+    guessed, _ = mimetypes.guess_type(path.name)
+    if guessed:
+        return guessed
+    if b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            return "text/plain"
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 3:  # a character cut at the sniff boundary
+                return "text/plain"
+    return "application/octet-stream"
+
+
+__all__ = ["ArtifactStore", "StoredFile", "content_type", "sha256_file"]

@@ -1,0 +1,284 @@
+"""The verification phase (state `verifying`): after the agent stops and before the audit, check
+the objective against the working directory and record every check as a `verify` span.
+
+    deliverable   exists? size? hashed and copied into the artifact store (role deliverable)
+    criterion     `covers`: every item looked for in the named deliverable; the missing ones kept
+                  `command`: run in the working directory with its timeout; exit 0 passes; its
+                  output kept as an evidence artifact
+    evidence      every file cited by a claim is hashed again: a changed file fails its claim
+
+The gates (`deliverables`, `criteria`, `evidence`) read these spans through the `verifications`
+view; nothing here decides the verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from . import constants
+from .errors import AgentTraceError
+from .objective import Criterion, Objective
+from .store.artifact_store import ArtifactStore, sha256_file
+
+VERIFY = "agenttrace.verify"
+KILL_GRACE_S = 3.0
+MAX_COVERS_BYTES = 64 * 1024 * 1024
+"""A `covers` criterion reads at most this much of its deliverable."""
+OUTPUT_TAIL_CHARS = 4000
+
+
+@dataclass
+class Verifier:
+    cwd: Path
+    artifacts: ArtifactStore
+    tracer: trace.Tracer
+    parent: otel_context.Context
+    run_id: str
+    say: Callable[[str], None] = lambda text: None
+
+    def verify(
+        self, objective: Objective | None, evidence_files: Iterable[str], skip_commands: str | None = None
+    ) -> None:
+        """Check everything; `skip_commands` (a reason) leaves the `command` criteria unrun."""
+        if objective is not None:
+            for deliverable in objective.deliverables:
+                self._deliverable(deliverable.path)
+            for criterion in objective.criteria:
+                if criterion.kind == "covers":
+                    self._covers(criterion)
+                elif skip_commands:
+                    self._skipped(criterion, skip_commands)
+                else:
+                    self._command(criterion)
+        for path in sorted(set(evidence_files)):
+            self._evidence(path)
+
+    # -- checks ---------------------------------------------------------------------------------
+    def _span(self, name: str, kind: str, attributes: dict[str, Any]) -> trace.Span:
+        return self.tracer.start_span(
+            name,
+            context=self.parent,
+            attributes={
+                constants.RUN_ID: self.run_id,
+                constants.SPAN_TYPE: "verify",
+                f"{VERIFY}.type": kind,
+                **attributes,
+            },
+        )
+
+    @staticmethod
+    def _end(span: trace.Span, passed: bool, problem: str | None = None) -> None:
+        span.set_attribute(f"{VERIFY}.passed", passed)
+        if not passed:
+            span.set_status(Status(StatusCode.ERROR, problem or "failed"))
+        span.end()
+
+    def _deliverable(self, rel: str) -> None:
+        span = self._span(f"verify deliverable {rel}", "deliverable", {"file.path": rel})
+        path = self.cwd / rel
+        try:
+            stored = self.artifacts.put(path)
+        except (FileNotFoundError, NotADirectoryError):
+            span.set_attribute(f"{VERIFY}.found", False)
+            self._end(span, False, f"{rel} does not exist")
+            self.say(f"deliverable {rel}: MISSING")
+            return
+        except IsADirectoryError:
+            span.set_attribute(f"{VERIFY}.found", False)
+            span.set_attribute(f"{VERIFY}.error", "is a directory, not a file")
+            self._end(span, False, f"{rel} is a directory")
+            self.say(f"deliverable {rel}: a directory, not a file")
+            return
+        except (OSError, AgentTraceError) as exc:
+            span.set_attribute(f"{VERIFY}.found", path.exists())
+            span.set_attribute(f"{VERIFY}.error", str(exc))
+            self._end(span, False, str(exc))
+            self.say(f"deliverable {rel}: {exc}")
+            return
+        span.set_attributes({
+            f"{VERIFY}.found": True,
+            "file.size": stored.size,
+            f"{VERIFY}.sha256": stored.sha256,
+        })  # fmt: skip
+        span.add_event("agenttrace.artifact", _artifact(rel, stored.sha256, stored.size, "deliverable"))
+        self._end(span, stored.size > 0, f"{rel} is empty" if stored.size == 0 else None)
+        self.say(f"deliverable {rel}: {stored.size:,} bytes, sha256 {stored.sha256[:12]}")
+
+    def _covers(self, criterion: Criterion) -> None:
+        assert criterion.in_ is not None
+        span = self._span(
+            f"verify criterion {criterion.id}",
+            "criterion",
+            {
+                f"{VERIFY}.id": criterion.id,
+                f"{VERIFY}.kind": "covers",
+                f"{VERIFY}.items": len(criterion.covers),
+                "file.path": criterion.in_,
+            },
+        )
+        try:
+            with open(self.cwd / criterion.in_, "rb") as f:
+                text = f.read(MAX_COVERS_BYTES).decode("utf-8", "replace")
+        except OSError as exc:
+            missing = list(criterion.covers)
+            span.set_attribute(f"{VERIFY}.error", f"{criterion.in_}: {exc.strerror or exc}")
+        else:
+            missing = [item for item in criterion.covers if not _covered(item, text, criterion.match)]
+        span.set_attribute(f"{VERIFY}.missing", json.dumps(missing, ensure_ascii=False))
+        found = len(criterion.covers) - len(missing)
+        self._end(span, not missing, f"{len(missing)} of {len(criterion.covers)} items not covered")
+        self.say(f"criterion {criterion.id}: {found} of {len(criterion.covers)} items in {criterion.in_}")
+
+    def _skipped(self, criterion: Criterion, reason: str) -> None:
+        span = self._span(
+            f"verify criterion {criterion.id}",
+            "criterion",
+            {
+                f"{VERIFY}.id": criterion.id,
+                f"{VERIFY}.kind": "command",
+                f"{VERIFY}.command": criterion.command or "",
+                f"{VERIFY}.skipped": reason,
+            },
+        )
+        self._end(span, False, f"not run: {reason}")
+        self.say(f"criterion {criterion.id}: not run ({reason})")
+
+    def _command(self, criterion: Criterion) -> None:
+        command = criterion.command or ""
+        span = self._span(
+            f"verify criterion {criterion.id}",
+            "criterion",
+            {
+                f"{VERIFY}.id": criterion.id,
+                f"{VERIFY}.kind": "command",
+                f"{VERIFY}.command": command,
+                f"{VERIFY}.timeout_s": criterion.timeout_s,
+            },
+        )
+        self.say(f"criterion {criterion.id}: running `{command}` (timeout {criterion.timeout_s:g} s)")
+        started = time.monotonic()
+        fd, output = tempfile.mkstemp(prefix="verify-", suffix=".log")
+        exit_code: int | None = None
+        timed_out = False
+        try:
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    exit_code, timed_out = _run(command, self.cwd, out, criterion.timeout_s)
+                except OSError as exc:
+                    out.write(f"agenttrace: cannot run the command: {exc}\n".encode())
+                    exit_code = 127
+            try:
+                stored = self.artifacts.put(Path(output))
+            except (OSError, AgentTraceError) as exc:
+                span.set_attribute(f"{VERIFY}.error", f"its output could not be stored: {exc}")
+            else:
+                span.set_attributes({
+                    f"{VERIFY}.output_sha256": stored.sha256,
+                    f"{VERIFY}.output_tail": _tail(Path(output)),
+                })  # fmt: skip
+                span.add_event(
+                    "agenttrace.artifact",
+                    _artifact(f"criterion {criterion.id} output", stored.sha256, stored.size, "evidence"),
+                )
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(output)
+        if exit_code is not None:
+            span.set_attribute(f"{VERIFY}.exit_code", exit_code)
+        span.set_attribute(f"{VERIFY}.timed_out", timed_out)
+        passed = exit_code == 0 and not timed_out
+        problem = f"exited with code {exit_code}"
+        if timed_out:
+            problem = f"did not finish within {criterion.timeout_s:g} s"
+        self._end(span, passed, None if passed else problem)
+        took = time.monotonic() - started
+        self.say(f"criterion {criterion.id}: {'passed' if passed else problem} ({took:.1f} s)")
+
+    def _evidence(self, path: str) -> None:
+        span = self._span(f"verify evidence {os.path.basename(path)}", "evidence", {"file.path": path})
+        try:
+            digest = sha256_file(Path(path))
+        except OSError:
+            span.set_attribute(f"{VERIFY}.found", False)
+            span.set_attribute(f"{VERIFY}.passed", True)  # the claim's copy decides (see the view)
+            span.end()
+            return
+        span.set_attributes({f"{VERIFY}.found": True, f"{VERIFY}.sha256": digest})
+        span.set_attribute(f"{VERIFY}.passed", True)
+        span.end()
+
+
+def _covered(item: str, text: str, match: str) -> bool:
+    if match == "regex":
+        return re.search(item, text, re.MULTILINE) is not None
+    return item in text
+
+
+def _run(command: str, cwd: Path, out: Any, timeout: float) -> tuple[int, bool]:
+    """Run `command` with /bin/sh in its own session; (exit code, timed out). On timeout its
+    whole process group gets SIGTERM, then SIGKILL."""
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    timed_out = False
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+    except BaseException:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    _signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind
+    code = proc.returncode
+    return (128 - code if code < 0 else code), timed_out
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _tail(path: Path) -> str:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - OUTPUT_TAIL_CHARS))
+        return f.read().decode("utf-8", "replace")
+
+
+def _artifact(path: str, sha256: str, size: int, role: str) -> dict[str, Any]:
+    return {
+        "file.path": path,
+        "file.size": size,
+        "agenttrace.artifact.sha256": sha256,
+        "agenttrace.artifact.role": role,
+    }
+
+
+__all__ = ["Verifier"]
