@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Annotated, Any
 
@@ -60,6 +61,8 @@ def claim(
         )
     if not is_safe_run_id(run_id):
         raise ConfigError(f"{RUN_ID_ENV}={run_id!r} is not a run id")
+    # The exporter logs each retry; the one Error: line below says what went wrong.
+    logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
     exporter = _Delivered(endpoint.rstrip("/") + "/v1/traces")
     provider = TracerProvider(resource=Resource.create({}))  # OTEL_RESOURCE_ATTRIBUTES: the run id
     provider.add_span_processor(SimpleSpanProcessor(exporter))
