@@ -5,13 +5,14 @@ OpenAI-compatible `/chat/completions` endpoint, called with urllib), runs the to
 for (list, read and count the words of files in this directory), feeds the results back, and
 stops when the model answers (`finish_reason` `stop`, or `length` for an answer cut short).
 
-    python examples/research_agent.py [--model fake-gpt] [--task "..."] [--base-url URL]
+    python examples/research_agent.py [--model fake-gpt] [--task "..."] [--base-url URL] [--report FILE]
 
 Without `--base-url` or `$OPENAI_BASE_URL` it starts the scripted fake server of
 `fake_model_server.py` in a thread; `--model fake-truncating` makes that server cut the final
 answer short. The run goes to `$AGENTTRACE_STORE` (default `./.agenttrace`): every model call is an
 LLM step and every tool call a tool step, linked to the model turn that asked for it by the tool
-call id. Look at it with `agenttrace show last`.
+call id. With `--report FILE` the answer is also written to FILE and recorded as a claim, with the
+file and the tool calls it rests on as evidence. Look at it with `agenttrace show last`.
 """
 
 from __future__ import annotations
@@ -114,10 +115,11 @@ TOOLS: dict[str, Tool] = {
 }
 
 
-def run_tool(call: dict[str, Any]) -> dict[str, Any]:
+def run_tool(call: dict[str, Any], done: list[str] | None = None) -> dict[str, Any]:
     """Run one tool call the model asked for, as an agenttrace tool step carrying the call's id.
     Returns the `tool` message for the model; a failing tool becomes an error message (and an
-    error on its step) rather than ending the run."""
+    error on its step) rather than ending the run. The span id of a call that worked is appended
+    to `done` (evidence for the answer)."""
     function = call.get("function") or {}
     name = str(function.get("name", "?"))
     raw = function.get("arguments") or "{}"
@@ -136,6 +138,8 @@ def run_tool(call: dict[str, Any]) -> dict[str, Any]:
                 raise ToolError(f"arguments must be a JSON object, got {raw!r}")
             result = tool.function(**arguments)
             step.set_result(result)
+        if done is not None:
+            done.append(f"span:{step.span.get_span_context().span_id:016x}")
         content = result if isinstance(result, str) else json.dumps(result)
     except (ToolError, OSError, TypeError, ValueError) as exc:
         content = f"error: {exc}"
@@ -220,8 +224,11 @@ class Outcome:
     tool_calls: int
 
 
-def research(task: str, model: str, client: ChatClient, max_turns: int = 8) -> Outcome:
-    """Run the agent on `task` as one agenttrace run; returns what it found."""
+def research(
+    task: str, model: str, client: ChatClient, max_turns: int = 8, report: Path | None = None
+) -> Outcome:
+    """Run the agent on `task` as one agenttrace run; returns what it found. With `report`, the
+    answer is also written to that file, and claimed with the file and the tool calls as evidence."""
     with agenttrace.run("research-agent", attributes={"agenttrace.objective": task}) as run:
         with agenttrace.step("plan"):
             tools = [tool.schema(name) for name, tool in TOOLS.items()]
@@ -230,15 +237,19 @@ def research(task: str, model: str, client: ChatClient, max_turns: int = 8) -> O
                 {"role": "user", "content": task},
             ]
         tool_calls = 0
+        evidence: list[str] = []
         for turn in range(1, max_turns + 1):
             message, finish_reason = call_model(client, model, messages, tools)
             messages.append(message)
             calls = message.get("tool_calls") or []
             if not calls:
                 answer = message.get("content") or ""
+                if report is not None:
+                    report.write_text(f"# {task}\n\n{answer}\n")
+                    agenttrace.claim(answer, evidence=[report, *evidence])
                 return Outcome(run.id, run.store, answer, finish_reason, turn, tool_calls)
             for call in calls:
-                messages.append(run_tool(call))
+                messages.append(run_tool(call, evidence))
                 tool_calls += 1
         raise RuntimeError(f"no answer after {max_turns} model calls")
 
@@ -271,12 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         "else a fake server started in-process).",
     )
     parser.add_argument("--max-turns", type=int, default=8, help="Give up after this many model calls.")
+    parser.add_argument(
+        "--report", type=Path, help="Also write the answer to this file, and claim it with its evidence."
+    )
     args = parser.parse_args(argv)
 
     with model_endpoint(args.base_url) as url:
         client = ChatClient(url, os.environ.get("OPENAI_API_KEY") or "sk-fake")
         try:
-            outcome = research(args.task, args.model, client, args.max_turns)
+            outcome = research(args.task, args.model, client, args.max_turns, args.report)
         except ModelError as exc:  # the run is recorded as failed, with the error on its LLM step
             print(f"error: {exc}", file=sys.stderr)
             return 1

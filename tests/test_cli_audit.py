@@ -22,13 +22,26 @@ from opentelemetry import trace
 import agenttrace
 
 CORE = (
+    "budget",
     "completion_signal",
+    "criteria",
+    "deliverables",
+    "evidence",
     "exit_status",
     "orphan_processes",
+    "scope",
     "tool_calls_returned",
     "unfinished_spans",
     "unrecovered_errors",
 )
+OBJECTIVE_GATES = {
+    "budget": "n/a",
+    "criteria": "n/a",
+    "deliverables": "n/a",
+    "evidence": "n/a",
+    "scope": "n/a",
+}
+"""Without an objective or claims, these do not apply."""
 
 
 def audit(store: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -150,6 +163,7 @@ def test_exit_status_and_orphans_pass_on_a_clean_exit(tmp_path: Path) -> None:
         "tool_calls_returned": "n/a",
         "unfinished_spans": "pass",
         "unrecovered_errors": "pass",
+        **OBJECTIVE_GATES,
     }
 
 
@@ -257,7 +271,7 @@ def test_human_output_and_junit(configured: Path, tmp_path: Path) -> None:
     assert ": FAILED (no exit code)" in result.stdout
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "1", "3")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("11", "1", "8")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert set(cases) == set(CORE)
     failure = cases["completion_signal"].find("failure")

@@ -1,11 +1,11 @@
 -- description: The run stayed within the objective's limits: tokens (input + output of every LLM call), cost in USD, and the agent's wall time.
 -- severity: error
--- applies: SELECT json_extract(objective, '$.limits') IS NOT NULL AND (json_extract(objective, '$.limits.tokens') <> 'null' OR json_extract(objective, '$.limits.cost_usd') <> 'null' OR json_extract(objective, '$.limits.wall_time_s') <> 'null') FROM runs WHERE run_id = $run_id
+-- applies: SELECT coalesce(objective_json ->> '$.limits.tokens', objective_json ->> '$.limits.cost_usd', objective_json ->> '$.limits.wall_time_s') IS NOT NULL FROM runs WHERE run_id = $run_id
 WITH limits AS (
     SELECT
-        TRY_CAST(objective ->> '$.limits.tokens' AS BIGINT) AS tokens,
-        TRY_CAST(objective ->> '$.limits.cost_usd' AS DOUBLE) AS cost_usd,
-        TRY_CAST(objective ->> '$.limits.wall_time_s' AS DOUBLE) AS wall_time_s,
+        TRY_CAST(objective_json ->> '$.limits.tokens' AS BIGINT) AS tokens,
+        TRY_CAST(objective_json ->> '$.limits.cost_usd' AS DOUBLE) AS cost_usd,
+        TRY_CAST(objective_json ->> '$.limits.wall_time_s' AS DOUBLE) AS wall_time_s,
         coalesce(agent_duration_s, duration_s) AS wall_s,
         root_span_id
     FROM runs

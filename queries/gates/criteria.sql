@@ -1,11 +1,11 @@
 -- description: Every criterion of the objective was verified and passed: each `covers` item appears in its deliverable, each `command` exited 0 within its timeout.
 -- severity: error
--- applies: SELECT coalesce(json_array_length(objective, '$.criteria'), 0) > 0 FROM runs WHERE run_id = $run_id
+-- applies: SELECT coalesce(json_array_length(objective_json, '$.criteria'), 0) > 0 FROM runs WHERE run_id = $run_id
 WITH wanted AS (
     SELECT c ->> 'id' AS id, c ->> 'kind' AS kind, c ->> 'in' AS in_file, c ->> 'command' AS command, n
     FROM (
-        SELECT unnest(json_extract(objective, '$.criteria[*]')) AS c,
-               generate_subscripts(json_extract(objective, '$.criteria[*]'), 1) AS n
+        SELECT unnest(json_extract(objective_json, '$.criteria[*]')) AS c,
+               generate_subscripts(json_extract(objective_json, '$.criteria[*]'), 1) AS n
         FROM runs WHERE run_id = $run_id
     )
 ),

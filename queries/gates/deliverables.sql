@@ -1,9 +1,9 @@
 -- description: Every deliverable the objective names exists at the end of the run, is not empty, has at least its min_bytes, and was written during the run.
 -- severity: error
--- applies: SELECT coalesce(json_array_length(objective, '$.deliverables'), 0) > 0 FROM runs WHERE run_id = $run_id
+-- applies: SELECT coalesce(json_array_length(objective_json, '$.deliverables'), 0) > 0 FROM runs WHERE run_id = $run_id
 WITH wanted AS (
     SELECT d ->> 'path' AS path, TRY_CAST(d ->> 'min_bytes' AS BIGINT) AS min_bytes
-    FROM (SELECT unnest(json_extract(objective, '$.deliverables[*]')) AS d FROM runs WHERE run_id = $run_id)
+    FROM (SELECT unnest(json_extract(objective_json, '$.deliverables[*]')) AS d FROM runs WHERE run_id = $run_id)
 ),
 checked AS (
     SELECT * FROM verifications WHERE run_id = $run_id AND type = 'deliverable'

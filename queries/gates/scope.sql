@@ -1,10 +1,10 @@
 -- description: The agent wrote files only inside the objective's scope (globs relative to the working directory).
 -- severity: error
--- applies: SELECT json_extract(objective, '$.scope') IS NOT NULL AND json_type(objective, '$.scope') = 'ARRAY' FROM runs WHERE run_id = $run_id
+-- applies: SELECT json_extract(objective_json, '$.scope') IS NOT NULL AND json_type(objective_json, '$.scope') = 'ARRAY' FROM runs WHERE run_id = $run_id
 WITH allowed AS (
     SELECT
-        CAST(json_extract(objective, '$.scope_regex') AS VARCHAR[]) AS patterns,
-        array_to_string(CAST(json_extract(objective, '$.scope') AS VARCHAR[]), ', ') AS globs
+        CAST(json_extract(objective_json, '$.scope_regex') AS VARCHAR[]) AS patterns,
+        array_to_string(CAST(json_extract(objective_json, '$.scope') AS VARCHAR[]), ', ') AS globs
     FROM runs
     WHERE run_id = $run_id
 )

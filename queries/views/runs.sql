@@ -3,6 +3,8 @@
 --   the root ended:  its `agenttrace.run.state`, else `failed` if its status is Error, else `succeeded`
 --   no end yet:      `running` while a live writer holds the run's spool, else `unknown`
 --                    (records stopped arriving without an end: the process crashed or was killed)
+-- `objective` is the run's objective as stored (JSON from an objective file, or any text a producer
+-- put there); `objective_json` is it parsed, NULL when it is not a JSON object.
 --   audited:         the state of the run's latest `audit` span (`agenttrace run` audits at the
 --                    end: a run succeeds only if every error-severity gate passed)
 CREATE OR REPLACE VIEW runs AS
@@ -55,6 +57,9 @@ SELECT
     r.attributes['agenttrace.process.signal'] AS signal,
     coalesce(r.attributes['process.command_line'], r.attributes['process.command_args']) AS command,
     r.attributes['agenttrace.objective'] AS objective,
+    CASE WHEN json_valid(r.attributes['agenttrace.objective'])
+              AND json_type(r.attributes['agenttrace.objective']) = 'OBJECT'
+         THEN CAST(r.attributes['agenttrace.objective'] AS JSON) END AS objective_json,
     TRY_CAST(r.attributes['agenttrace.run.agent_duration_s'] AS DOUBLE) AS agent_duration_s,
     r.span_id AS root_span_id,
     r.trace_id,

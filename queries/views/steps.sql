@@ -108,9 +108,6 @@ SELECT
     TRY_CAST(coalesce(
         attributes['gen_ai.usage.output_tokens'], attributes['gen_ai.usage.completion_tokens'],
         attributes['llm.token_count.completion'], attributes['llm.usage.completion_tokens']) AS BIGINT) AS output_tokens,
-    CASE WHEN _kind = 'llm' THEN TRY_CAST(coalesce(
-        attributes['llm.cost.total'], attributes['gen_ai.usage.cost'], attributes['agenttrace.llm.cost_usd']) AS DOUBLE)
-    END AS cost_usd,
     CASE _kind
         WHEN 'llm' THEN coalesce(
             attributes['gen_ai.input.messages'], attributes['input.value'], attributes['gen_ai.prompt'],
@@ -132,6 +129,9 @@ SELECT
         WHEN 'process' THEN attributes['process.exit.code']
         ELSE coalesce(attributes['output.value'], attributes['traceloop.entity.output'])
     END AS output,
+    CASE WHEN _kind = 'llm' THEN TRY_CAST(coalesce(
+        attributes['llm.cost.total'], attributes['gen_ai.usage.cost']) AS DOUBLE)
+    END AS cost_usd,
     CASE WHEN _finish_raw IS NOT NULL THEN
         CASE WHEN starts_with(ltrim(_finish_raw), '[') THEN json_extract_string(_finish_raw, '$[0]') ELSE _finish_raw END
     END AS finish_reason_raw,

@@ -54,19 +54,27 @@ class Verifier:
     def verify(
         self, objective: Objective | None, evidence_files: Iterable[str], skip_commands: str | None = None
     ) -> None:
-        """Check everything; `skip_commands` (a reason) leaves the `command` criteria unrun."""
-        if objective is not None:
-            for deliverable in objective.deliverables:
-                self._deliverable(deliverable.path)
-            for criterion in objective.criteria:
-                if criterion.kind == "covers":
-                    self._covers(criterion)
-                elif skip_commands:
-                    self._skipped(criterion, skip_commands)
-                else:
-                    self._command(criterion)
+        """Check everything; `skip_commands` (a reason) leaves the `command` criteria unrun.
+
+        Files are read before any command runs, so a check that rewrites files (a formatter, a
+        build) cannot change what the agent left: claimed files first, then deliverables, then
+        `covers` criteria, then `command` criteria."""
         for path in sorted(set(evidence_files)):
             self._evidence(path)
+        if objective is None:
+            return
+        for deliverable in objective.deliverables:
+            self._deliverable(deliverable.path)
+        for criterion in objective.criteria:
+            if criterion.kind == "covers":
+                self._covers(criterion)
+        for criterion in objective.criteria:
+            if criterion.kind != "command":
+                continue
+            if skip_commands:
+                self._skipped(criterion, skip_commands)
+            else:
+                self._command(criterion)
 
     # -- checks ---------------------------------------------------------------------------------
     def _span(self, name: str, kind: str, attributes: dict[str, Any]) -> trace.Span:
