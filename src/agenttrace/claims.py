@@ -149,10 +149,44 @@ def claim(text: str, *, evidence: Iterable[Any] = ()) -> str:
     return span_id
 
 
+def files_cited_in_store(layout: StoreLayout, run_id: str) -> list[str]:
+    """The files the run's claims cited, read from its stored records (the spool and any part),
+    with Arrow compute rather than a DuckDB session: `agenttrace run` asks after every agent."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from .store.reader import snapshot
+
+    snap = snapshot(layout, [run_id], recover=False)
+    tables = [snap.spool_spans]
+    for part in snap.span_parts:
+        try:
+            tables.append(pq.read_table(part, columns=["SpanAttributes"]))
+        except Exception:  # a corrupt part: the audit reports it
+            continue
+    paths: set[str] = set()
+    for table in tables:
+        if table.num_rows == 0:
+            continue
+        attributes = table.column("SpanAttributes")
+        is_claim = pc.equal(pc.map_lookup(attributes, constants.SPAN_TYPE, "first"), "claim")
+        for raw in pc.map_lookup(attributes.filter(is_claim), CLAIM_EVIDENCE, "first").to_pylist():
+            try:
+                items = json.loads(raw or "[]")
+            except ValueError:
+                continue
+            paths.update(
+                i["path"]
+                for i in items
+                if isinstance(i, dict) and i.get("kind") == "file" and i.get("sha256")
+            )
+    return sorted(paths)
+
+
 def claimed_files(trace_id: int) -> dict[str, str]:
     """The files cited as evidence in this process under one trace (a run): path -> sha256."""
     with _lock:
         return dict(_claimed_files.pop(trace_id, {}))
 
 
-__all__ = ["claim", "claimed_files", "record_claim", "resolve_evidence"]
+__all__ = ["claim", "claimed_files", "files_cited_in_store", "record_claim", "resolve_evidence"]

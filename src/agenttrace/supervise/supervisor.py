@@ -436,12 +436,11 @@ class Supervisor:
 
     def _claimed_files(self) -> list[str]:
         """Files the run's claims cited, read back from the store (the agent's spans are there)."""
-        from ..analysis import Database
+        from ..claims import files_cited_in_store
 
         try:
-            with Database(self.layout, runs=[self.run_id]) as db:
-                return [row["path"] for row in db.report("claimed_files", run_id=self.run_id)]
-        except AgentTraceError:
+            return files_cited_in_store(self.layout, self.run_id)
+        except (AgentTraceError, OSError):
             return []
 
     def _state(self, state: str) -> None:
