@@ -38,6 +38,8 @@ class ArtifactStore:
     def __init__(self, layout: StoreLayout, max_bytes: int) -> None:
         self.layout = layout
         self.max_bytes = max_bytes
+        self._made: set[Path] = set()
+        """Folders known to exist (a mkdir per file costs more than the copy of a small one)."""
 
     @property
     def root(self) -> Path:
@@ -62,7 +64,7 @@ class ArtifactStore:
     def _copy(self, source: Path, f: object) -> StoredFile:
         tmp_dir = self.layout.artifacts_dir / "tmp"
         try:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._mkdir(tmp_dir)
         except OSError as exc:
             raise StoreError(f"cannot store artifacts in {tmp_dir}: {exc.strerror or exc}") from exc
         tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
@@ -82,6 +84,7 @@ class ArtifactStore:
                     size += n
                     if size > self.max_bytes:  # it grew while being copied
                         break
+                os.fchmod(out.fileno(), 0o444)  # read-only, in the same metadata update as the data
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
             if size > self.max_bytes:
@@ -91,13 +94,17 @@ class ArtifactStore:
             if dest.is_file():
                 tmp.unlink(missing_ok=True)
             else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp, 0o444)
+                self._mkdir(dest.parent)
                 os.replace(tmp, dest)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot store a copy of {source}: {exc.strerror or exc}") from exc
         return StoredFile(sha, size, content_type(source, head), stored=True)
+
+    def _mkdir(self, folder: Path) -> None:
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
 
 
 def _hash_only(f: object) -> tuple[str, bytes, int]:
