@@ -110,13 +110,14 @@ def test_store_from_environment(two_runs: Path) -> None:
     assert len(json.loads(result.stdout)) == 2
 
 
-def test_help_explains_every_command() -> None:
-    top = run_cli("--help")
+def test_help_explains_every_command(cli) -> None:
+    top = run_cli("--help")  # the installed console script
     assert top.returncode == 0
-    for command in ("runs", "show", "query", "serve", "run", "orphans", "audit", "gates", "step"):
+    commands = ("runs", "show", "query", "serve", "run", "orphans", "audit", "gates", "step", "claim")
+    for command in commands:
         assert command in top.stdout
-        sub = run_cli(command, "--help")
-        assert sub.returncode == 0 and "Example:" in sub.stdout and "--store" in sub.stdout
+        sub = cli(command, "--help")  # in-process: the same app, without a Python start-up each
+        assert sub.exit_code == 0 and "Example:" in sub.stdout and "--store" in sub.stdout, command
 
 
 # -- bad input: one clear Error: line, exit 2, nothing stored changes --------------------------
