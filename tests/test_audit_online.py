@@ -72,3 +72,24 @@ def test_audit_online_accepts_a_live_2xx_and_names_a_live_404(configured: Path, 
     assert evidence_reasons(online) == [
         f'claim "also documented": URL {site}/missing {never}; checked live, it answered 404'
     ]
+
+
+def test_a_server_that_does_not_speak_http_is_an_answer_not_a_crash() -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def garbage() -> None:
+        connection, _ = listener.accept()
+        connection.recv(1024)
+        connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        connection.close()
+
+    threading.Thread(target=garbage, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+    found, status, error = check_url(url, timeout=5)
+    listener.close()
+    assert (found, status) == (url, None)
+    assert error is not None and error.startswith("no answer (") and "BadStatusLine" in error

@@ -3,6 +3,7 @@ ends, judged by the `evidence` gate."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,40 @@ def test_a_claim_needs_text_and_known_kinds_of_evidence(configured: Path) -> Non
             agenttrace.claim("x", evidence=[42])
         with pytest.raises(ConfigError, match="a span id is 16 hex digits"):
             agenttrace.claim("x", evidence=["span:xyz"])
+
+
+def test_the_run_itself_a_later_span_a_device_or_a_broken_record_do_not_back_a_claim(
+    configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import trace
+
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    with agenttrace.run("claims") as run:
+        root = f"span:{run.span.get_span_context().span_id:016x}"
+        with agenttrace.tool_call("long_job") as job:
+            agenttrace.claim("the job is done", evidence=[job])  # made before the job ended
+        agenttrace.claim("the run says so", evidence=[root])
+        agenttrace.claim("random is random", evidence=["/dev/zero"])
+        with trace.get_tracer("other-producer").start_as_current_span(
+            "claim", attributes={"agenttrace.span.type": "claim", "agenttrace.claim.text": "mine",
+                                 "agenttrace.claim.evidence": "report.md"},
+        ):  # fmt: skip
+            pass
+    assert time.monotonic() - started < 20, "a device must not be read"
+    reasons = evidence_violations(configured, run.id)
+    assert reasons[0].startswith('claim "the job is done": evidence span ')
+    assert reasons[0].endswith("(execute_tool long_job) ended after the claim was made")
+    assert reasons[1] == (
+        f'claim "the run says so": evidence span {root[5:]} is the run\'s own run span, '
+        "not work that backs a claim"
+    )
+    assert reasons[2] == (
+        'claim "random is random": evidence file /dev/zero is not a regular file (a pipe, socket or device) '
+        "when the claim was made"
+    )
+    assert (
+        reasons[3]
+        == 'claim "mine": its evidence record is not a JSON list of evidence, so it cannot be checked'
+    )
+    assert len(reasons) == 4

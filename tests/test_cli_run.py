@@ -235,9 +235,11 @@ def test_a_bash_agent_yields_its_process_tree_and_exit_codes(tmp_path: Path) -> 
 
 def test_files_written_by_the_agent_are_artifacts_with_their_hashes(tmp_path: Path) -> None:
     (tmp_path / "unchanged.txt").write_text("before")
+    (tmp_path / "obsolete.txt").write_text("removed by the agent")
     (tmp_path / ".git").mkdir()
     agent = (
         "mkdir -p out && printf 'report body' > out/report.md && echo x > .git/ignored && echo y > log.txt"
+        " && rm obsolete.txt"
     )
     result = agenttrace_run(tmp_path, "--", "sh", "-c", agent)
     assert result.returncode == 0, result.stderr
@@ -249,7 +251,7 @@ def test_files_written_by_the_agent_are_artifacts_with_their_hashes(tmp_path: Pa
     assert rows == [
         {"path": p, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b), "role": "written"}
         for p, b in sorted(expected.items())
-    ]
+    ] + [{"path": "obsolete.txt", "sha256": None, "size": None, "role": "deleted"}]
 
 
 # -- signals -----------------------------------------------------------------------------------

@@ -102,6 +102,10 @@ def test_scope_after_a_table_header_is_explained(tmp_path: Path) -> None:
         ({"limits": {"walltime": "1h"}}, "limits.walltime", "unknown key (known here: cost_usd, tokens, wall_time)"),
         ({"limits": 5}, "limits", "must be a table"),
         ({"deadline": "soon"}, "deadline", "unknown key"),
+        ({"scope": ["data/[z-a].csv"]}, "scope[0]", "is not a valid glob: bad character range z-a"),
+        ({"deliverables": [{"path": "./"}]}, "deliverables[0].path", "names the working directory itself"),
+        ({"limits": {"cost_usd": float("nan")}}, "limits.cost_usd", "must be a finite amount"),
+        ({"limits": {"wall_time": "inf"}}, "limits.wall_time", "not a positive duration"),
     ],
 )  # fmt: skip
 def test_each_mistake_is_named_by_its_key(data: dict, key: str, problem: str) -> None:
@@ -136,9 +140,30 @@ def test_a_file_that_is_not_toml_utf8_or_a_file_at_all(tmp_path: Path) -> None:
         ("**/*.md", ["a.md", "docs/a.md", "a/b/c.md"], ["a.txt"]),
         ("out/run-?.log", ["out/run-1.log"], ["out/run-12.log"]),
         ("data/[ab].csv", ["data/a.csv"], ["data/c.csv"]),
+        ("data/[!ab].csv", ["data/c.csv"], ["data/a.csv"]),
+        ("[]x]", ["]", "x"], ["]x"]),
+        ("a[-b].txt", ["a-.txt", "ab.txt"], ["ac.txt"]),
     ],
 )
 def test_scope_globs_match_paths_as_git_does(glob: str, inside: list[str], outside: list[str]) -> None:
-    pattern = re.compile(glob_regex(glob))
-    assert [p for p in inside if not pattern.fullmatch(p)] == []
-    assert [p for p in outside if pattern.fullmatch(p)] == []
+    """Checked with DuckDB's RE2, which the `scope` gate uses."""
+    import duckdb
+
+    regex = glob_regex(glob)
+    con = duckdb.connect()
+    matches = {
+        p: con.execute("SELECT regexp_full_match(?, ?)", [p, regex]).fetchall()[0][0]
+        for p in inside + outside
+    }
+    assert [p for p in inside if not matches[p]] == []
+    assert [p for p in outside if matches[p]] == []
+
+
+def test_in_is_normalised_and_dot_scope_means_everything() -> None:
+    objective = parse_objective({
+        "deliverables": [{"path": "r.md"}],
+        "criteria": [{"id": "c", "covers": ["x"], "in": "./r.md"}],
+        "scope": ["./", "src/"],
+    })  # fmt: skip
+    assert objective.criteria[0].in_ == "r.md"
+    assert objective.scope == ("**", "src")

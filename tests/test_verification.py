@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import query
+from conftest import BIN, query
 
 import agenttrace
 from agenttrace.analysis import Database
@@ -118,3 +122,77 @@ def test_a_bad_objective_raises_before_the_block_runs(configured: Path, tmp_path
     ):
         ran.append(True)
     assert ran == []
+
+
+def test_a_fifo_or_a_link_out_of_the_workdir_is_not_read_and_fails_its_deliverable(
+    configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (tmp_path / "secret.txt").write_text("not for the store")
+    objective = {
+        "deliverables": [{"path": "pipe.md"}, {"path": "link.md"}],
+        "criteria": [{"id": "c", "covers": ["x"], "in": "pipe.md"}],
+    }
+    started = time.monotonic()
+    with agenttrace.run("verify", objective=objective) as run:
+        os.mkfifo("pipe.md")
+        os.symlink(tmp_path / "secret.txt", "link.md")
+    assert time.monotonic() - started < 20, "a FIFO must not block verification"
+    found = violations(configured, run.id)
+    assert found["deliverables"] == [
+        "deliverable link.md is a link to a file outside the working directory",
+        "deliverable pipe.md is not a regular file (a pipe, socket or device)",
+    ]
+    assert found["criteria"] == ['criterion c: "x" is not covered in pipe.md (pipe.md: not a regular file)']
+    stored = (
+        list((configured / "artifacts" / "sha256").rglob("*")) if (configured / "artifacts").exists() else []
+    )
+    assert not [p for p in stored if p.is_file() and p.read_bytes() == b"not for the store"]
+
+
+def test_deleting_a_file_outside_the_scope_fails_it(
+    configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "important.py").write_text("keep me")
+    with agenttrace.run("verify", objective={"scope": ["out/**"]}) as run:
+        (tmp_path / "important.py").unlink()
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "result.txt").write_text("fine")
+    assert violations(configured, run.id) == {
+        "scope": ["file important.py was deleted outside the scope (allowed: out/**)"]
+    }
+
+
+def test_an_interrupt_during_verification_stops_the_check_and_ends_the_run(tmp_path: Path) -> None:
+    (tmp_path / "objective.toml").write_text(
+        '[[criteria]]\nid = "slow"\ncommand = "echo $$ > check.pid; sleep 60"\ntimeout = "5m"\n'
+        '[[criteria]]\nid = "after"\ncommand = "touch after-ran"\n'
+    )
+    process = subprocess.Popen(
+        [str(BIN / "agenttrace"), "run", "--json", "--store", str(tmp_path / "store"),
+         "--objective", "objective.toml", "--", "true"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "check.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check = int((tmp_path / "check.pid").read_text())
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 1, err
+    assert "verification was interrupted (SIGINT): the remaining checks were not run" in err
+    assert not alive(check), "the running check's process group is stopped"
+    assert not (tmp_path / "after-ran").exists()
+    reasons = [
+        v["reason"] for g in json.loads(out)["gates"] if g["name"] == "criteria" for v in g["violations"]
+    ]
+    assert reasons == [
+        "criterion slow: `echo $$ > check.pid; sleep 60` was not run: verification was interrupted (SIGINT) "
+        "while it ran (its output is evidence sha256 " + reasons[0].rsplit("sha256 ", 1)[1],
+        "criterion after: `touch after-ran` was not run: verification was interrupted (SIGINT)",
+    ]
+    (run,) = query(tmp_path / "store", "SELECT state, unfinished_count FROM runs")
+    assert run == {"state": "failed", "unfinished_count": 0}

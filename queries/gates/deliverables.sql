@@ -2,7 +2,7 @@
 -- severity: error
 -- applies: SELECT coalesce(json_array_length(objective_json, '$.deliverables'), 0) > 0 FROM runs WHERE run_id = $run_id
 WITH wanted AS (
-    SELECT d ->> 'path' AS path, TRY_CAST(d ->> 'min_bytes' AS BIGINT) AS min_bytes
+    SELECT coalesce(d ->> 'path', json_extract_string(d, '$')) AS path, TRY_CAST(d ->> 'min_bytes' AS BIGINT) AS min_bytes
     FROM (SELECT unnest(json_extract(objective_json, '$.deliverables[*]')) AS d FROM runs WHERE run_id = $run_id)
 ),
 checked AS (
@@ -15,11 +15,13 @@ written AS (
 SELECT
     CASE
         WHEN c.span_id IS NULL THEN 'deliverable ' || w.path || ' was not checked: the run ended before its verification'
-        WHEN NOT c.found AND c.error IS NOT NULL THEN 'deliverable ' || w.path || ' ' || c.error
-        WHEN NOT c.found THEN 'deliverable ' || w.path || ' does not exist'
+        WHEN c.error IS NOT NULL THEN 'deliverable ' || w.path || ' ' || c.error
+        WHEN NOT coalesce(c.found, false) THEN 'deliverable ' || w.path || ' does not exist'
+        WHEN c.size IS NULL THEN 'deliverable ' || w.path || ' could not be checked (no size was recorded)'
         WHEN c.size = 0 THEN 'deliverable ' || w.path || ' is empty (0 bytes)'
         WHEN c.size < w.min_bytes THEN
             'deliverable ' || w.path || ' has ' || c.size || ' bytes, fewer than the ' || w.min_bytes || ' the objective asks for'
+        WHEN NOT coalesce(c.passed, false) THEN 'deliverable ' || w.path || ' failed its check'
         ELSE 'deliverable ' || w.path || ' was not written during the run (it is not in the artifact manifest)'
     END AS reason,
     c.span_id,
@@ -30,8 +32,11 @@ SELECT
 FROM wanted w
 LEFT JOIN checked c ON c.path = w.path
 WHERE c.span_id IS NULL
-   OR NOT c.found
+   OR c.error IS NOT NULL
+   OR NOT coalesce(c.found, false)
+   OR c.size IS NULL
    OR c.size = 0
    OR c.size < coalesce(w.min_bytes, 0)
+   OR NOT coalesce(c.passed, false)
    OR w.path NOT IN (SELECT path FROM written)
 ORDER BY w.path;

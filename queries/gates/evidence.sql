@@ -13,6 +13,12 @@ FROM claims
 WHERE run_id = $run_id AND len(evidence) = 0
 UNION ALL
 SELECT
+    'claim ' || to_json(text)::VARCHAR || ': its evidence record is not a JSON list of evidence, so it cannot be checked',
+    span_id, text, NULL, step, claimed_at, 0
+FROM claims
+WHERE run_id = $run_id AND evidence IS NULL
+UNION ALL
+SELECT
     'claim ' || to_json(claim)::VARCHAR || ': ' || problem,
     claim_span_id,
     claim,

@@ -1,5 +1,6 @@
 -- Files recorded during a run: `agenttrace.artifact` span events carrying path, sha256, size and
--- role: written (a file the run created or changed under its working directory), deliverable (a
+-- role: written (a file the run created or changed under its working directory), deleted (a file
+-- that was there when the run started and is gone; no size or hash), deliverable (a
 -- deliverable checked and copied into the artifact store), evidence (a file a claim cited, or a
 -- criterion command's output), objective (the objective file as given).
 CREATE OR REPLACE VIEW artifacts AS

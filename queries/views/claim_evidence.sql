@@ -4,7 +4,9 @@
 --         copy was kept (over the size cap)
 --   url   resolves if an HTTP span of the run fetched it with a 2xx, or a live check
 --         (`agenttrace audit --online`, table `url_checks`) got a 2xx
---   span  resolves if the span is in the run, ended, and did not end in error
+--   span  resolves if the span is in the run, is work (not the run, a claim, an audit or a
+--         verification), ended before the claim (so not the span the claim was made in), and did
+--         not end in error
 -- `problem` says why a piece does not resolve (NULL when it does).
 CREATE OR REPLACE VIEW claim_evidence AS
 WITH items AS (
@@ -89,7 +91,12 @@ SELECT
         END
         WHEN 'span' THEN CASE
             WHEN s.span_id IS NULL THEN 'evidence span ' || p.ref || ' is not in the run'
+            WHEN s.attributes['agenttrace.span.type'] IN ('run', 'claim', 'audit', 'verify') THEN
+                'evidence span ' || p.ref || ' is the run''s own ' || s.attributes['agenttrace.span.type']
+                || ' span, not work that backs a claim'
             WHEN NOT s.ended THEN 'evidence span ' || p.ref || ' (' || s.name || ') never ended'
+            WHEN s.end_time > p.claimed_at THEN
+                'evidence span ' || p.ref || ' (' || s.name || ') ended after the claim was made'
             WHEN s.status_code = 'Error' THEN
                 'evidence span ' || p.ref || ' (' || s.name || ') failed'
                 || CASE WHEN coalesce(s.status_message, '') <> '' THEN ': ' || s.status_message ELSE '' END

@@ -2,10 +2,11 @@
 -- spans of type `claim` whose `agenttrace.claim.text` is the claim and `agenttrace.claim.evidence`
 -- a JSON list of evidence records ({kind: file|url|span, ref, path, sha256, size, content_type,
 -- stored, error}). `evidence` lists the references as given; `evidence_json` the full records;
--- `step` is the last step that started at or before the claim.
+-- `step` is the last step that started at or before the claim. A claim whose evidence attribute
+-- is not a JSON list (another producer's) has `evidence` NULL: the `evidence` gate says so.
 CREATE OR REPLACE VIEW claims AS
 WITH c AS (
-    SELECT *, CAST(coalesce(attributes['agenttrace.claim.evidence'], '[]') AS JSON[]) AS _items
+    SELECT *, TRY_CAST(coalesce(attributes['agenttrace.claim.evidence'], '[]') AS JSON[]) AS _items
     FROM spans
     WHERE attributes['agenttrace.span.type'] = 'claim'
 )

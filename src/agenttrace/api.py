@@ -154,12 +154,14 @@ def run(
         raise
     finally:
         otel_context.detach(token)
-        if not supervised:
-            _verify_in_process(root, rid, settings, cwd, goal, before, started, cancelled)
-        if sink.dropped_spans > dropped_before:  # the batch processor's queue overflowed
-            root.set_attribute(constants.SPANS_DROPPED, sink.dropped_spans - dropped_before)
-        root.end()
-        _finish(rid, store_dir)
+        try:
+            if not supervised:
+                _verify_in_process(root, rid, settings, cwd, goal, before, started, cancelled)
+        finally:  # an interrupt during verification still ends the run
+            if sink.dropped_spans > dropped_before:  # the batch processor's queue overflowed
+                root.set_attribute(constants.SPANS_DROPPED, sink.dropped_spans - dropped_before)
+            root.end()
+            _finish(rid, store_dir)
 
 
 def _objective(value: Any) -> Objective | None:
@@ -204,16 +206,7 @@ def _verify_in_process(
         root.set_attribute(AGENT_DURATION, round((time.time_ns() - started) / 1e9, 3))
         if before is not None:
             for artifact in artifacts.changes(cwd, before, [settings.store]):
-                root.add_event(
-                    "agenttrace.artifact",
-                    {
-                        "file.path": artifact.path,
-                        "file.size": artifact.size,
-                        "agenttrace.artifact.sha256": artifact.sha256,
-                        "agenttrace.artifact.role": "written",
-                        "agenttrace.artifact.created": artifact.created,
-                    },
-                )
+                root.add_event("agenttrace.artifact", artifacts.event(artifact))
         root.add_event("agenttrace.state", {constants.RUN_STATE: "verifying"})
         Verifier(
             cwd=cwd,

@@ -28,7 +28,7 @@ from opentelemetry.trace import Span
 
 from . import config, constants
 from .errors import AgentTraceError, ConfigError
-from .store.artifact_store import ArtifactStore
+from .store.artifact_store import ArtifactStore, NotAFileError
 from .store.layout import StoreLayout
 
 CLAIM_TEXT = "agenttrace.claim.text"
@@ -78,7 +78,9 @@ def resolve_evidence(ref: Any, cwd: Path, artifacts: ArtifactStore) -> dict[str,
         return record | {"error": "is a directory, not a file"}
     except PermissionError:
         return record | {"error": "cannot be read (permission denied)"}
-    except (OSError, AgentTraceError) as exc:
+    except NotAFileError:
+        return record | {"error": "is not a regular file (a pipe, socket or device)"}
+    except (OSError, ValueError, AgentTraceError) as exc:  # ValueError: a NUL in the path
         return record | {"error": f"could not be stored: {exc}"}
     return record | {
         "sha256": stored.sha256,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -157,7 +158,7 @@ def parse_objective(
     scope = None
     if "scope" in data:
         scope = tuple(
-            check.relative_path(g, f"scope[{i}]") for i, g in enumerate(check.list_of(data, "scope", str, ""))
+            check.glob(g, f"scope[{i}]") for i, g in enumerate(check.list_of(data, "scope", str, ""))
         )
     limits = Limits()
     if "limits" in data:
@@ -172,8 +173,8 @@ def parse_objective(
             check.fail("limits.cost_usd", f"must be a number of US dollars, got {_type(cost)}")
         if tokens is not None and tokens <= 0:
             check.fail("limits.tokens", f"must be a positive number of tokens, got {tokens}")
-        if cost is not None and cost < 0:
-            check.fail("limits.cost_usd", f"must not be negative, got {cost}")
+        if cost is not None and not (0 <= cost < math.inf):
+            check.fail("limits.cost_usd", f"must be a finite amount, not negative, got {cost}")
         limits = Limits(
             wall_time_s=check.duration(wall, "limits.wall_time") if wall is not None else None,
             tokens=tokens,
@@ -188,7 +189,10 @@ def _deliverable(check: _Checker, item: Mapping[str, Any], key: str) -> Delivera
     min_bytes = check.optional(item, "min_bytes", int, f"{key}.")
     if min_bytes is not None and min_bytes < 0:
         check.fail(f"{key}.min_bytes", f"must not be negative, got {min_bytes}")
-    return Deliverable(check.relative_path(path, f"{key}.path"), min_bytes)
+    rel = check.relative_path(path, f"{key}.path")
+    if rel == ".":
+        check.fail(f"{key}.path", "names the working directory itself, not a file")
+    return Deliverable(rel, min_bytes)
 
 
 def _criterion(check: _Checker, item: Mapping[str, Any], key: str, deliverables: set[str]) -> Criterion:
@@ -221,7 +225,7 @@ def _criterion(check: _Checker, item: Mapping[str, Any], key: str, deliverables:
     covers = tuple(check.list_of(item, "covers", str, f"{key}."))
     if not covers:
         check.fail(f"{key}.covers", "must list at least one item")
-    target = check.required(item, "in", str, f"{key}.")
+    target = check.relative_path(check.required(item, "in", str, f"{key}."), f"{key}.in")
     if target not in deliverables:
         named = ", ".join(sorted(deliverables)) or "none"
         check.fail(f"{key}.in", f"{target!r} names no deliverable (the deliverables are: {named})")
@@ -291,6 +295,16 @@ class _Checker:
             self.fail(key, str(exc))
             raise  # unreachable
 
+    def glob(self, value: str, key: str) -> str:
+        """A scope glob, normalised (`.` and `./` mean everything), that compiles."""
+        pattern = self.relative_path(value, key)
+        pattern = "**" if pattern == "." else pattern
+        try:
+            re.compile(glob_regex(pattern))
+        except re.error as exc:
+            self.fail(key, f"{value!r} is not a valid glob: {exc}")
+        return pattern
+
     def relative_path(self, value: str, key: str) -> str:
         text = value.strip()
         pure = PurePosixPath(text)
@@ -340,14 +354,15 @@ def glob_regex(pattern: str) -> str:
         elif char == "?":
             out.append("[^/]")
         elif char == "[":
-            end = pattern.find("]", i + 1)
+            start = i + 1
+            negate = pattern[start : start + 1] in ("!", "^")
+            first = start + 1 if negate else start
+            end = pattern.find("]", first + 1)  # a `]` first in the set is a member, as in fnmatch
             if end == -1:
                 out.append(re.escape(char))
             else:
-                body = pattern[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
+                members = "".join(re.escape(c) if c in "\\[]^" else c for c in pattern[first:end])
+                out.append(f"[{'^' if negate else ''}{members}]")
                 i = end + 1
                 continue
         else:

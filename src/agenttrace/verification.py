@@ -33,13 +33,14 @@ from opentelemetry.trace import Status, StatusCode
 from . import constants
 from .errors import AgentTraceError
 from .objective import Criterion, Objective
-from .store.artifact_store import ArtifactStore, sha256_file
+from .store.artifact_store import ArtifactStore, NotAFileError, open_regular, sha256_file
 
 VERIFY = "agenttrace.verify"
 KILL_GRACE_S = 3.0
 MAX_COVERS_BYTES = 64 * 1024 * 1024
 """A `covers` criterion reads at most this much of its deliverable."""
 OUTPUT_TAIL_CHARS = 4000
+POLL_S = 0.1
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Verifier:
     parent: otel_context.Context
     run_id: str
     say: Callable[[str], None] = lambda text: None
+    stopped: str | None = None
+    """Set (to a reason) from a signal handler: the running command is stopped, the rest skipped."""
 
     def verify(
         self, objective: Objective | None, evidence_files: Iterable[str], skip_commands: str | None = None
@@ -71,8 +74,9 @@ class Verifier:
         for criterion in objective.criteria:
             if criterion.kind != "command":
                 continue
-            if skip_commands:
-                self._skipped(criterion, skip_commands)
+            reason = skip_commands or self.stopped
+            if reason:
+                self._skipped(criterion, reason)
             else:
                 self._command(criterion)
 
@@ -99,24 +103,31 @@ class Verifier:
     def _deliverable(self, rel: str) -> None:
         span = self._span(f"verify deliverable {rel}", "deliverable", {"file.path": rel})
         path = self.cwd / rel
+        problem = self._outside(path)
         try:
+            if problem:
+                raise NotAFileError(problem)
             stored = self.artifacts.put(path)
         except (FileNotFoundError, NotADirectoryError):
             span.set_attribute(f"{VERIFY}.found", False)
             self._end(span, False, f"{rel} does not exist")
             self.say(f"deliverable {rel}: MISSING")
             return
-        except IsADirectoryError:
+        except (IsADirectoryError, NotAFileError, PermissionError) as exc:
+            why = {
+                IsADirectoryError: "is a directory, not a file",
+                PermissionError: "cannot be read (permission denied)",
+            }.get(type(exc), problem or "is not a regular file (a pipe, socket or device)")
             span.set_attribute(f"{VERIFY}.found", False)
-            span.set_attribute(f"{VERIFY}.error", "is a directory, not a file")
-            self._end(span, False, f"{rel} is a directory")
-            self.say(f"deliverable {rel}: a directory, not a file")
+            span.set_attribute(f"{VERIFY}.error", why)
+            self._end(span, False, f"{rel} {why}")
+            self.say(f"deliverable {rel}: {why}")
             return
         except (OSError, AgentTraceError) as exc:
             span.set_attribute(f"{VERIFY}.found", path.exists())
-            span.set_attribute(f"{VERIFY}.error", str(exc))
+            span.set_attribute(f"{VERIFY}.error", f"could not be checked: {exc}")
             self._end(span, False, str(exc))
-            self.say(f"deliverable {rel}: {exc}")
+            self.say(f"deliverable {rel}: could not be checked: {exc}")
             return
         span.set_attributes({
             f"{VERIFY}.found": True,
@@ -140,17 +151,32 @@ class Verifier:
             },
         )
         try:
-            with open(self.cwd / criterion.in_, "rb") as f:
+            problem = self._outside(self.cwd / criterion.in_)
+            if problem:
+                raise NotAFileError(problem)
+            with open_regular(self.cwd / criterion.in_) as f:
                 text = f.read(MAX_COVERS_BYTES).decode("utf-8", "replace")
         except OSError as exc:
             missing = list(criterion.covers)
-            span.set_attribute(f"{VERIFY}.error", f"{criterion.in_}: {exc.strerror or exc}")
+            why = problem or exc.strerror or str(exc)
+            span.set_attribute(f"{VERIFY}.error", f"{criterion.in_}: {why}")
         else:
             missing = [item for item in criterion.covers if not _covered(item, text, criterion.match)]
         span.set_attribute(f"{VERIFY}.missing", json.dumps(missing, ensure_ascii=False))
         found = len(criterion.covers) - len(missing)
         self._end(span, not missing, f"{len(missing)} of {len(criterion.covers)} items not covered")
         self.say(f"criterion {criterion.id}: {found} of {len(criterion.covers)} items in {criterion.in_}")
+
+    def _outside(self, path: Path) -> str | None:
+        """Why a deliverable path does not lead to a file inside the working directory (a link
+        out of it), or None. Its content is then neither read nor copied."""
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):
+            return None
+        if real != self.cwd.resolve() and not real.is_relative_to(self.cwd.resolve()):
+            return "is a link to a file outside the working directory"
+        return None
 
     def _skipped(self, criterion: Criterion, reason: str) -> None:
         span = self._span(
@@ -186,7 +212,7 @@ class Verifier:
         try:
             with os.fdopen(fd, "wb") as out:
                 try:
-                    exit_code, timed_out = _run(command, self.cwd, out, criterion.timeout_s)
+                    exit_code, timed_out = _run(command, self.cwd, out, criterion.timeout_s, self)
                 except OSError as exc:
                     out.write(f"agenttrace: cannot run the command: {exc}\n".encode())
                     exit_code = 127
@@ -206,6 +232,8 @@ class Verifier:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(output)
+        if self.stopped:
+            span.set_attribute(f"{VERIFY}.skipped", f"{self.stopped} while it ran")
         if exit_code is not None:
             span.set_attribute(f"{VERIFY}.exit_code", exit_code)
         span.set_attribute(f"{VERIFY}.timed_out", timed_out)
@@ -221,6 +249,12 @@ class Verifier:
         span = self._span(f"verify evidence {os.path.basename(path)}", "evidence", {"file.path": path})
         try:
             digest = sha256_file(Path(path))
+        except NotAFileError:
+            span.set_attribute(f"{VERIFY}.found", True)
+            span.set_attribute(f"{VERIFY}.error", "is no longer a regular file")
+            span.set_attribute(f"{VERIFY}.passed", False)
+            span.end()
+            return
         except OSError:
             span.set_attribute(f"{VERIFY}.found", False)
             span.set_attribute(f"{VERIFY}.passed", True)  # the claim's copy decides (see the view)
@@ -237,9 +271,9 @@ def _covered(item: str, text: str, match: str) -> bool:
     return item in text
 
 
-def _run(command: str, cwd: Path, out: Any, timeout: float) -> tuple[int, bool]:
-    """Run `command` with /bin/sh in its own session; (exit code, timed out). On timeout its
-    whole process group gets SIGTERM, then SIGKILL."""
+def _run(command: str, cwd: Path, out: Any, timeout: float, verifier: Verifier) -> tuple[int, bool]:
+    """Run `command` with /bin/sh in its own session; (exit code, timed out). On timeout, or
+    when the verifier is stopped, its whole process group gets SIGTERM, then SIGKILL."""
     proc = subprocess.Popen(
         ["/bin/sh", "-c", command],
         cwd=cwd,
@@ -249,10 +283,17 @@ def _run(command: str, cwd: Path, out: Any, timeout: float) -> tuple[int, bool]:
         start_new_session=True,
     )
     timed_out = False
+    deadline = time.monotonic() + timeout
     try:
-        proc.wait(timeout)
+        while True:
+            try:
+                proc.wait(min(POLL_S, max(0.0, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if verifier.stopped or time.monotonic() >= deadline:
+                    raise
     except subprocess.TimeoutExpired:
-        timed_out = True
+        timed_out = not verifier.stopped
         _signal_group(proc.pid, signal.SIGTERM)
         try:
             proc.wait(KILL_GRACE_S)

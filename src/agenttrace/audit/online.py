@@ -27,8 +27,8 @@ def check_url(url: str, timeout: float = TIMEOUT_S) -> tuple[str, int | None, st
             status = exc.code
             if exc.code not in (405, 501):  # HEAD not allowed: try GET
                 return url, status, None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
+        except Exception as exc:  # URLError, OSError, a server that does not speak HTTP, ...
+            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
             return url, None, f"no answer ({reason})"
     return url, status, None
 

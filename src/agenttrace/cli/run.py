@@ -109,8 +109,10 @@ def run(
     )
     extra = {"timed_out": " after the timeout", "cancelled": " when cancelled"}.get(result.state, "")
     say(f"run {result.run_id}: the command {ending}{extra}; auditing")
-    written = len(result.artifacts)
-    say(f"{result.processes} process(es) · {written} file(s) written · store {supervisor.settings.store}")
+    written = sum(not a.deleted for a in result.artifacts)
+    deleted = len(result.artifacts) - written
+    files = f"{written} file(s) written" + (f", {deleted} deleted" if deleted else "")
+    say(f"{result.processes} process(es) · {files} · store {supervisor.settings.store}")
     for orphan in result.orphans:
         fate = "killed" if orphan.killed else "LEFT RUNNING (--on-orphans kill stops them)"
         say(
@@ -147,5 +149,10 @@ def _as_json(result: Any, verdict: Any) -> dict[str, Any]:
             | {"killed": o.killed}
             for o in result.orphans
         ],
-        "artifacts": [{"path": a.path, "size": a.size, "sha256": a.sha256} for a in result.artifacts],
+        "artifacts": [
+            {"path": a.path, "size": a.size, "sha256": a.sha256}
+            if not a.deleted
+            else {"path": a.path, "deleted": True}
+            for a in result.artifacts
+        ],
     }

@@ -11,18 +11,42 @@ hashed but not copied (`stored` is False).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mimetypes
 import os
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import StoreError
 from .layout import StoreLayout
 
 CHUNK = 1 << 20
 SNIFF = 8192
+
+
+class NotAFileError(OSError):
+    """The path is a FIFO, a socket or a device: reading it could block or never end."""
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading, without blocking on a FIFO (O_NONBLOCK) and without
+    reading devices. Raises FileNotFoundError, IsADirectoryError, PermissionError, NotAFileError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotAFileError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @dataclass(frozen=True)
@@ -52,9 +76,10 @@ class ArtifactStore:
         return self.path_of(sha256).is_file()
 
     def put(self, source: Path) -> StoredFile:
-        """Hash `source` and keep a copy. Raises FileNotFoundError/IsADirectoryError/
-        PermissionError for the source, StoreError when the store cannot take the copy."""
-        with open(source, "rb") as f:
+        """Hash `source` and keep a copy. Raises FileNotFoundError, IsADirectoryError,
+        PermissionError or NotAFileError for the source, StoreError when the store cannot take
+        the copy."""
+        with open_regular(source) as f:
             size = os.fstat(f.fileno()).st_size
             if size > self.max_bytes:
                 digest, head, size = _hash_only(f)
@@ -121,7 +146,7 @@ def _hash_only(f: object) -> tuple[str, bytes, int]:
 
 def sha256_file(path: Path) -> str:
     """The file's sha256. Raises OSError."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
@@ -140,4 +165,4 @@ def content_type(path: Path, head: bytes) -> str:
     return "application/octet-stream"
 
 
-__all__ = ["ArtifactStore", "StoredFile", "content_type", "sha256_file"]
+__all__ = ["ArtifactStore", "NotAFileError", "StoredFile", "content_type", "open_regular", "sha256_file"]

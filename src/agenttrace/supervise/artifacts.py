@@ -1,4 +1,5 @@
-"""The artifact manifest: files created or modified under the working directory during a run."""
+"""The artifact manifest: files created, modified or deleted under the working directory during a
+run (outside the folders in IGNORED_DIRS)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class Artifact:
     size: int
     sha256: str
     created: bool
+    deleted: bool = False
+    """The file was there when the run started and is gone (size and sha256 are empty)."""
 
 
 def snapshot(root: Path, skip: list[Path]) -> dict[str, tuple[int, int]]:
@@ -63,9 +66,12 @@ def sha256_of(path: Path) -> str | None:
 
 
 def changes(root: Path, before: dict[str, tuple[int, int]], skip: list[Path]) -> list[Artifact]:
-    """Files under `root` that are new or changed since `before`, with their hashes, by path."""
+    """Files under `root` that are new, changed or deleted since `before`, with the hashes of
+    the ones still there, by path."""
     after = snapshot(root, skip)
-    found = []
+    found = [
+        Artifact(rel, 0, "", created=False, deleted=True) for rel in sorted(before.keys() - after.keys())
+    ]
     for rel, (size, mtime) in sorted(after.items()):
         old = before.get(rel)
         if old == (size, mtime):
@@ -73,4 +79,17 @@ def changes(root: Path, before: dict[str, tuple[int, int]], skip: list[Path]) ->
         digest = sha256_of(root / rel)
         if digest is not None:
             found.append(Artifact(rel, size, digest, created=old is None))
-    return found
+    return sorted(found, key=lambda a: a.path)
+
+
+def event(artifact: Artifact) -> dict[str, str | int | bool]:
+    """The `agenttrace.artifact` event of a manifest entry (role written or deleted)."""
+    if artifact.deleted:
+        return {"file.path": artifact.path, "agenttrace.artifact.role": "deleted"}
+    return {
+        "file.path": artifact.path,
+        "file.size": artifact.size,
+        "agenttrace.artifact.sha256": artifact.sha256,
+        "agenttrace.artifact.role": "written",
+        "agenttrace.artifact.created": artifact.created,
+    }

@@ -26,6 +26,6 @@ def parse_duration(text: str, what: str = "duration") -> float:
             position = match.end()
         if position == len(raw) and raw:
             seconds = total
-    if not seconds > 0:
+    if not 0 < seconds < float("inf"):
         raise ConfigError(f"{what} {text!r} is not a positive duration such as 90, 30s, 500ms, 5m or 1h30m")
     return seconds

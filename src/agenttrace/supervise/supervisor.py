@@ -429,10 +429,20 @@ class Supervisor:
             run_id=self.run_id,
             say=self._say,
         )
+
+        def interrupted(signum: int, frame: object) -> None:
+            verifier.stopped = f"verification was interrupted ({signal.Signals(signum).name})"
+
+        previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             verifier.verify(self.objective, cited, skip_commands=skip)
-        except AgentTraceError as exc:
+        except Exception as exc:  # the run still ends, with the reason
             result.error = f"verification could not finish: {exc}"
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if verifier.stopped:
+            self._say(f"{verifier.stopped}: the remaining checks were not run")
 
     def _claimed_files(self) -> list[str]:
         """Files the run's claims cited, read back from the store (the agent's spans are there)."""
@@ -465,16 +475,7 @@ class Supervisor:
             except OSError:
                 result.artifacts = []
             for artifact in result.artifacts:
-                root.add_event(
-                    "agenttrace.artifact",
-                    {
-                        "file.path": artifact.path,
-                        "file.size": artifact.size,
-                        "agenttrace.artifact.sha256": artifact.sha256,
-                        "agenttrace.artifact.role": "written",
-                        "agenttrace.artifact.created": artifact.created,
-                    },
-                )
+                root.add_event("agenttrace.artifact", artifacts.event(artifact))
             if result.error:
                 root.set_status(Status(StatusCode.ERROR, result.error))
             else:
