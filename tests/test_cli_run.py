@@ -248,10 +248,12 @@ def test_files_written_by_the_agent_are_artifacts_with_their_hashes(tmp_path: Pa
         "log.txt": b"y\n",
         "out/report.md": b"report body",
     }
-    assert rows == [
+    written = [
         {"path": p, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b), "role": "written"}
-        for p, b in sorted(expected.items())
-    ] + [{"path": "obsolete.txt", "sha256": None, "size": None, "role": "deleted"}]
+        for p, b in expected.items()
+    ]
+    deleted = [{"path": "obsolete.txt", "sha256": None, "size": None, "role": "deleted"}]
+    assert rows == sorted(written + deleted, key=lambda row: row["path"])
 
 
 # -- signals -----------------------------------------------------------------------------------
