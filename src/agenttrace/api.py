@@ -125,9 +125,7 @@ def run(
         **(attributes or {}),
     }
     if goal is not None:
-        from .supervise.supervisor import OBJECTIVE
-
-        attrs[OBJECTIVE] = goal.as_json()
+        attrs[constants.OBJECTIVE] = goal.as_json()
     if supervised:  # under `agenttrace run`: this block is the agent's part of that run
         attrs[constants.SPAN_TYPE], attrs[constants.STEP_KIND] = "step", "agent"
     tracer = _tracer()
@@ -193,28 +191,19 @@ def _verify_in_process(
     """The verification phase of an `agenttrace.run()` block (what `agenttrace run` does after
     the agent exits). Never raises: a failure is recorded on the run."""
     from . import claims
-    from .store.artifact_store import ArtifactStore
-    from .store.layout import StoreLayout
     from .supervise import artifacts
-    from .supervise.supervisor import AGENT_DURATION
     from .verification import Verifier
 
     cited = claims.claimed_files(root.get_span_context().trace_id)
     if goal is None and not cited:
         return
     try:
-        root.set_attribute(AGENT_DURATION, round((time.time_ns() - started) / 1e9, 3))
+        root.set_attribute(constants.AGENT_DURATION, round((time.time_ns() - started) / 1e9, 3))
         if before is not None:
             for artifact in artifacts.changes(cwd, before, [settings.store]):
                 root.add_event("agenttrace.artifact", artifacts.event(artifact))
-        root.add_event("agenttrace.state", {constants.RUN_STATE: "verifying"})
-        Verifier(
-            cwd=cwd,
-            artifacts=ArtifactStore(StoreLayout(settings.store), settings.max_artifact_bytes),
-            tracer=_tracer(),
-            parent=trace.set_span_in_context(root),
-            run_id=run_id,
-        ).verify(goal, cited, skip_commands="the run was cancelled" if cancelled else None)
+        verifier = Verifier.for_run(root, run_id, cwd, settings, _tracer())
+        verifier.verify(goal, cited, skip_commands="the run was cancelled" if cancelled else None)
     except Exception as exc:  # telemetry never breaks the agent
         root.set_attribute("agenttrace.verify.error", f"{type(exc).__name__}: {exc}")
 

@@ -14,6 +14,12 @@ RUN_STATE = "agenttrace.run.state"
 SPANS_DROPPED = "agenttrace.spans.dropped"
 """Set on the run's root span when it ends: the final state (`succeeded`, `failed`, ...)."""
 
+OBJECTIVE = "agenttrace.objective"
+"""The run's objective (JSON), on its root span: the audit never needs the file again."""
+
+AGENT_DURATION = "agenttrace.run.agent_duration_s"
+"""Seconds from the run's start to the agent's exit (the root span also covers verification)."""
+
 STEP_KIND = "agenttrace.step.kind"
 """The kind an explicit `agenttrace.step()` declares for itself (`other` when not given)."""
 

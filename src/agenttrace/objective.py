@@ -141,20 +141,12 @@ def parse_objective(
         _deliverable(check, item, f"deliverables[{i}]")
         for i, item in enumerate(check.array_of_tables(data, "deliverables"))
     )
-    seen_paths: set[str] = set()
-    for i, deliverable in enumerate(deliverables):
-        if deliverable.path in seen_paths:
-            check.fail(f"deliverables[{i}].path", f"{deliverable.path!r} is named twice")
-        seen_paths.add(deliverable.path)
+    paths = check.unique([d.path for d in deliverables], "deliverables[{}].path", "is named twice")
     criteria = tuple(
-        _criterion(check, item, f"criteria[{i}]", seen_paths)
+        _criterion(check, item, f"criteria[{i}]", paths)
         for i, item in enumerate(check.array_of_tables(data, "criteria"))
     )
-    seen_ids: set[str] = set()
-    for i, criterion in enumerate(criteria):
-        if criterion.id in seen_ids:
-            check.fail(f"criteria[{i}].id", f"{criterion.id!r} is used by another criterion")
-        seen_ids.add(criterion.id)
+    check.unique([c.id for c in criteria], "criteria[{}].id", "is used by another criterion")
     scope = None
     if "scope" in data:
         scope = tuple(
@@ -247,6 +239,15 @@ class _Checker:
 
     def fail(self, key: str, problem: str) -> None:
         raise ConfigError(f"{self.where}: {key}: {problem}" if key else f"{self.where}: {problem}")
+
+    def unique(self, values: list[str], key: str, problem: str) -> set[str]:
+        """The values as a set; the first repeat fails, its key formatted with its index."""
+        seen: set[str] = set()
+        for i, value in enumerate(values):
+            if value in seen:
+                self.fail(key.format(i), f"{value!r} {problem}")
+            seen.add(value)
+        return seen
 
     def table(self, data: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
         for key in data:

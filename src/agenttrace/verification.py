@@ -30,10 +30,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from . import constants
+from . import config, constants
 from .errors import AgentTraceError
 from .objective import Criterion, Objective
 from .store.artifact_store import ArtifactStore, NotAFileError, open_regular, sha256_file
+from .store.layout import StoreLayout
 
 VERIFY = "agenttrace.verify"
 KILL_GRACE_S = 3.0
@@ -53,6 +54,27 @@ class Verifier:
     say: Callable[[str], None] = lambda text: None
     stopped: str | None = None
     """Set (to a reason) from a signal handler: the running command is stopped, the rest skipped."""
+
+    @classmethod
+    def for_run(
+        cls,
+        root: trace.Span,
+        run_id: str,
+        cwd: Path,
+        settings: config.Settings,
+        tracer: trace.Tracer,
+        say: Callable[[str], None] | None = None,
+    ) -> Verifier:
+        """The run (its root span) enters state `verifying`; its checks go under the root."""
+        root.add_event("agenttrace.state", {constants.RUN_STATE: "verifying"})
+        return cls(
+            cwd=cwd,
+            artifacts=ArtifactStore(StoreLayout(settings.store), settings.max_artifact_bytes),
+            tracer=tracer,
+            parent=trace.set_span_in_context(root),
+            run_id=run_id,
+            say=say or (lambda text: None),
+        )
 
     def verify(
         self, objective: Objective | None, evidence_files: Iterable[str], skip_commands: str | None = None
@@ -265,6 +287,21 @@ class Verifier:
         span.end()
 
 
+def keep_objective_file(root: trace.Span, objective: Objective, settings: config.Settings) -> None:
+    """A copy of the objective file as given, in the artifact store (role objective). The
+    objective itself is on the root span; a copy that cannot be made is not an error."""
+    if not objective.source:
+        return
+    try:
+        store = ArtifactStore(StoreLayout(settings.store), settings.max_artifact_bytes)
+        stored = store.put(Path(objective.source))
+    except (OSError, AgentTraceError):
+        return
+    root.add_event(
+        "agenttrace.artifact", _artifact(objective.source, stored.sha256, stored.size, "objective")
+    )
+
+
 def _covered(item: str, text: str, match: str) -> bool:
     if match == "regex":
         return re.search(item, text, re.MULTILINE) is not None
@@ -330,4 +367,4 @@ def _artifact(path: str, sha256: str, size: int, role: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["Verifier"]
+__all__ = ["Verifier", "keep_objective_file"]

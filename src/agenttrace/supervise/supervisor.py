@@ -42,11 +42,6 @@ BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "_bootstrap"
 PROC_EVENTS_ENV = "AGENTTRACE_PROC_EVENTS"
 """`0` turns off the kernel's process events: the watcher polls /proc alone."""
 
-OBJECTIVE = "agenttrace.objective"
-"""The run's objective (JSON), on its root span: the audit never needs the file again."""
-AGENT_DURATION = "agenttrace.run.agent_duration_s"
-"""Seconds from the run's start to the agent's exit (the root span also covers verification)."""
-
 OrphanPolicy = Literal["fail", "kill"]
 
 
@@ -140,11 +135,14 @@ class Supervisor:
                 "agenttrace.supervisor.pid": os.getpid(),
                 "agenttrace.supervisor.subreaper": subreaper,
                 **({"agenttrace.run.timeout_s": self.timeout} if self.timeout else {}),
-                **({OBJECTIVE: self.objective.as_json()} if self.objective is not None else {}),
+                **({constants.OBJECTIVE: self.objective.as_json()} if self.objective is not None else {}),
             },
         )
         self._started_ns = time.time_ns()
-        self._keep_objective_file()
+        if self.objective is not None:
+            from ..verification import keep_objective_file
+
+            keep_objective_file(self._root, self.objective, self.settings)
         self._state("running")
         server = OtlpServer(self.settings.store, host="127.0.0.1", port=0)
         server.start()
@@ -385,50 +383,17 @@ class Supervisor:
             span.set_status(Status(StatusCode.ERROR, "still running when the supervisor exited"))
             span.end()
 
-    def _keep_objective_file(self) -> None:
-        """A copy of the objective file in the artifact store (role objective), as given."""
-        if self.objective is None or not self.objective.source or self._root is None:
-            return
-        from ..store.artifact_store import ArtifactStore
-
-        try:
-            store = ArtifactStore(self.layout, self.settings.max_artifact_bytes)
-            stored = store.put(Path(self.objective.source))
-        except (OSError, AgentTraceError):
-            return  # the objective itself is on the root span
-        self._root.add_event(
-            "agenttrace.artifact",
-            {
-                "file.path": self.objective.source,
-                "file.size": stored.size,
-                "agenttrace.artifact.sha256": stored.sha256,
-                "agenttrace.artifact.role": "objective",
-            },
-        )
-
     def _verify(self, result: RunResult) -> None:
         """The verification phase: the objective's deliverables and criteria, and every file a
         claim cited, checked after the agent stopped (DESIGN.md, "Run states": verifying)."""
-        from ..store.artifact_store import ArtifactStore
         from ..verification import Verifier
 
         assert self._root is not None
         cited = self._claimed_files()
         if self.objective is None and not cited:
             return
-        self._state("verifying")
-        skip = {
-            "timed_out": "the run timed out",
-            "cancelled": "the run was cancelled",
-        }.get(result.state)
-        verifier = Verifier(
-            cwd=self.cwd,
-            artifacts=ArtifactStore(self.layout, self.settings.max_artifact_bytes),
-            tracer=self._tracer,
-            parent=trace.set_span_in_context(self._root),
-            run_id=self.run_id,
-            say=self._say,
-        )
+        skip = {"timed_out": "the run timed out", "cancelled": "the run was cancelled"}.get(result.state)
+        verifier = Verifier.for_run(self._root, self.run_id, self.cwd, self.settings, self._tracer, self._say)
 
         def interrupted(signum: int, frame: object) -> None:
             verifier.stopped = f"verification was interrupted ({signal.Signals(signum).name})"
@@ -469,7 +434,9 @@ class Supervisor:
                 root.set_attribute("agenttrace.process.signal", str(result.signal))
             root.set_attribute("agenttrace.run.orphans", len(result.orphans))
             if self._agent_ended_ns is not None:
-                root.set_attribute(AGENT_DURATION, round((self._agent_ended_ns - self._started_ns) / 1e9, 3))
+                root.set_attribute(
+                    constants.AGENT_DURATION, round((self._agent_ended_ns - self._started_ns) / 1e9, 3)
+                )
             try:  # before verification: what the checks write is not the agent's
                 result.artifacts = artifacts.changes(self.cwd, before, [self.settings.store])
             except OSError:
