@@ -436,3 +436,13 @@ def test_a_bad_objective_is_rejected_before_the_agent_starts(tmp_path: Path, cas
     assert expected in lines[0]
     assert not (tmp_path / "agent-started").exists(), "the agent must not start"
     assert not (tmp_path / "store" / "spans").exists() or not any((tmp_path / "store" / "spans").iterdir())
+
+
+def test_violations_carry_evidence_columns_but_not_ordering_helpers(tmp_path: Path) -> None:
+    objective = write(tmp_path / "objective.toml", COVERAGE_OBJECTIVE)
+    write(tmp_path / "auditor.py", AUDITOR.format(endpoints=ENDPOINTS))
+    result = agenttrace_run(
+        tmp_path, "--json", "--objective", str(objective), "--", sys.executable, "auditor.py", "9"
+    )
+    (violation,) = gate(result, "criteria")["violations"]
+    assert set(violation) == {"reason", "span_id", "criterion", "item", "exit_code", "output_sha256"}

@@ -7,7 +7,8 @@ A gate file starts with `-- key: value` lines:
     -- applies: SELECT ...        (optional: a query returning one boolean; false or no row: n/a)
 
 then a single SELECT over the views, with the run bound as `$run_id`, returning the columns
-`reason` and `span_id` (plus any evidence columns). Zero rows: the gate passes.
+`reason` and `span_id` (plus any evidence columns; columns named `_...` only order the rows and
+are not reported). Zero rows: the gate passes.
 
 Gates come from the package (`queries/gates/`), then `<store>/gates/`, then `--gates DIR`; a later
 file with the same name replaces an earlier one.
