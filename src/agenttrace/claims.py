@@ -30,6 +30,7 @@ from . import config, constants
 from .errors import AgentTraceError, ConfigError
 from .store.artifact_store import ArtifactStore, NotAFileError
 from .store.layout import StoreLayout
+from .supervise.artifacts import event_attributes
 
 CLAIM_TEXT = "agenttrace.claim.text"
 CLAIM_EVIDENCE = "agenttrace.claim.evidence"
@@ -119,15 +120,11 @@ def record_claim(
         if item["kind"] == "file" and "sha256" in item:
             span.add_event(
                 "agenttrace.artifact",
-                {
-                    "file.path": item["path"],
-                    "file.size": item["size"],
-                    "agenttrace.artifact.sha256": item["sha256"],
-                    "agenttrace.artifact.role": "evidence",
-                    "agenttrace.artifact.content_type": item["content_type"],
-                    "agenttrace.artifact.stored": item["stored"],
-                },
-            )
+                event_attributes(
+                    item["path"], item["sha256"], item["size"], "evidence",
+                    content_type=item["content_type"], stored=item["stored"],
+                ),
+            )  # fmt: skip
     span.end()
     trace_id = span.get_span_context().trace_id
     with _lock:

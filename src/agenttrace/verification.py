@@ -35,6 +35,7 @@ from .errors import AgentTraceError
 from .objective import Criterion, Objective
 from .store.artifact_store import ArtifactStore, NotAFileError, open_regular, sha256_file
 from .store.layout import StoreLayout
+from .supervise.artifacts import event_attributes
 
 VERIFY = "agenttrace.verify"
 KILL_GRACE_S = 3.0
@@ -156,7 +157,9 @@ class Verifier:
             "file.size": stored.size,
             f"{VERIFY}.sha256": stored.sha256,
         })  # fmt: skip
-        span.add_event("agenttrace.artifact", _artifact(rel, stored.sha256, stored.size, "deliverable"))
+        span.add_event(
+            "agenttrace.artifact", event_attributes(rel, stored.sha256, stored.size, "deliverable")
+        )
         self._end(span, stored.size > 0, f"{rel} is empty" if stored.size == 0 else None)
         self.say(f"deliverable {rel}: {stored.size:,} bytes, sha256 {stored.sha256[:12]}")
 
@@ -249,7 +252,9 @@ class Verifier:
                 })  # fmt: skip
                 span.add_event(
                     "agenttrace.artifact",
-                    _artifact(f"criterion {criterion.id} output", stored.sha256, stored.size, "evidence"),
+                    event_attributes(
+                        f"criterion {criterion.id} output", stored.sha256, stored.size, "evidence"
+                    ),
                 )
         finally:
             with contextlib.suppress(OSError):
@@ -298,7 +303,7 @@ def keep_objective_file(root: trace.Span, objective: Objective, settings: config
     except (OSError, AgentTraceError):
         return
     root.add_event(
-        "agenttrace.artifact", _artifact(objective.source, stored.sha256, stored.size, "objective")
+        "agenttrace.artifact", event_attributes(objective.source, stored.sha256, stored.size, "objective")
     )
 
 
@@ -356,15 +361,6 @@ def _tail(path: Path) -> str:
         f.seek(0, os.SEEK_END)
         f.seek(max(0, f.tell() - OUTPUT_TAIL_CHARS))
         return f.read().decode("utf-8", "replace")
-
-
-def _artifact(path: str, sha256: str, size: int, role: str) -> dict[str, Any]:
-    return {
-        "file.path": path,
-        "file.size": size,
-        "agenttrace.artifact.sha256": sha256,
-        "agenttrace.artifact.role": role,
-    }
 
 
 __all__ = ["Verifier", "keep_objective_file"]

@@ -3,10 +3,11 @@ run (outside the folders in IGNORED_DIRS)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..store.artifact_store import sha256_file
 
 IGNORED_DIRS = frozenset(
     {".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", ".agenttrace"}
@@ -55,14 +56,11 @@ def snapshot(root: Path, skip: list[Path]) -> dict[str, tuple[int, int]]:
 
 
 def sha256_of(path: Path) -> str | None:
-    digest = hashlib.sha256()
+    """The file's sha256, or None when it cannot be read (or is no longer a regular file)."""
     try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def changes(root: Path, before: dict[str, tuple[int, int]], skip: list[Path]) -> list[Artifact]:
@@ -86,10 +84,20 @@ def event(artifact: Artifact) -> dict[str, str | int | bool]:
     """The `agenttrace.artifact` event of a manifest entry (role written or deleted)."""
     if artifact.deleted:
         return {"file.path": artifact.path, "agenttrace.artifact.role": "deleted"}
+    return event_attributes(
+        artifact.path, artifact.sha256, artifact.size, "written", created=artifact.created
+    )
+
+
+def event_attributes(
+    path: str, sha256: str, size: int, role: str, **extra: str | int | bool
+) -> dict[str, str | int | bool]:
+    """The attributes of an `agenttrace.artifact` span event (what the `artifacts` view reads);
+    `extra` keys go under `agenttrace.artifact.`."""
     return {
-        "file.path": artifact.path,
-        "file.size": artifact.size,
-        "agenttrace.artifact.sha256": artifact.sha256,
-        "agenttrace.artifact.role": "written",
-        "agenttrace.artifact.created": artifact.created,
+        "file.path": path,
+        "file.size": size,
+        "agenttrace.artifact.sha256": sha256,
+        "agenttrace.artifact.role": role,
+        **{f"agenttrace.artifact.{key}": value for key, value in extra.items()},
     }
