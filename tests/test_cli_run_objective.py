@@ -37,6 +37,11 @@ def reasons(result: Any, name: str) -> list[str]:
     return [v["reason"] for v in gate(result, name)["violations"]]
 
 
+def stored_copy(tmp_path: Path, sha256: str) -> Path:
+    """Where the artifact store keeps the copy with this hash."""
+    return tmp_path / "store" / "artifacts" / "sha256" / sha256[:2] / sha256
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text).lstrip())
     return path
@@ -111,7 +116,7 @@ def test_a_report_covering_all_10_endpoints_passes(tmp_path: Path) -> None:
     (deliverable,) = query(tmp_path / "store", "SELECT * FROM artifacts WHERE role = 'deliverable'")
     content = (tmp_path / "report.md").read_bytes()
     assert deliverable["sha256"] == hashlib.sha256(content).hexdigest()
-    copy = tmp_path / "store" / "artifacts" / "sha256" / deliverable["sha256"][:2] / deliverable["sha256"]
+    copy = stored_copy(tmp_path, deliverable["sha256"])
     assert copy.read_bytes() == content
 
 
@@ -158,31 +163,23 @@ def pytest_objective(tmp_path: Path) -> Path:
     )
 
 
-def test_failing_tests_fail_the_run_with_pytest_output_as_evidence(tmp_path: Path) -> None:
+def run_fixer(tmp_path: Path, mode: str) -> Any:
+    """The agent changes calc.py (`right` or `wrong`); the objective runs pytest on it."""
     write(tmp_path / "test_calc.py", TESTS)
     write(tmp_path / "fixer.py", FIXER)
-    result = agenttrace_run(
-        tmp_path,
-        "--json",
-        "--objective",
-        str(pytest_objective(tmp_path)),
-        "--",
-        sys.executable,
-        "fixer.py",
-        "wrong",
+    objective = str(pytest_objective(tmp_path))
+    return agenttrace_run(
+        tmp_path, "--json", "--objective", objective, "--", sys.executable, "fixer.py", mode
     )
+
+
+def test_failing_tests_fail_the_run_with_pytest_output_as_evidence(tmp_path: Path) -> None:
+    result = run_fixer(tmp_path, "wrong")
     assert result.returncode == 1, result.stderr
     (violation,) = gate(result, "criteria")["violations"]
     assert violation["reason"].startswith("criterion tests-pass: `")
     assert "exited with code 1 (its output is evidence sha256" in violation["reason"]
-    output = (
-        tmp_path
-        / "store"
-        / "artifacts"
-        / "sha256"
-        / violation["output_sha256"][:2]
-        / violation["output_sha256"]
-    )
+    output = stored_copy(tmp_path, violation["output_sha256"])
     text = output.read_text()
     assert "1 failed" in text and "assert -1 == 5" in text
     (check,) = query(tmp_path / "store", "SELECT * FROM verifications WHERE type = 'criterion'")
@@ -193,18 +190,7 @@ def test_failing_tests_fail_the_run_with_pytest_output_as_evidence(tmp_path: Pat
 
 
 def test_passing_tests_pass_the_run(tmp_path: Path) -> None:
-    write(tmp_path / "test_calc.py", TESTS)
-    write(tmp_path / "fixer.py", FIXER)
-    result = agenttrace_run(
-        tmp_path,
-        "--json",
-        "--objective",
-        str(pytest_objective(tmp_path)),
-        "--",
-        sys.executable,
-        "fixer.py",
-        "right",
-    )
+    result = run_fixer(tmp_path, "right")
     assert result.returncode == 0, result.stderr
     assert gate(result, "criteria")["status"] == "pass"
     (check,) = query(tmp_path / "store", "SELECT * FROM verifications WHERE type = 'criterion'")
@@ -242,7 +228,7 @@ def test_claims_without_evidence_with_changed_files_or_unfetched_urls_fail(tmp_p
     assert len(found) == 3
     # The evidence file was copied, as it was when claimed, into the artifact store.
     (claimed,) = query(tmp_path / "store", "SELECT * FROM claim_evidence WHERE kind = 'file'")
-    copy = tmp_path / "store" / "artifacts" / "sha256" / claimed["sha256"][:2] / claimed["sha256"]
+    copy = stored_copy(tmp_path, claimed["sha256"])
     assert copy.read_text() == "all 10 endpoints audited\n"
     assert claimed["sha256_at_end"] == hashlib.sha256((tmp_path / "findings.txt").read_bytes()).hexdigest()
     # `show` lists the claims with their evidence; the claims are in the view with their step.
