@@ -18,7 +18,7 @@ from agenttrace.errors import ConfigError
 
 def evidence_violations(store: Path, run_id: str) -> list[str]:
     with Database(store, runs=[run_id]) as db:
-        verdict = audit(db, run_id, [g for g in load_gates(store) if g.name == "evidence"])
+        verdict = audit(db, run_id, [g for g in load_gates() if g.name == "evidence"])
     (result,) = verdict.gates
     return [v["reason"] for v in result.violations]
 

@@ -22,7 +22,7 @@ from agenttrace.errors import ConfigError
 
 def violations(store: Path, run_id: str) -> dict[str, list[str]]:
     with Database(store, runs=[run_id]) as db:
-        verdict = audit(db, run_id, load_gates(store))
+        verdict = audit(db, run_id, load_gates())
     return {g.gate.name: [v["reason"] for v in g.violations] for g in verdict.gates if g.status == "fail"}
 
 

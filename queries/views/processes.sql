@@ -5,6 +5,7 @@
 -- descendant, any language, exit code only where the kernel tells it), and the Python bootstrap
 -- records the subprocesses it spawns exactly (source `python`: exit code, parent tool span). The
 -- exact record wins; `alive_at_exit` comes from the watcher, the only one that looks at the end.
+-- Only the supervisor's records are the watcher's: the agent cannot report itself one.
 CREATE OR REPLACE VIEW processes AS
 WITH candidates AS (
     SELECT
@@ -22,7 +23,8 @@ WITH candidates AS (
         coalesce(TRY_CAST(attributes['agenttrace.process.alive_at_exit'] AS BOOLEAN), false) AS alive_at_exit,
         ended,
         status_code,
-        coalesce(attributes['agenttrace.process.source'], 'span') AS source
+        CASE WHEN attributes['agenttrace.process.source'] = 'watcher' AND origin = 'agent' THEN 'span'
+             ELSE coalesce(attributes['agenttrace.process.source'], 'span') END AS source
     FROM spans
     WHERE attributes['agenttrace.span.type'] = 'process'
        OR (attributes['process.pid'] IS NOT NULL

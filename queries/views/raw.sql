@@ -1,9 +1,17 @@
 -- The raw records: finished Parquet parts plus spool records not yet sealed into Parquet.
--- `_part_*` and `_spool_*` are registered by agenttrace when it opens the store.
+-- `_part_*` and `_spool_*` are registered by agenttrace when it opens the store. `_Origin` says who
+-- reported a record of a run recorded by `agenttrace run` (its manifest lists every part):
+-- `supervisor` (what the supervisor saw and did) or `agent` (what the agent reported about itself
+-- over OTLP); NULL for runs without a manifest (an SDK or `agenttrace serve` wrote them, or the
+-- run is still being recorded).
 CREATE OR REPLACE VIEW raw_spans AS
-SELECT * FROM _part_spans
+SELECT *, 'supervisor' AS _Origin FROM _part_spans_supervisor
 UNION ALL BY NAME
-SELECT * FROM _spool_spans;
+SELECT *, 'agent' AS _Origin FROM _part_spans_agent
+UNION ALL BY NAME
+SELECT *, NULL::VARCHAR AS _Origin FROM _part_spans
+UNION ALL BY NAME
+SELECT *, NULL::VARCHAR AS _Origin FROM _spool_spans;
 
 CREATE OR REPLACE VIEW raw_samples AS
 SELECT * FROM _part_samples;

@@ -7,6 +7,9 @@
 -- put there); `objective_json` is it parsed, NULL when it is not a JSON object.
 --   audited:         the state of the run's latest `audit` span (`agenttrace run` audits at the
 --                    end: a run succeeds only if every error-severity gate passed)
+-- In a run recorded by `agenttrace run` (`supervised`: it has a manifest), the root and the audit
+-- are the supervisor's records: spans the agent reported (`origin = 'agent'`) that pose as them
+-- are ignored. `recorded_gates` is the gate set the supervisor fixed before the agent started.
 CREATE OR REPLACE VIEW runs AS
 WITH placed AS (
     SELECT s.*, p.span_id IS NOT NULL AS _parent_in_run
@@ -18,14 +21,15 @@ roots AS (
     FROM placed
     QUALIFY row_number() OVER (
         PARTITION BY run_id
-        ORDER BY (attributes['agenttrace.span.type'] = 'run') DESC NULLS LAST, _parent_in_run, start_time, span_id
+        ORDER BY origin IS DISTINCT FROM 'agent' DESC, (attributes['agenttrace.span.type'] = 'run') DESC NULLS LAST,
+                 _parent_in_run, start_time, span_id
     ) = 1
 ),
 audits AS (
     SELECT run_id, attributes['agenttrace.audit.state'] AS audit_state,
            attributes['agenttrace.audit.reasons'] AS audit_reasons
     FROM spans
-    WHERE attributes['agenttrace.span.type'] = 'audit' AND ended
+    WHERE attributes['agenttrace.span.type'] = 'audit' AND ended AND origin IS DISTINCT FROM 'agent'
     QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY end_time DESC, span_id) = 1
 ),
 totals AS (
@@ -68,7 +72,10 @@ SELECT
     t.unfinished_count,
     t.error_count,
     r.status_message,
-    a.audit_reasons
+    a.audit_reasons,
+    r.run_id IN (SELECT run_id FROM supervised_runs) AS supervised,
+    TRY_CAST(r.attributes['agenttrace.supervisor.pid'] AS BIGINT) AS supervisor_pid,
+    r.attributes['agenttrace.gates'] AS recorded_gates
 FROM roots r
 JOIN totals t USING (run_id)
 LEFT JOIN audits a USING (run_id);

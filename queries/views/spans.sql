@@ -1,13 +1,16 @@
 -- One row per span. A span's `start` record and its `end` record (and any duplicate delivered
 -- twice) become one row; `ended` says whether an end record exists. Times are UTC.
+-- `origin`: `supervisor` or `agent` in a run recorded by `agenttrace run` (see raw.sql), else NULL.
+-- When the agent sends records under a span id the supervisor wrote (a forged end of the run's
+-- root, say), the supervisor's records win.
 CREATE OR REPLACE VIEW spans AS
 WITH ranked AS (
     SELECT
         *,
-        bool_or(RecordType = 'end') OVER (PARTITION BY RunId, TraceId, SpanId) AS _ended,
+        bool_or(RecordType = 'end') OVER (PARTITION BY RunId, TraceId, SpanId, _Origin IS DISTINCT FROM 'agent') AS _ended,
         row_number() OVER (
             PARTITION BY RunId, TraceId, SpanId
-            ORDER BY (RecordType = 'end') DESC, Timestamp
+            ORDER BY _Origin IS DISTINCT FROM 'agent' DESC, (RecordType = 'end') DESC, Timestamp
         ) AS _rank
     FROM raw_spans
 )
@@ -29,6 +32,7 @@ SELECT
     ResourceAttributes AS resource_attributes,
     ScopeName AS scope_name,
     Events AS events,
-    Links AS links
+    Links AS links,
+    _Origin AS origin
 FROM ranked
 WHERE _rank = 1;

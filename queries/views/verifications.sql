@@ -5,6 +5,7 @@
 --                `path`); command: command, exit_code, timed_out, output_sha256, output_tail;
 --                skipped: why it was not run
 --   evidence:    path of a file a claim cited, found, its sha256 at the end of the run
+-- Only the supervisor verifies: `verify` spans the agent reported itself are not verifications.
 CREATE OR REPLACE VIEW verifications AS
 SELECT
     run_id,
@@ -32,4 +33,4 @@ SELECT
     end_time,
     ended
 FROM spans
-WHERE attributes['agenttrace.span.type'] = 'verify';
+WHERE attributes['agenttrace.span.type'] = 'verify' AND origin IS DISTINCT FROM 'agent';

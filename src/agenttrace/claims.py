@@ -5,8 +5,11 @@
 A claim is a span (type `claim`) with its text and its evidence, each reference resolved when
 the claim is made:
 
-    file   a path (relative to the working directory): copied, content-addressed, into
-           `<store>/artifacts/sha256/`; the record keeps path, sha256, size and content type
+    file   a path inside the working directory (relative to it, or absolute): copied,
+           content-addressed, into `<store>/artifacts/sha256/`; the record keeps path, sha256,
+           size and content type. A file outside the working directory (after following
+           symlinks) is refused: evidence is the run's own work, and a claim must not be a way to
+           copy someone's private file into the store
     url    `http://` or `https://`: resolves if an HTTP span in the run fetched it with a 2xx,
            or with `agenttrace audit --online`, which checks it live
     span   `span:<16 hex digits>` (or the bare id): a tool call, a test run, a process
@@ -27,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from . import config, constants
-from .errors import AgentTraceError, ConfigError
+from .errors import AgentTraceError, ConfigError, StoreError
 from .store.artifact_store import ArtifactStore, NotAFileError
 from .store.layout import StoreLayout
 from .supervise.artifacts import event_attributes
@@ -43,9 +46,12 @@ _claimed_files: dict[int, dict[str, str]] = {}
 `agenttrace.run()` block ends."""
 
 
-def resolve_evidence(ref: Any, cwd: Path, artifacts: ArtifactStore) -> dict[str, Any]:
-    """One evidence reference as it is recorded. Never raises for a file it cannot read: the
-    record says why (the `evidence` gate then fails the claim)."""
+def resolve_evidence(
+    ref: Any, cwd: Path, artifacts: ArtifactStore, workdir: Path | None = None
+) -> dict[str, Any]:
+    """One evidence reference as it is recorded; a relative path is taken from `cwd`, and a file
+    must be inside `workdir` (default `cwd`). Never raises for a file it cannot use: the record
+    says why (the `evidence` gate then fails the claim)."""
     if isinstance(ref, Span):
         return {"kind": "span", "ref": f"{ref.get_span_context().span_id:016x}"}
     if hasattr(ref, "span") and isinstance(ref.span, Span):  # a ToolCall
@@ -71,6 +77,9 @@ def resolve_evidence(ref: Any, cwd: Path, artifacts: ArtifactStore) -> dict[str,
         text = text[5:]
     path = Path(os.path.abspath(cwd / text))
     record: dict[str, Any] = {"kind": "file", "ref": os.fspath(ref), "path": str(path)}
+    outside = outside_workdir(path, workdir or cwd)
+    if outside:
+        return record | {"error": outside}
     try:
         stored = artifacts.put(path)
     except FileNotFoundError:
@@ -91,6 +100,20 @@ def resolve_evidence(ref: Any, cwd: Path, artifacts: ArtifactStore) -> dict[str,
     }
 
 
+def outside_workdir(path: Path, workdir: Path) -> str | None:
+    """Why `path` may not be cited as evidence (it resolves outside `workdir`), or None."""
+    try:
+        real, root = Path(os.path.realpath(path)), Path(os.path.realpath(workdir))
+    except (OSError, ValueError) as exc:
+        return f"cannot be resolved: {exc}"
+    if real == root or root in real.parents:
+        return None
+    return (
+        f"is outside the run's working directory {root}: a claim may cite only files inside it "
+        "(copy what backs the claim into the working directory)"
+    )
+
+
 def record_claim(
     tracer: trace.Tracer,
     text: str,
@@ -100,14 +123,16 @@ def record_claim(
     cwd: Path | None = None,
     context: otel_context.Context | None = None,
     run_id: str | None = None,
+    workdir: Path | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Resolve the evidence, record the claim as a span; its span id and evidence records."""
+    """Resolve the evidence, record the claim as a span; its span id and evidence records.
+    Files must be inside `workdir` (default: `cwd`, else the current directory)."""
     if not isinstance(text, str) or not text.strip():
         raise ConfigError("a claim needs its text")
     settings = config.load(store)
     artifacts = ArtifactStore(StoreLayout(settings.store), settings.max_artifact_bytes)
     where = cwd or Path.cwd()
-    items = [resolve_evidence(ref, where, artifacts) for ref in evidence]
+    items = [resolve_evidence(ref, where, artifacts, workdir or where) for ref in evidence]
     attributes: dict[str, Any] = {
         constants.SPAN_TYPE: "claim",
         CLAIM_TEXT: text[:MAX_CLAIM_CHARS],
@@ -143,9 +168,44 @@ def claim(text: str, *, evidence: Iterable[Any] = ()) -> str:
 
     if isinstance(evidence, str | os.PathLike):
         evidence = [evidence]
+    supervised = _supervisor_endpoint()
+    if supervised is not None:  # under `agenttrace run`: the supervisor records it
+        return _claim_through(supervised, text, list(evidence))
     store = config.store_path(current_store())
     span_id, _ = record_claim(_tracer(), text, list(evidence), store=store)
     return span_id
+
+
+def _supervisor_endpoint() -> tuple[str, str] | None:
+    """(run id, endpoint) of the `agenttrace run` this process is part of, if any."""
+    from .ids import is_safe_run_id
+    from .supervise.claim_desk import ENDPOINT_ENV
+
+    run_id, endpoint = os.environ.get("AGENTTRACE_RUN_ID"), os.environ.get(ENDPOINT_ENV)
+    return (run_id, endpoint) if run_id and endpoint and is_safe_run_id(run_id) else None
+
+
+def _claim_through(supervised: tuple[str, str], text: str, evidence: list[Any]) -> str:
+    """Send the claim to the supervisor, under the current span. Returns its span id, or "" when
+    the supervisor could not be reached (logged: telemetry never breaks the agent)."""
+    import logging
+
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from .supervise.claim_desk import evidence_refs, send_claim
+
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("a claim needs its text")
+    refs = evidence_refs(evidence)
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    traceparent = carrier.get("traceparent") or os.environ.get("TRACEPARENT")
+    try:
+        answer = send_claim(supervised[1], supervised[0], text, refs, Path.cwd(), traceparent)
+    except StoreError as exc:
+        logging.getLogger("agenttrace").warning("agenttrace: %s", exc)
+        return ""
+    return str(answer.get("span_id", ""))
 
 
 def files_cited_in_store(layout: StoreLayout, run_id: str) -> list[str]:

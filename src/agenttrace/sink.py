@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,7 +28,7 @@ from .errors import AgentTraceError
 from .records import spans_to_batch
 from .store.layout import StoreLayout
 from .store.schema import END, START
-from .store.writer import StoreWriter
+from .store.writer import PartWritten, StoreWriter
 
 log = logging.getLogger("agenttrace")
 
@@ -52,6 +52,8 @@ class SpanSink:
         """Ended spans a StoreBatchSpanProcessor dropped because its queue was full."""
         self._dropped_reported = 0
         self.first_error: str | None = None
+        self.part_listeners: list[Callable[[PartWritten], None]] = []
+        """Told of every Parquet part the sink's writer writes (`agenttrace run`'s manifest)."""
         self._init_state()
 
     def _init_state(self) -> None:
@@ -152,7 +154,7 @@ class SpanSink:
         try:
             with self._write_lock:
                 if self._writer is None:
-                    self._writer = StoreWriter(self.layout)
+                    self._writer = StoreWriter(self.layout, on_part=self._part_written)
                 for batch in batches:
                     # In the kernel now (a crash of this process loses nothing); fsynced within
                     # one flush interval (for a crash of the machine).
@@ -166,6 +168,10 @@ class SpanSink:
                 self._queued_rows -= sum(batch.num_rows for batch in batches)
                 self._cond.notify_all()
         return True
+
+    def _part_written(self, part: PartWritten) -> None:
+        for listener in list(self.part_listeners):
+            listener(part)
 
     def sync(self) -> None:
         """fsync what was written since the last sync. Never raises."""
@@ -269,6 +275,7 @@ class SpanSink:
         if self._writer is not None:
             self._writer.abandon()
             _abandoned.append(self._writer)  # the parent owns its files; never touch them here
+        self.part_listeners = []
         self._init_state()
 
 

@@ -39,8 +39,8 @@ def configure(
     settings = config.load(store, flush_interval)
     with _lock:
         provider = tracer_provider or _global_sdk_provider() or _new_global_provider(service_name)
-        if getattr(provider, "_agenttrace_store", None) == str(settings.store):
-            return provider  # wired by the `agenttrace run` bootstrap: its spans reach the store
+        if getattr(provider, "_agenttrace_supervised", False):
+            return provider  # wired by the `agenttrace run` bootstrap: its spans reach the supervisor
         installed = _configured.get(id(provider))
         if installed is not None:
             current, pending, exporter = installed

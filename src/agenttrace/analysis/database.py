@@ -1,4 +1,15 @@
-"""A DuckDB connection over a store, with the views of queries/views/*.sql defined on it."""
+"""A DuckDB connection over a store, with the views of queries/views/*.sql defined on it.
+
+The connection is a sandbox for the SQL users and gates bring (DESIGN.md, "Gates"): once the
+store's parts are registered, it can read files inside the store only, cannot write files, attach
+databases, install or load extensions, and its configuration is locked. Together with
+`readonly.ensure_read_only` (one SELECT statement), gate SQL and `agenttrace query` can read the
+store and nothing else.
+
+Runs recorded by `agenttrace run` have a manifest (`store.manifest`): only the parts it lists are
+read, each row of `spans` says who reported it (`origin`: supervisor or agent), and whatever does
+not match the manifest is listed in the `integrity_problems` table for the `integrity` gate.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +21,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import queries
-from ..errors import QueryError
-from ..store.layout import StoreLayout
+from ..errors import QueryError, StoreError
+from ..store.layout import PARTITION_PREFIX, StoreLayout
+from ..store.manifest import Manifest, check_run, read_manifest
 from ..store.parts import part_decode_problem
 from ..store.reader import Snapshot, snapshot
 from ..store.schema import SAMPLE_SCHEMA, SPAN_SCHEMA
@@ -32,6 +45,9 @@ USER_VIEWS = ("runs", "spans", "steps", "processes", "artifacts", "claims", "gpu
 
 URL_CHECKS_SCHEMA = pa.schema([("url", pa.string()), ("status", pa.int32()), ("error", pa.string())])
 """`url_checks`: live answers for URLs cited as evidence (`agenttrace audit --online`)."""
+PROBLEMS_SCHEMA = pa.schema([("run_id", pa.string()), ("reason", pa.string()), ("part", pa.string())])
+"""`integrity_problems`: where a manifested run's records differ from its manifest."""
+_ORIGIN_SOURCES = (("supervisor", "_part_spans_supervisor"), ("agent", "_part_spans_agent"))
 
 _MAX_CORRUPT_RETRIES = 16
 _SQL_ERRORS = (
@@ -48,17 +64,86 @@ _SQL_ERRORS = (
 class Database:
     """The store, seen through DuckDB. `runs` limits it to some runs (faster for one run)."""
 
-    def __init__(self, store: Path | StoreLayout, runs: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Path | StoreLayout,
+        runs: Sequence[str] | None = None,
+        *,
+        verify: bool = False,
+        manifests: dict[str, Manifest] | None = None,
+    ) -> None:
+        """`verify`: hash every part a manifest lists (an audit); `manifests`: manifests to use
+        instead of the stored ones (the supervisor's own, while it audits the run it recorded)."""
         self.layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
         self.snapshot: Snapshot = snapshot(self.layout, list(runs) if runs is not None else None)
         self.warnings: list[str] = list(self.snapshot.warnings)
         self._materialized = False
         self._url_checks_set = False
+        self._by_origin: dict[str, list[Path]] = {o: [] for o, _ in _ORIGIN_SOURCES}
+        self._problems: list[tuple[str, str, str | None]] = []
+        self._supervised: list[str] = []
+        self._apply_manifests(manifests or {}, verify)
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
         self._register_sources()
         for name in VIEWS:
             self.con.execute(queries.load(f"views/{name}.sql"))
+        self._sandbox()
+
+    def _apply_manifests(self, given: dict[str, Manifest], verify: bool) -> None:
+        """Split the snapshot's span parts by run; for each run with a manifest, keep only the
+        parts it lists (by origin) and note every difference. Spool records of a manifested run
+        (written after its supervisor finished) are dropped and noted."""
+        snap = self.snapshot
+        by_run: dict[str, list[Path]] = {}
+        for part in snap.span_parts:
+            by_run.setdefault(part.parent.name.removeprefix(PARTITION_PREFIX), []).append(part)
+        spool_runs = set(snap.spool_spans.column("RunId").to_pylist()) if snap.spool_spans.num_rows else set()
+        unmanifested: list[Path] = []
+        for run_id in sorted(set(by_run) | spool_runs):
+            try:
+                manifest = given.get(run_id) or read_manifest(self.layout, run_id)
+            except StoreError as exc:
+                self._supervised.append(run_id)
+                self._problems.append((run_id, str(exc), None))
+                unmanifested += by_run.get(run_id, [])
+                continue
+            if manifest is None:
+                unmanifested += by_run.get(run_id, [])
+                continue
+            self._supervised.append(run_id)
+            check = check_run(self.layout, manifest, by_run.get(run_id, []), verify_hashes=verify)
+            for origin, parts in check.parts.items():
+                self._by_origin.setdefault(origin, []).extend(parts)
+            self._problems += [(run_id, reason, part) for reason, part in check.problems]
+            if run_id in spool_runs:
+                self._problems.append(
+                    (
+                        run_id,
+                        "records of the run were written into the spool after its supervisor "
+                        "finished: they are not used",
+                        None,
+                    )
+                )
+        snap.span_parts = unmanifested
+        if self._supervised and snap.spool_spans.num_rows:
+            keep = pc.invert(pc.is_in(snap.spool_spans.column("RunId"), pa.array(self._supervised)))
+            snap.spool_spans = snap.spool_spans.filter(keep)
+
+    def _sandbox(self) -> None:
+        """From here on the connection reads files inside the store only, writes none, loads no
+        extension, and cannot be reconfigured (DuckDB's own settings; see the module docstring)."""
+        root = str(self.layout.root).rstrip("/") + "/"
+        for statement in (
+            "SET allowed_directories = [$root]",
+            "SET enable_external_access = false",
+            "SET autoinstall_known_extensions = false",
+            "SET autoload_known_extensions = false",
+            "SET allow_community_extensions = false",
+            "SET allow_unsigned_extensions = false",
+            "SET lock_configuration = true",
+        ):
+            self.con.execute(statement, {"root": root} if "$root" in statement else {})
 
     def materialize(self) -> None:
         """Compute the views once into temporary tables, for a series of queries over the same
@@ -85,10 +170,17 @@ class Database:
         snap = self.snapshot
         self.con.register("_spool_spans", snap.spool_spans)
         self.con.register("live_runs", pa.table({"run_id": pa.array(snap.live_runs, pa.string())}))
+        self.con.register("supervised_runs", pa.table({"run_id": pa.array(self._supervised, pa.string())}))
+        problems = list(zip(*self._problems, strict=True)) if self._problems else [[], [], []]
+        self.con.register(
+            "integrity_problems",
+            pa.table([pa.array(list(c), pa.string()) for c in problems], schema=PROBLEMS_SCHEMA),
+        )
         if not self._url_checks_set:
             self.con.register("url_checks", URL_CHECKS_SCHEMA.empty_table())
         for name, parts, schema in (
             ("_part_spans", snap.span_parts, SPAN_SCHEMA),
+            *((view, self._by_origin[origin], SPAN_SCHEMA) for origin, view in _ORIGIN_SOURCES),
             ("_part_samples", snap.sample_parts, SAMPLE_SCHEMA),
         ):
             if parts:
@@ -105,7 +197,7 @@ class Database:
         message = str(error)
         reason = re.sub(r"\s+", " ", message.split("\n", 1)[0])
         skipped = False
-        for parts in (self.snapshot.span_parts, self.snapshot.sample_parts):
+        for parts in (self.snapshot.span_parts, *self._by_origin.values(), self.snapshot.sample_parts):
             named = [p for p in parts if str(p) in message]
             for part in named or [p for p in parts if part_decode_problem(p)]:
                 parts.remove(part)

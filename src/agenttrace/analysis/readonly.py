@@ -1,18 +1,29 @@
-"""`agenttrace query` is read-only: one SELECT statement, nothing else."""
+"""Gate SQL and `agenttrace query` are read-only: one SELECT statement, nothing else."""
 
 from __future__ import annotations
+
+import threading
+from functools import cache
 
 import duckdb
 
 from ..errors import QueryError
 
 _ALLOWED = {duckdb.StatementType.SELECT}
+_lock = threading.Lock()
+
+
+@cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    """A connection used only to parse (never to run) SQL: opened once per process."""
+    return duckdb.connect(":memory:")
 
 
 def ensure_read_only(sql: str) -> None:
     """Raise QueryError unless `sql` is exactly one SELECT (WITH ... SELECT included)."""
     try:
-        statements = duckdb.connect(":memory:").extract_statements(sql)
+        with _lock:
+            statements = _parser().extract_statements(sql)
     except duckdb.Error as exc:
         raise QueryError(f"cannot parse query: {str(exc).splitlines()[0]}") from exc
     if not statements:

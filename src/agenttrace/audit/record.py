@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from .. import constants
+from .gates import Gate
 from .verdict import Verdict
+
+if TYPE_CHECKING:
+    from ..store.manifest import Manifest
 
 AUDIT_STATE = "agenttrace.audit.state"
 AUDIT_REASONS = "agenttrace.audit.reasons"
@@ -37,16 +42,19 @@ def record_verdict(verdict: Verdict, trace_id: int, root_span_id: int) -> None:
     span.end()
 
 
-def audit_and_record(store: Path, run_id: str, root: SpanContext, gates_dir: Path | None = None) -> Verdict:
-    """Audit a finished run with every gate, record the verdict in it, and make that durable."""
+def audit_and_record(
+    store: Path, run_id: str, root: SpanContext, gates: list[Gate], manifest: Manifest | None = None
+) -> Verdict:
+    """Audit a finished run with `gates`, record the verdict in it, and make that durable. With
+    `manifest` (the supervisor's own), the run's parts are checked against it rather than against
+    the manifest stored for the run."""
     from ..analysis import Database
     from ..api import _finish
     from ..store.layout import StoreLayout
-    from .gates import load_gates
     from .verdict import audit
 
-    gates = load_gates(store, gates_dir)
-    with Database(StoreLayout(store), runs=[run_id]) as db:
+    manifests = {run_id: manifest} if manifest is not None else None
+    with Database(StoreLayout(store), runs=[run_id], verify=True, manifests=manifests) as db:
         verdict = audit(db, run_id, gates)
     record_verdict(verdict, root.trace_id, root.span_id)
     _finish(run_id, str(store))

@@ -26,6 +26,7 @@ class GateResult:
             "status": self.status,
             "severity": self.gate.severity,
             "violations": self.violations,
+            "recorded": self.gate.recorded,
         }
 
 
@@ -37,10 +38,18 @@ class Verdict:
     signal: str | None
     gates: list[GateResult]
     reasons: list[str]
+    gates_recorded: bool = False
+    """Whether the run recorded its gate set at its start (`agenttrace run` does)."""
 
     @property
     def succeeded(self) -> bool:
         return self.state == "succeeded"
+
+    @property
+    def unrecorded_gates(self) -> list[str]:
+        """Gates evaluated that are not the run's recorded ones (`--gates DIR`, or every gate of a
+        run that recorded none)."""
+        return [g.gate.name for g in self.gates if not g.gate.recorded]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +58,7 @@ class Verdict:
             "exit": {"code": self.exit_code, "signal": self.signal},
             "gates": [g.as_json() for g in self.gates],
             "reasons": self.reasons,
+            "gates_recorded": self.gates_recorded,
         }
 
 
@@ -101,7 +111,8 @@ def audit(db: Database, run_id: str, gates: list[Gate], online: bool = False) ->
         state = run["state"]
     else:
         state = "failed" if reasons else "succeeded"
-    return Verdict(run_id, state, run["exit_code"], run["signal"], results, reasons)
+    recorded = any(g.recorded for g in gates) or bool(run.get("recorded_gates"))
+    return Verdict(run_id, state, run["exit_code"], run["signal"], results, reasons, recorded)
 
 
 __all__ = ["GateResult", "Verdict", "audit", "evaluate"]

@@ -11,7 +11,12 @@ from .common import JsonOption, StoreOption, echo, handle_errors, layout, print_
 
 GatesOption = Annotated[
     Path | None,
-    typer.Option("--gates", help="Also use the gates (*.sql) in this directory.", show_default=False),
+    typer.Option(
+        "--gates",
+        help="Also use the gates (*.sql) in this directory (a directory the agent cannot write; "
+        "the store's gates/ folder is not read).",
+        show_default=False,
+    ),
 ]
 
 
@@ -44,7 +49,9 @@ def audit(
 ) -> None:
     """Decide whether a run is really done, with reasons and evidence.
 
-    Every gate (SQL in queries/gates/, <store>/gates/, --gates DIR) is evaluated; the run
+    A run recorded by `agenttrace run` is audited with the gate set it recorded before its agent
+    started, and its records are checked against the supervisor's manifest (gate `integrity`);
+    other runs with the built-in gates. --gates DIR adds gates, marked as not recorded. The run
     succeeded only if every error-severity gate passed.
 
     Exit status: 0 when it succeeded, 1 when it did not, 2 for a usage error or a broken gate.
@@ -52,7 +59,7 @@ def audit(
     Example: agenttrace audit last --junit audit.xml
     """
     from ..analysis import Database, resolve_run
-    from ..audit.gates import load_gates, sql_for_query
+    from ..audit.gates import audit_gates, sql_for_query, store_gates_notice
     from ..audit.junit import to_junit
     from ..audit.verdict import audit as decide
     from ..errors import ConfigError
@@ -60,16 +67,19 @@ def audit(
 
     where = layout(store)
     run_id = resolve_run(where, run)
-    gates = load_gates(where.root, gates_dir)
+    warn([n for n in [store_gates_notice(where.root)] if n])
+    with Database(where, runs=[run_id], verify=True) as db:
+        rows = db.report("recorded_gates", run_id=run_id)
+        gates = audit_gates(rows[0]["recorded_gates"] if rows else None, gates_dir)
+        if show_sql is None:
+            verdict = decide(db, run_id, gates, online=online)
+            warn(db.warnings)
     if show_sql is not None:
         chosen = [g for g in gates if g.name == show_sql]
         if not chosen:
             raise ConfigError(f"no gate named {show_sql!r} (see `agenttrace gates`)")
         echo(sql_for_query(chosen[0], run_id))
         return
-    with Database(where, runs=[run_id]) as db:
-        verdict = decide(db, run_id, gates, online=online)
-        warn(db.warnings)
     if junit is not None:
         try:
             junit.write_text(to_junit(verdict), encoding="utf-8")
@@ -88,23 +98,19 @@ def gates(
     gates_dir: GatesOption = None,
     store: StoreOption = None,
 ) -> None:
-    """List the gates an audit runs, with what each checks, its severity and where it comes from.
+    """List the gates `agenttrace run` fixes for a run (the built-in ones and --gates DIR), with
+    what each checks, its severity and where it comes from.
 
     Example: agenttrace gates --json
     """
     from rich.table import Table
 
-    from ..audit.gates import load_gates
+    from ..audit.gates import as_json, load_gates, store_gates_notice
 
-    found = load_gates(layout(store).root, gates_dir)
+    warn([n for n in [store_gates_notice(layout(store).root)] if n])
+    found = load_gates(gates_dir)
     if json_:
-        print_json(
-            [
-                {"name": g.name, "description": g.description, "severity": g.severity, "source": g.source}
-                | {"path": str(g.path)}
-                for g in found
-            ]
-        )
+        print_json([as_json(g) for g in found])
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("GATE", "SEVERITY", "FROM", "CHECKS"):

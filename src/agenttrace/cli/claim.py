@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Annotated, Any
 
@@ -21,9 +20,9 @@ def claim(
         typer.Option(
             "--evidence",
             "-e",
-            help="What backs the claim (repeat it): a file (copied, content-addressed, into the "
-            "store), an http(s) URL the run fetched, or span:<id> (a tool call, a test run, a "
-            "process).",
+            help="What backs the claim (repeat it): a file inside the run's working directory "
+            "(copied, content-addressed, into the store), an http(s) URL the run fetched, or "
+            "span:<id> (a tool call, a test run, a process).",
             show_default=False,
         ),
     ] = None,
@@ -33,54 +32,39 @@ def claim(
     """Record a claim the agent makes, with its evidence, in the run this process belongs to.
 
     Meant for agents in any language: under `agenttrace run`, the environment says which run and
-    where its receiver is (AGENTTRACE_RUN_ID, OTEL_EXPORTER_OTLP_ENDPOINT, TRACEPARENT). The
-    `evidence` gate fails a claim without evidence, or whose evidence does not resolve.
+    where its supervisor listens (AGENTTRACE_RUN_ID, AGENTTRACE_ENDPOINT, TRACEPARENT). The
+    supervisor resolves the evidence and records the claim: files must be inside the run's
+    working directory. The `evidence` gate fails a claim without evidence, or whose evidence does
+    not resolve.
 
     Exit status: 0 when the claim and all its evidence were recorded; 2 when a piece of evidence
-    could not be read (the claim is still recorded, and the evidence gate will fail it) or the
+    could not be used (the claim is still recorded, and the evidence gate will fail it) or the
     process is not inside a run.
 
     Example: agenttrace claim "all tests pass" --evidence test-report.xml --evidence span:5f1c0a9e2b7d4c11
     """
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from pathlib import Path
 
-    from .. import config
-    from ..claims import record_claim
-    from ..errors import ConfigError, StoreError
+    from ..errors import ConfigError
     from ..ids import is_safe_run_id
+    from ..supervise.claim_desk import ENDPOINT_ENV, send_claim
 
+    del store  # the supervisor records the claim in its store; the agent never writes one
     run_id = os.environ.get(RUN_ID_ENV)
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    endpoint = os.environ.get(ENDPOINT_ENV)
     if not run_id or not endpoint:
         raise ConfigError(
             "not inside a run: `agenttrace claim` records into the run of the `agenttrace run` that "
-            f"started this process ({RUN_ID_ENV} and OTEL_EXPORTER_OTLP_ENDPOINT are not set)"
+            f"started this process ({RUN_ID_ENV} and {ENDPOINT_ENV} are not set)"
         )
     if not is_safe_run_id(run_id):
         raise ConfigError(f"{RUN_ID_ENV}={run_id!r} is not a run id")
-    # The exporter logs each retry; the one Error: line below says what went wrong.
-    logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
-    exporter = _Delivered(endpoint.rstrip("/") + "/v1/traces")
-    provider = TracerProvider(resource=Resource.create({}))  # OTEL_RESOURCE_ATTRIBUTES: the run id
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    traceparent = os.environ.get("TRACEPARENT")
-    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent}) if traceparent else None
-    span_id, items = record_claim(
-        provider.get_tracer("agenttrace.claim"),
-        text,
-        evidence or [],
-        store=config.store_path(store),
-        context=context,
-        run_id=run_id,
+    if not text.strip():
+        raise ConfigError("a claim needs its text")
+    answer = send_claim(
+        endpoint, run_id, text, list(evidence or []), Path.cwd(), os.environ.get("TRACEPARENT")
     )
-    provider.shutdown()
-    if not exporter.delivered:
-        raise StoreError(
-            f"the claim could not be sent to the run's receiver at {endpoint} (has the run ended?)"
-        )
+    span_id, items = str(answer.get("span_id")), list(answer.get("evidence") or [])
     if json_:
         print_json({"run_id": run_id, "span_id": span_id, "text": text, "evidence": items})
     else:  # stderr: the agent's stdout is its own output
@@ -102,26 +86,3 @@ def _summary(items: list[dict[str, Any]]) -> str:
         else:
             parts.append(f"{item['kind']} {item['ref']}")
     return "evidence: " + "; ".join(parts)
-
-
-class _Delivered:
-    """An OTLP/HTTP exporter that remembers whether the receiver took the spans."""
-
-    def __init__(self, endpoint: str) -> None:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        self._inner = OTLPSpanExporter(endpoint=endpoint, timeout=5)
-        self.delivered = False
-
-    def export(self, spans: Any) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        result = self._inner.export(spans)
-        self.delivered = result == SpanExportResult.SUCCESS
-        return result
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True

@@ -53,9 +53,20 @@ def run(
     gates_dir: Annotated[
         Path | None,
         typer.Option(
-            "--gates", help="Also audit with the gates (*.sql) in this directory.", show_default=False
+            "--gates",
+            help="Also audit with the gates (*.sql) in this directory: read before the command "
+            "starts and recorded with the run, so nothing the agent writes changes them.",
+            show_default=False,
         ),
     ] = None,
+    protect_store: Annotated[
+        bool,
+        typer.Option(
+            "--protect-store",
+            help="Mount the store read-only for the command (a private mount namespace; needs root "
+            "or unprivileged user namespaces): the agent cannot touch its own record.",
+        ),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Run CMD as a supervised, recorded job, then audit it.
@@ -73,7 +84,7 @@ def run(
 
     Example: agenttrace run --timeout 30m --objective objective.toml -- python agent.py --task fix-bug
     """
-    from ..audit.record import audit_and_record
+    from ..audit.gates import load_gates, store_gates_notice
     from ..errors import ConfigError
     from ..objective import load_objective
     from ..render.audit import verdict_table
@@ -86,6 +97,7 @@ def run(
         raise ConfigError(f"--on-orphans must be one of {', '.join(ON_ORPHANS)}, got {on_orphans!r}")
     seconds = parse_duration(timeout, "--timeout") if timeout is not None else None
     goal = load_objective(objective) if objective is not None else None
+    gates = load_gates(gates_dir)  # fixed now, before the agent can write anything
     console = stderr()
 
     def say(text: str) -> None:
@@ -99,7 +111,12 @@ def run(
         on_orphans=on_orphans,  # type: ignore[arg-type]
         objective=goal,
         say=lambda text: say(f"verifying: {text}"),
+        gates=gates,
+        protect_store=protect_store,
     )
+    notice = store_gates_notice(supervisor.settings.store)
+    if notice:
+        say(notice)
     result = supervisor.run()
 
     ending = (
@@ -120,11 +137,12 @@ def run(
             f"still running when the command exited: {fate}"
         )
     if result.error:
+        supervisor.seal_manifest()
         if json_:
             print_json(_as_json(result, None))
         console.print(f"Error: {result.error}", markup=False, highlight=False)
         raise typer.Exit(2)
-    verdict = audit_and_record(supervisor.settings.store, result.run_id, supervisor.root_context, gates_dir)
+    verdict = supervisor.audit()
     stderr(wide=True).print(verdict_table(verdict))
     if json_:
         print_json(_as_json(result, verdict))

@@ -35,6 +35,22 @@ def verdict_table(verdict: Verdict) -> Group:
     line = Text(f"Run {verdict.run_id}: {verdict.state.upper()} ({ending})", style="bold")
     line.stylize("green" if verdict.succeeded else "red")
     parts: list[Text | Table] = [table, Text(""), line]
+    unrecorded = verdict.unrecorded_gates
+    if verdict.gates_recorded and unrecorded:
+        parts.append(
+            Text(
+                f"  not the run's recorded gates (added with --gates): {', '.join(unrecorded)}",
+                style="yellow",
+            )
+        )
+    elif not verdict.gates_recorded:
+        parts.append(
+            Text(
+                "  the run recorded no gate set (not run under `agenttrace run`): audited with the "
+                "gates of this version",
+                style="dim",
+            )
+        )
     parts += [Text(f"  - {reason}") for reason in verdict.reasons[:10]]
     if len(verdict.reasons) > 10:
         parts.append(Text(f"  ... and {len(verdict.reasons) - 10} more"))

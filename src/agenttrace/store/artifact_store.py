@@ -7,6 +7,9 @@ One pass over the file hashes it and writes the copy (to a temporary file, fsync
 into place), so the copy always holds exactly the bytes that were hashed, even if the file
 changes meanwhile. A copy already stored is not written again. Files over the size cap are
 hashed but not copied (`stored` is False).
+
+Copies are private: read-only for the user (0400) in folders only the user can enter (0700),
+whatever the source file's mode: evidence can be a private file.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import StoreError
-from .layout import StoreLayout
+from .layout import StoreLayout, make_private_dirs
 
 CHUNK = 1 << 20
 SNIFF = 8192
@@ -99,7 +102,8 @@ class ArtifactStore:
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         try:
-            with open(tmp, "wb", buffering=0) as out:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb", buffering=0) as out:
                 while n := f.readinto(buffer):  # type: ignore[attr-defined]
                     chunk = view[:n]
                     digest.update(chunk)
@@ -109,7 +113,7 @@ class ArtifactStore:
                     size += n
                     if size > self.max_bytes:  # it grew while being copied
                         break
-                os.fchmod(out.fileno(), 0o444)  # read-only, in the same metadata update as the data
+                os.fchmod(out.fileno(), 0o400)  # read-only and private, with the data's metadata update
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
             if size > self.max_bytes:
@@ -128,7 +132,7 @@ class ArtifactStore:
 
     def _mkdir(self, folder: Path) -> None:
         if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.layout.root, folder)
             self._made.add(folder)
 
 

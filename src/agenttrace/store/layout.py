@@ -6,6 +6,11 @@
 <root>/spool/<run>/<writer>-<n>.arrows                  append-only Arrow IPC stream segments
 <root>/artifacts/sha256/<aa>/<hash>                     content-addressed files
 <root>/quarantine/<run>/<file>                          unreadable spool segments, kept for a person
+<root>/manifests/<run>.json                             what `agenttrace run`'s supervisor wrote
+
+The store is private: its folders are created 0700 and its files 0600 (or stricter, by the umask),
+since it holds prompts, outputs and copies of evidence files. A store made by an earlier version
+with open folders has its root closed (0700) the next time it is written.
 """
 
 from __future__ import annotations
@@ -59,9 +64,32 @@ class StoreLayout:
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"store path {self.root} is a file, not a directory")
         try:
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.root, self.root)
+            mode = self.root.stat().st_mode & 0o777
+            if mode & 0o077 and self.root.stat().st_uid == os.getuid():
+                os.chmod(self.root, mode & 0o700)
             for sub in (self.root / SPANS, self.spool_dir):
-                sub.mkdir(parents=True, exist_ok=True)
+                make_private_dirs(self.root, sub)
         except OSError as exc:
             raise StoreError(f"cannot create store at {self.root}: {exc.strerror or exc}") from exc
         if not os.access(self.spool_dir, os.W_OK | os.X_OK):
             raise StoreError(f"store at {self.root} is not writable")
+
+
+def make_private_dirs(base: Path, folder: Path) -> None:
+    """Create `folder` and any missing parents below `base` with mode 0700 (mkdir's `parents=True`
+    would give the parents the default mode)."""
+    missing = []
+    current = folder
+    while not current.is_dir():
+        missing.append(current)
+        if current == base or current.parent == current:
+            break
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            if not path.is_dir():
+                raise

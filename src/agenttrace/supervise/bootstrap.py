@@ -73,7 +73,8 @@ def install() -> bool:
             max_export_batch_size=4096,
         )
     )
-    provider._agenttrace_store = str(settings.store)  # type: ignore[attr-defined]  # configure(): no-op
+    # configure() (agenttrace.run() in the agent) then does nothing: everything goes to the receiver
+    provider._agenttrace_supervised = True  # type: ignore[attr-defined]
     trace.set_tracer_provider(provider)
     traceparent = os.environ.get("TRACEPARENT")
     if traceparent:

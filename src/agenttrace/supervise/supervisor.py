@@ -1,8 +1,15 @@
 """Run a command as a production job: a run with a root span, an embedded OTLP receiver, the
 process tree watched, signals forwarded, a timeout enforced, orphans found, and files recorded.
 
-    result = Supervisor(["python", "agent.py"], store=Path(".agenttrace"), timeout=600).run()
+    supervisor = Supervisor(["python", "agent.py"], store=Path(".agenttrace"), timeout=600)
+    result = supervisor.run()
     result.state   # succeeded | failed | timed_out | cancelled
+    verdict = supervisor.audit()
+
+The audited party has no pen (DESIGN.md): the gate set is fixed before the agent starts and
+recorded on the run's root span; the agent is not told where the store is (claims go to the
+supervisor's endpoint, which records them); every part written for the run by this process is
+listed, with its sha256 and who reported it, in the run's manifest, which the audit checks.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +36,18 @@ from ..errors import AgentTraceError, ConfigError
 from ..ids import is_safe_run_id, new_run_id
 from ..redact import redact_argv
 from ..store.layout import StoreLayout
+from ..store.manifest import Manifest, write_manifest
 from . import artifacts
+from .claim_desk import CLAIMS_PATH, ENDPOINT_ENV, ClaimDesk
 from .watcher import Proc, ProcessWatcher, become_subreaper
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..audit.gates import Gate
+    from ..audit.verdict import Verdict
     from ..objective import Objective
+    from ..store.writer import PartWritten
 
 KILL_GRACE_S = 3.0
 """Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
@@ -80,6 +93,8 @@ class Supervisor:
         cwd: Path | None = None,
         objective: Objective | None = None,
         say: Callable[[str], None] | None = None,
+        gates: list[Gate] | None = None,
+        protect_store: bool = False,
     ) -> None:
         if not command:
             raise ConfigError("no command to run: agenttrace run [OPTIONS] -- CMD [ARGS...]")
@@ -93,6 +108,16 @@ class Supervisor:
         self.on_orphans = on_orphans
         self.cwd = (cwd or Path.cwd()).absolute()
         self.objective = objective
+        if gates is None:
+            from ..audit.gates import load_gates
+
+            gates = load_gates()
+        self.gates = gates
+        """Fixed before the agent starts, recorded on the root span; the run is audited with these."""
+        self.protect_store = protect_store
+        self.manifest = Manifest(self.run_id, os.getpid())
+        self._manifest_lock = threading.Lock()
+        self._desk: ClaimDesk | None = None
         self._say = say or (lambda text: None)
         self._started_ns = 0
         self._agent_ended_ns: int | None = None
@@ -114,11 +139,22 @@ class Supervisor:
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> RunResult:
         from ..api import _finish
+        from ..audit.gates import RECORD_ATTRIBUTE, record_gates
         from ..otlp.server import OtlpServer
+        from ..sink import sink_for
         from ..tracing import configure
 
         self.layout.require_writable()
+        if self.protect_store:
+            from .protect import protection_available
+
+            why_not = protection_available()
+            if why_not is not None:
+                raise ConfigError(f"--protect-store is not possible here: {why_not}")
         configure(self.settings.store, flush_interval=self.settings.flush_interval)
+        sink_for(self.settings.store, self.settings.flush_interval).part_listeners.append(
+            self._part_listener("supervisor")
+        )
         subreaper = become_subreaper()
         before = artifacts.snapshot(self.cwd, [self.settings.store])
         argv = redact_argv(self.command)
@@ -135,6 +171,8 @@ class Supervisor:
                 "agenttrace.supervisor.pid": os.getpid(),
                 "agenttrace.supervisor.subreaper": subreaper,
                 **({"agenttrace.run.timeout_s": self.timeout} if self.timeout else {}),
+                RECORD_ATTRIBUTE: record_gates(self.gates),
+                "agenttrace.run.store_protected": self.protect_store,
                 **({constants.OBJECTIVE: self.objective.as_json()} if self.objective is not None else {}),
             },
         )
@@ -144,7 +182,15 @@ class Supervisor:
 
             keep_objective_file(self._root, self.objective, self.settings)
         self._state("running")
-        server = OtlpServer(self.settings.store, host="127.0.0.1", port=0)
+        self._desk = ClaimDesk(self.run_id, self._root, self.cwd, self.settings.store, self._tracer)
+        server = OtlpServer(
+            self.settings.store,
+            host="127.0.0.1",
+            port=0,
+            run_id=self.run_id,
+            on_part=self._part_listener("agent"),
+            routes={CLAIMS_PATH: self._desk.handle},
+        )
         server.start()
         result: RunResult | None = None
         try:
@@ -166,6 +212,7 @@ class Supervisor:
                     env=self._child_env(endpoint),
                     cwd=self.cwd,
                     process_group=0 if own_group else None,
+                    preexec_fn=self._protection(),
                 )
             except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
@@ -292,14 +339,54 @@ class Supervisor:
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                 "OTEL_RESOURCE_ATTRIBUTES": f"{existing},{resource}" if existing else resource,
                 "AGENTTRACE_RUN_ID": self.run_id,
-                "AGENTTRACE_STORE": str(self.settings.store),
+                ENDPOINT_ENV: endpoint,
                 "AGENTTRACE_FLUSH_INTERVAL": str(self.settings.flush_interval),
                 "PYTHONPATH": bootstrap,
             }
         )
         for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
             env.pop(name, None)  # the receiver forwards to it; the agent sends to the receiver
+        env.pop(config.STORE_ENV, None)  # the audited party is not handed the store (DESIGN.md)
         return env
+
+    def _protection(self) -> Callable[[], None] | None:
+        """With --protect-store: the child's function that mounts the store read-only for it."""
+        if not self.protect_store:
+            return None
+        from .protect import read_only_paths_preexec
+
+        return read_only_paths_preexec([self.settings.store])
+
+    # -- the manifest and the verdict -------------------------------------------------------------
+    def _part_listener(self, origin: str) -> Callable[[PartWritten], None]:
+        def listen(part: PartWritten) -> None:
+            if part.run_id != self.run_id:
+                return
+            with self._manifest_lock:
+                self.manifest.add(self.layout, part.path, part.sha256, part.rows, origin)
+                if part.tampered:
+                    self.manifest.problems.append(part.tampered)
+
+        return listen
+
+    def seal_manifest(self) -> None:
+        """Write the run's manifest: every part this process wrote for the run. Raises StoreError."""
+        with self._manifest_lock:
+            self.manifest.complete = True
+            write_manifest(self.layout, self.manifest)
+
+    def audit(self) -> Verdict:
+        """Audit the finished run with the gates fixed at its start, over the parts its manifest
+        lists (held here, not read back from the store), record the verdict, and write the
+        manifest again with the verdict's part in it."""
+        from ..audit.record import audit_and_record
+
+        self.seal_manifest()
+        verdict = audit_and_record(
+            self.settings.store, self.run_id, self.root_context, self.gates, manifest=self.manifest
+        )
+        self.seal_manifest()
+        return verdict
 
     def _span_of(self, pid: int) -> Span | None:
         """The span of a process the watcher knows (the one that started another, say)."""
@@ -410,13 +497,16 @@ class Supervisor:
             self._say(f"{verifier.stopped}: the remaining checks were not run")
 
     def _claimed_files(self) -> list[str]:
-        """Files the run's claims cited, read back from the store (the agent's spans are there)."""
+        """Files the run's claims cited: those the supervisor recorded, and any the agent reported
+        in claims of its own over OTLP (read back from the store), to be hashed again."""
         from ..claims import files_cited_in_store
 
+        recorded = self._desk.cited_files if self._desk is not None else []
         try:
-            return files_cited_in_store(self.layout, self.run_id)
+            reported = files_cited_in_store(self.layout, self.run_id)
         except (AgentTraceError, OSError):
-            return []
+            reported = []
+        return sorted(set(recorded) | set(reported))
 
     def _state(self, state: str) -> None:
         if self._root is not None:

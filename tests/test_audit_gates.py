@@ -1,0 +1,105 @@
+"""Where gates come from: the package and a `--gates DIR` the user names, never the store; a run's
+gate set recorded at its start and read back intact; a built-in gate cannot be replaced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+import agenttrace
+from agenttrace.audit.gates import audit_gates, builtin_gates, gates_from_record, load_gates, record_gates
+from agenttrace.errors import ConfigError
+
+MINE = """\
+-- description: No single LLM call reads more than 4,000 tokens.
+-- severity: warn
+SELECT 'step ' || step || ' read ' || input_tokens || ' tokens' AS reason, span_id
+FROM steps WHERE run_id = $run_id AND input_tokens > 4000
+"""
+
+
+def user_dir(tmp_path: Path, name: str = "token_cap", body: str = MINE) -> Path:
+    folder = tmp_path / "my-gates"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.sql").write_text(body)
+    return folder
+
+
+def test_builtins_then_user_gates(tmp_path: Path) -> None:
+    names = [g.name for g in load_gates(user_dir(tmp_path))]
+    assert names == [*sorted(g.name for g in builtin_gates()), "token_cap"]
+    assert "integrity" in names
+
+
+def test_a_user_gate_cannot_take_a_builtin_name(tmp_path: Path) -> None:
+    folder = user_dir(
+        tmp_path,
+        "exit_status",
+        "-- description: always passes\nSELECT 1 AS reason, 2 AS span_id WHERE false\n",
+    )
+    with pytest.raises(ConfigError, match="'exit_status' is the name of a built-in gate"):
+        load_gates(folder)
+
+
+def test_the_recorded_set_round_trips_and_a_changed_record_is_refused(tmp_path: Path) -> None:
+    gates = load_gates(user_dir(tmp_path))
+    back = gates_from_record(record_gates(gates))
+    assert [(g.name, g.sql, g.severity, g.source) for g in back] == [
+        (g.name, g.sql, g.severity, g.source) for g in gates
+    ]
+    assert all(g.recorded for g in back)
+    items = json.loads(record_gates(gates))
+    items[0]["sql"] = items[0]["sql"].replace(
+        "SELECT", "SELECT 'x' AS reason, NULL AS span_id WHERE false --", 1
+    )
+    with pytest.raises(ConfigError, match="does not match its recorded sha256"):
+        gates_from_record(json.dumps(items))
+    with pytest.raises(ConfigError, match="recorded gate set cannot be read"):
+        gates_from_record("{not json")
+
+
+def test_added_gates_are_marked_not_recorded(tmp_path: Path) -> None:
+    recorded = record_gates(load_gates())
+    gates = audit_gates(recorded, user_dir(tmp_path))
+    assert [g.name for g in gates if not g.recorded] == ["token_cap"]
+    assert all(g.recorded for g in gates if g.source == "builtin")
+    assert [g.recorded for g in audit_gates(None, None)] == [False] * len(builtin_gates())
+
+
+def test_the_store_gates_folder_is_not_read_and_a_user_is_told(configured: Path) -> None:
+    with agenttrace.run("spender"):
+        agenttrace.llm("gpt-4o", finish_reason="stop", input_tokens=5000, output_tokens=10)
+    (configured / "gates").mkdir()
+    (configured / "gates" / "token_cap.sql").write_text(MINE)
+    (configured / "gates" / "exit_status.sql").write_text(
+        "-- description: forged\nSELECT 'forged' AS reason, NULL AS span_id\n"
+    )
+    result = run_cli("audit", "last", "--json", "--store", str(configured))
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)
+    assert "token_cap" not in {g["name"] for g in verdict["gates"]}
+    assert "is no longer read" in result.stderr and "--gates" in result.stderr
+    listed = run_cli("gates", "--json", "--store", str(configured))
+    assert "token_cap" not in listed.stdout and "is no longer read" in listed.stderr
+
+
+def test_a_user_gate_passed_with_gates_runs(configured: Path, tmp_path: Path) -> None:
+    with agenttrace.run("spender"):
+        agenttrace.llm("gpt-4o", finish_reason="stop", input_tokens=5000, output_tokens=10)
+    result = run_cli(
+        "audit", "last", "--json", "--gates", str(user_dir(tmp_path)), "--store", str(configured)
+    )
+    assert result.returncode == 0, "a warning does not fail the run"
+    (mine,) = [g for g in json.loads(result.stdout)["gates"] if g["name"] == "token_cap"]
+    assert (mine["status"], mine["severity"], mine["recorded"]) == ("fail", "warn", False)
+    assert mine["violations"][0]["reason"] == "step 1 read 5000 tokens"
+
+
+def test_gates_text_lists_where_each_comes_from(tmp_path: Path) -> None:
+    result = run_cli("gates", "--gates", str(user_dir(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert "token_cap" in result.stdout and "--gates" in result.stdout
+    assert "integrity" in result.stdout
