@@ -28,6 +28,7 @@ CORE = (
     "deliverables",
     "evidence",
     "exit_status",
+    "integrity",
     "orphan_processes",
     "scope",
     "tool_calls_returned",
@@ -271,7 +272,7 @@ def test_human_output_and_junit(configured: Path, tmp_path: Path) -> None:
     assert ": FAILED (no exit code)" in result.stdout
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("11", "1", "8")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("12", "1", "9")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert set(cases) == set(CORE)
     failure = cases["completion_signal"].find("failure")
@@ -292,28 +293,7 @@ def test_gates_lists_every_gate_and_show_sql_reruns(configured: Path) -> None:
     assert [r["finish_reason"] for r in json.loads(rerun.stdout)] == ["length"]
 
 
-# -- user gates --------------------------------------------------------------------------------
-def test_a_gate_dropped_into_the_store_runs(configured: Path) -> None:
-    with agenttrace.run("spender"):
-        agenttrace.llm("gpt-4o", finish_reason="stop", input_tokens=5000, output_tokens=10)
-    (configured / "gates").mkdir()
-    (configured / "gates" / "token_cap.sql").write_text(
-        textwrap.dedent(
-            """\
-            -- description: No single LLM call reads more than 4,000 tokens.
-            -- severity: warn
-            SELECT 'step ' || step || ' read ' || input_tokens || ' tokens' AS reason, span_id
-            FROM steps WHERE run_id = $run_id AND input_tokens > 4000
-            """
-        )
-    )
-    code, verdict = audit(configured)
-    assert code == 0, "a warning does not fail the run"
-    assert gate(verdict, "token_cap")["status"] == "fail"
-    assert gate(verdict, "token_cap")["severity"] == "warn"
-    assert gate(verdict, "token_cap")["violations"][0]["reason"] == "step 1 read 5000 tokens"
-
-
+# -- user gates (see also test_audit_gates.py) -------------------------------------------------
 @pytest.mark.parametrize(
     ("sql", "problem"),
     [

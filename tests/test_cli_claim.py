@@ -16,7 +16,7 @@ def test_outside_a_run_it_says_so_and_records_nothing(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "Error: not inside a run: `agenttrace claim` records into the run of the `agenttrace run` that "
-        "started this process (AGENTTRACE_RUN_ID and OTEL_EXPORTER_OTLP_ENDPOINT are not set)"
+        "started this process (AGENTTRACE_RUN_ID and AGENTTRACE_ENDPOINT are not set)"
     ]
     assert not (tmp_path / "store").exists()
 
@@ -24,13 +24,12 @@ def test_outside_a_run_it_says_so_and_records_nothing(tmp_path: Path) -> None:
 def test_a_run_whose_receiver_is_gone_is_an_error(tmp_path: Path) -> None:
     env = {
         "AGENTTRACE_RUN_ID": "20261125T120000-dead",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
-        "AGENTTRACE_STORE": str(tmp_path / "store"),
+        "AGENTTRACE_ENDPOINT": f"http://127.0.0.1:{free_port()}",
     }
     result = run_cli("claim", "it works", env=env, cwd=tmp_path)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("Error: the claim could not be sent to the run's receiver at http://127.0.0.1:")
+    assert line.startswith("Error: the claim could not be sent to the run's supervisor at http://127.0.0.1:")
 
 
 def test_unreadable_evidence_is_recorded_and_reported_inside_a_run(tmp_path: Path) -> None:

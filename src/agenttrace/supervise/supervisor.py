@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ..audit.verdict import Verdict
     from ..objective import Objective
     from ..store.writer import PartWritten
+    from .protect import ReadOnlyPaths
 
 KILL_GRACE_S = 3.0
 """Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
@@ -118,6 +119,8 @@ class Supervisor:
         self.manifest = Manifest(self.run_id, os.getpid())
         self._manifest_lock = threading.Lock()
         self._desk: ClaimDesk | None = None
+        self._preexec: ReadOnlyPaths | None = None
+        """With --protect-store: run in the child before exec, it mounts the store read-only."""
         self._say = say or (lambda text: None)
         self._started_ns = 0
         self._agent_ended_ns: int | None = None
@@ -145,12 +148,13 @@ class Supervisor:
         from ..tracing import configure
 
         self.layout.require_writable()
-        if self.protect_store:
-            from .protect import protection_available
+        if self.protect_store:  # before any thread starts: the check forks
+            from .protect import protection_available, read_only_paths_preexec
 
             why_not = protection_available()
             if why_not is not None:
                 raise ConfigError(f"--protect-store is not possible here: {why_not}")
+            self._preexec = read_only_paths_preexec([self.settings.store])
         configure(self.settings.store, flush_interval=self.settings.flush_interval)
         sink_for(self.settings.store, self.settings.flush_interval).part_listeners.append(
             self._part_listener("supervisor")
@@ -172,7 +176,6 @@ class Supervisor:
                 "agenttrace.supervisor.subreaper": subreaper,
                 **({"agenttrace.run.timeout_s": self.timeout} if self.timeout else {}),
                 RECORD_ATTRIBUTE: record_gates(self.gates),
-                "agenttrace.run.store_protected": self.protect_store,
                 **({constants.OBJECTIVE: self.objective.as_json()} if self.objective is not None else {}),
             },
         )
@@ -212,14 +215,22 @@ class Supervisor:
                     env=self._child_env(endpoint),
                     cwd=self.cwd,
                     process_group=0 if own_group else None,
-                    preexec_fn=self._protection(),
+                    preexec_fn=self._preexec,
                 )
+            except subprocess.SubprocessError as exc:  # --protect-store failed in the child
+                if self._preexec is None:
+                    raise
+                failure = self._preexec.error(exc)
+                self._root.set_attribute("process.exit.code", 126)
+                return RunResult(self.run_id, "failed", 126, None, error=str(failure))
             except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 self._root.set_attribute("process.exit.code", code)
                 what = "command not found" if code == 127 else "command cannot be run"
                 return RunResult(self.run_id, "failed", code, None, error=f"{what}: {self.command[0]}")
             self._child_pgid = child.pid if own_group else None
+            if self._preexec is not None:  # how the store was made read-only for the agent
+                self._root.set_attribute("agenttrace.run.store_protection", self._preexec.mode() or "?")
             watcher = ProcessWatcher(
                 child.pid,
                 self._process_started,
@@ -348,14 +359,6 @@ class Supervisor:
             env.pop(name, None)  # the receiver forwards to it; the agent sends to the receiver
         env.pop(config.STORE_ENV, None)  # the audited party is not handed the store (DESIGN.md)
         return env
-
-    def _protection(self) -> Callable[[], None] | None:
-        """With --protect-store: the child's function that mounts the store read-only for it."""
-        if not self.protect_store:
-            return None
-        from .protect import read_only_paths_preexec
-
-        return read_only_paths_preexec([self.settings.store])
 
     # -- the manifest and the verdict -------------------------------------------------------------
     def _part_listener(self, origin: str) -> Callable[[PartWritten], None]:
