@@ -8,10 +8,17 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import agenttrace
+from agenttrace.analysis import Database
 from agenttrace.audit.gates import audit_gates, builtin_gates, gates_from_record, load_gates, record_gates
+from agenttrace.audit.verdict import evaluate
 from agenttrace.errors import ConfigError
+from agenttrace.exporter import ParquetSpanExporter
 
 MINE = """\
 -- description: No single LLM call reads more than 4,000 tokens.
@@ -103,3 +110,58 @@ def test_gates_text_lists_where_each_comes_from(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "token_cap" in result.stdout and "--gates" in result.stdout
     assert "integrity" in result.stdout
+
+
+FRAGMENTS = [
+    "SELECT", "'x' AS reason", "NULL AS span_id", "FROM steps", "FROM runs", "WHERE run_id = $run_id",
+    "WHERE false", ";", "COPY (SELECT 1) TO '{target}'", "read_text('{secret}')", "FROM glob('/*')",
+    "ATTACH '{target}'", "INSTALL httpfs", "LOAD httpfs", "SET enable_external_access = true", "--",
+    "UNION ALL", "(", ")", ",", "PRAGMA version", "CREATE TABLE t AS SELECT 1", "$other", "'",
+]  # fmt: skip
+HEADERS = ["-- description: fuzzed", "-- severity: warn", "-- severity: fatal", "-- applies: "]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(
+    header=st.lists(st.sampled_from(HEADERS), max_size=4),
+    applies=st.lists(st.sampled_from(FRAGMENTS), max_size=6),
+    body=st.lists(st.sampled_from(FRAGMENTS), max_size=12),
+)
+def test_fuzz_gate_files_never_crash_or_escape(
+    fuzz_store: tuple[Path, Path], header: list[str], applies: list[str], body: list[str]
+) -> None:
+    """A gate file is either refused with a ConfigError naming it, or evaluated in the sandbox:
+    never another exception, never a file written or read outside the store."""
+    store, outside = fuzz_store
+    target, secret = outside / "written", outside / "secret"
+    fill = {"target": target, "secret": secret}
+    lines = [h + " ".join(applies).format(**fill) if h.endswith("applies: ") else h for h in header]
+    folder = outside / "gates"
+    folder.mkdir(exist_ok=True)
+    path = folder / "fuzzed.sql"
+    path.write_text("\n".join([*lines, " ".join(body).format(**fill)]) + "\n")
+    try:
+        gates = [g for g in load_gates(folder) if g.name == "fuzzed"]
+        with Database(store) as db:
+            (run_id,) = [r["run_id"] for r in db.records("SELECT run_id FROM runs")]
+            for gate in gates:
+                evaluate(db, gate, run_id)
+    except ConfigError as exc:
+        assert str(exc).startswith(f"gate {path}: ") or str(exc).startswith(f"gate {folder}")
+    assert not target.exists()
+
+
+@pytest.fixture(scope="module")
+def fuzz_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("gatefuzz")
+    store, outside = base / "store", base / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("secret\n")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(ParquetSpanExporter(store, flush_interval=0.2)))
+    with provider.get_tracer("t").start_as_current_span(
+        "run", attributes={"agenttrace.run.id": "20261201T140000-f022", "agenttrace.span.type": "run"}
+    ):
+        pass
+    provider.shutdown()
+    return store, outside
