@@ -22,7 +22,7 @@ def test_torn_final_batch_is_dropped_and_earlier_batches_kept(tmp_path: Path) ->
     segment = SpoolSegment(tmp_path / "w-000001.arrows", SPAN_SCHEMA)
     segment.append(rows("r", 3))
     segment.append(rows("r", 4, start=3))
-    segment._file.close()
+    segment.abandon()  # no end-of-stream marker, as after a crash
     data = (tmp_path / "w-000001.arrows").read_bytes()
     (tmp_path / "w-000001.arrows").write_bytes(data[:-40])
 

@@ -1,16 +1,19 @@
-"""Immutable Parquet parts: written as `.tmp`, fsynced, renamed; checked before reading."""
+"""Immutable Parquet parts: written as `.tmp` (mode 0600), fsynced, renamed; checked before reading."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StoreError
+from .spool import DIR_MODE, FILE_MODE
 
 PART_SUFFIX = ".parquet"
 TMP_SUFFIX = ".tmp"
@@ -26,38 +29,71 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class WrittenPart:
+    path: Path
+    sha256: str
+    """Hex sha256 of the exact bytes of the part file as written."""
+    size: int
+
+
 def write_part(table: pa.Table, directory: Path) -> Path:
     """Write `table` as a new part in `directory`; a reader never sees it half-written."""
+    return put_part(table, directory).path
+
+
+def put_part(table: pa.Table, directory: Path) -> WrittenPart:
+    """Write `table` as a new part in `directory` (0600; the folder 0700 when created here), and
+    say what was written. Raises StoreError.
+
+    The Parquet file is encoded in memory first (by Arrow, without taking the GIL per buffer), so
+    the digest is of exactly the bytes then written to `.tmp`, fsynced and renamed into place."""
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}{PART_SUFFIX}"
     final = directory / name
     tmp = directory / (name + TMP_SUFFIX)
+    created = False
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        # A path, not a Python file object: Arrow then writes without taking the GIL per buffer.
-        small = table.num_rows < SMALL_PART_ROWS
-        pq.write_table(
-            table,
-            str(tmp),
-            compression="zstd",
-            compression_level=3,
-            # A dictionary page and min/max statistics per column cost more than they save in a
-            # part of a few rows (a short run): there the fixed per-part overhead dominates.
-            use_dictionary=not small,
-            write_statistics=not small,
-            store_schema=False,  # the Parquet types say it all; the Arrow schema costs KiBs a part
-        )
-        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        data = _encode(table)
+        digest = hashlib.sha256(data).hexdigest()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        created = True
         try:
+            _write_all(fd, memoryview(data))
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, final)
+        created = False
         fsync_dir(directory)
     except (OSError, pa.ArrowException) as exc:
-        tmp.unlink(missing_ok=True)
+        if created:
+            tmp.unlink(missing_ok=True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StoreError(f"cannot write part {final}: {reason}") from exc
-    return final
+    return WrittenPart(final, digest, len(data))
+
+
+def _encode(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    small = table.num_rows < SMALL_PART_ROWS
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=3,
+        # A dictionary page and min/max statistics per column cost more than they save in a
+        # part of a few rows (a short run): there the fixed per-part overhead dominates.
+        use_dictionary=not small,
+        write_statistics=not small,
+        store_schema=False,  # the Parquet types say it all; the Arrow schema costs KiBs a part
+    )
+    return sink.getvalue()
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def list_parts(kind_dir: Path, run_ids: list[str] | None = None) -> list[Path]:

@@ -2,8 +2,12 @@
 
 Readers never see a half-written part (parts appear by rename), ignore `.tmp` leftovers, and skip
 a corrupt part with a warning that names it. Segments whose writer died are recovered into a
-Parquet part on the way (best effort: a read-only store is read as it is). Recovery can race with
-another reader and store a record twice; the `spans` view keeps one row per span, so that is safe.
+Parquet part on the way (best effort: a read-only store is read as it is); only a dead writer's:
+a live writer's lock is always held (it appears by rename already locked), and a live writer seals
+its own segments. Recovery can race with another reader and store a record twice; the `spans` view
+keeps one row per span, so that is safe. A segment that vanishes while it is read was sealed by its
+writer meanwhile: its records are in a part listed after the spool is read. Files recovery creates
+(parts, quarantined segments) are 0600, folders 0700.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ from ..errors import StoreError
 from .layout import PARTITION_PREFIX, SAMPLES, SPANS, StoreLayout
 from .parts import list_parts, part_problem, write_part
 from .schema import SPAN_SCHEMA
-from .spool import LOCK_SUFFIX, SEGMENT_SUFFIX, read_segment, try_claim, writer_alive, writer_id_of
+from .spool import (
+    DIR_MODE,
+    FILE_MODE,
+    LOCK_SUFFIX,
+    SEGMENT_SUFFIX,
+    read_segment,
+    try_claim,
+    writer_alive,
+    writer_id_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +105,8 @@ def _read_run_spool(
     """Read one run's spool; recover dead writers' segments. Returns whether a live writer holds it."""
     try:
         segments = sorted(p for p in directory.iterdir() if p.name.endswith(SEGMENT_SUFFIX))
-        locks = [p for p in directory.iterdir() if p.name.endswith(LOCK_SUFFIX)]
+        entries = list(directory.iterdir())
+        locks = [p for p in entries if p.name.endswith(LOCK_SUFFIX)]
     except OSError as exc:
         raise StoreError(f"cannot read spool {directory}: {exc.strerror or exc}") from exc
     by_writer: dict[str, list[Path]] = {}
@@ -107,6 +121,8 @@ def _read_run_spool(
         ):
             for seg in segs:
                 read = read_segment(seg, SPAN_SCHEMA)
+                if read.missing:  # sealed by its writer meanwhile: in a part, listed later
+                    continue
                 if read.problem:
                     warnings.append(f"skipped spool segment {seg}: {read.problem}")
                 tables.append(read.table)
@@ -116,6 +132,10 @@ def _read_run_spool(
             if writer_id not in live_writers and writer_id not in by_writer:
                 with contextlib.suppress(OSError):
                     lock.unlink()
+        for leftover in entries:  # a lock a writer died taking, before renaming it into place
+            if leftover.name.startswith(".") and leftover.name.endswith(".tmp") and not writer_alive(leftover):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         with contextlib.suppress(OSError):
             directory.rmdir()  # only succeeds once empty
     return bool(live_writers)
@@ -146,8 +166,10 @@ def _recover(
             write_part(table, layout.partition_dir(SPANS, run_id))
         for seg, problem in unreadable:
             target = layout.quarantine_dir / run_id / seg.name
-            target.parent.mkdir(parents=True, exist_ok=True)
+            layout.quarantine_dir.mkdir(mode=DIR_MODE, exist_ok=True)
+            target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
             os.replace(seg, target)
+            os.chmod(target, FILE_MODE)  # a dead writer of an older version may have made it 0644
             warnings.append(f"moved unreadable spool segment {seg} to {target}: {problem}")
         for seg in segments:
             seg.unlink(missing_ok=True)

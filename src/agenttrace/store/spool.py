@@ -1,18 +1,28 @@
 """The append-only spool: Arrow IPC stream segments, one writer each, guarded by a held lock file.
 
-A writer holds an exclusive `flock` on `<writer>.lock` for as long as it lives, and appends
-record batches to `<writer>-<n>.arrows`, flushing and fsyncing each append. The kernel drops the
-lock when the process dies, however it dies, so a reader can tell a live writer's segments (read
-them as they are) from a dead one's (recover them into a Parquet part). A torn final batch, from
-a crash in the middle of an append, is dropped; every batch before it is read.
+A writer holds an exclusive `flock` on `<spool>.lock` for as long as it owns segments of a run, and
+appends record batches to `<spool>-<n>.arrows`. `<spool>` names one owner of one run's spool: a
+writer opens a fresh one each time it (re)opens a run, so two owners never share a lock path or a
+segment name. The kernel drops the lock when the process dies, however it dies, so a reader can
+tell a live owner's segments (read them as they are) from a dead one's (recover them into a
+Parquet part). A lock file appears (by rename) already locked, so a reader never mistakes a live
+owner that is still taking its lock for a dead one. A torn final batch, from a crash in the middle
+of an append, is dropped; every batch before it is read.
+
+A segment is written as encapsulated IPC messages with `os.write`: the schema once, each batch
+as one message, the end-of-stream marker on close; exactly the IPC stream format. Every byte
+written goes through a running sha256, so the owner can tell at seal time whether the file still
+holds exactly what it wrote (`SpoolSegment.check`). Files are created 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,64 +31,95 @@ import pyarrow.ipc as ipc
 
 LOCK_SUFFIX = ".lock"
 SEGMENT_SUFFIX = ".arrows"
-BUFFER_BYTES = 64 * 1024
-"""Coalesces the many small buffers of one batch into few writes. Every open run holds one, so it
-stays small: a receiver may have thousands of runs open at once."""
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+"""The IPC stream's end-of-stream marker: continuation token, then a zero metadata length."""
 
 
 class SpoolSegment:
     """One append-only IPC stream file, written by its owner only.
 
-    Written through Arrow's native file, not a Python file object: Arrow writes a record batch as
-    many small buffers, and a Python file object would take the GIL back for each of them, which
-    starves the exporter's thread while the traced program is busy.
+    Each batch is serialized by Arrow into one buffer (the GIL is released while it copies) and
+    written with one `os.write`: no Python file object taking the GIL back for each of a batch's
+    many small buffers, and no per-segment write buffer (a receiver may have hundreds of runs
+    open at once). Not thread-safe: the owner serializes calls.
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
         self.rows = 0
-        # The name is unique (writer id + sequence number), so creating it plainly is safe.
-        self._file = pa.OSFile(str(path), mode="w")
-        self._out = pa.BufferedOutputStream(self._file, buffer_size=BUFFER_BYTES)
-        self._stream = ipc.new_stream(self._out, schema)
-        self._out.flush()
-
-    @property
-    def nbytes(self) -> int:
-        return self._out.tell()
+        self.nbytes = 0
+        self.closed = False
+        self._digest = hashlib.sha256()
+        # The name is unique (spool id + sequence number): O_EXCL only guards against a bug.
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        try:
+            self._write([schema.serialize()])
+        except BaseException:
+            os.close(self._fd)
+            self.closed = True
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
 
     def append(self, batch: pa.RecordBatch | pa.Table) -> None:
-        if isinstance(batch, pa.Table):
-            self._stream.write_table(batch)
-        else:
-            self._stream.write_batch(batch)
-        self._out.flush()
+        batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
+        self._write([b.serialize() for b in batches if b.num_rows])
         self.rows += batch.num_rows
 
+    def _write(self, buffers: list[pa.Buffer]) -> None:
+        """Write every buffer, hashing exactly the bytes that reach the file (also on failure)."""
+        views = [memoryview(b) for b in buffers]
+        while views:
+            written = os.writev(self._fd, views)
+            while written:
+                view = views[0]
+                if written >= len(view):
+                    self._account(view)
+                    written -= len(view)
+                    views.pop(0)
+                else:
+                    self._account(view[:written])
+                    views[0] = view[written:]
+                    written = 0
+
+    def _account(self, view: memoryview) -> None:
+        self._digest.update(view)
+        self.nbytes += len(view)
+
     def fileno(self) -> int:
-        return self._file.fileno()
+        return self._fd
 
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        os.fsync(self._fd)
 
     def close(self) -> None:
         """Finish the stream (end-of-stream marker) and close the file."""
+        if self.closed:
+            return
         try:
-            self._stream.close()
-            self._out.flush()
+            self._write([pa.py_buffer(END_OF_STREAM)])
         finally:
-            self._out.close()
+            self.closed = True
+            os.close(self._fd)
 
     def abandon(self) -> None:
-        """Stop writing (after a failed append): whatever is still buffered goes nowhere, and the
-        file keeps only the complete batches already in it."""
-        with contextlib.suppress(OSError, ValueError, pa.ArrowException):
-            devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.dup2(devnull, self._file.fileno())
-            finally:
-                os.close(devnull)
-            self._out.close()
+        """Stop writing (after a failed append): the file keeps the complete batches already in it,
+        and a torn one after them that readers drop."""
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+    def check(self, data: bytes) -> str | None:
+        """Why `data`, read back from this segment's file, is not exactly what was written to it;
+        None when it is byte for byte."""
+        if len(data) != self.nbytes:
+            return f"spool segment {self.path} holds {len(data)} bytes, its writer wrote {self.nbytes}"
+        if hashlib.sha256(data).digest() != self._digest.digest():
+            return f"spool segment {self.path} differs from what its writer wrote (sha256 mismatch)"
+        return None
 
 
 class WriterLock:
@@ -86,8 +127,18 @@ class WriterLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        # Created and locked under a name readers ignore, then renamed into place: a reader never
+        # sees this lock unlocked (it would take the owner for dead and delete the lock file).
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        self._fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            os.rename(tmp, path)
+        except BaseException:
+            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def release(self, remove: bool = True) -> None:
         if remove:
@@ -100,14 +151,23 @@ class SegmentRead:
     table: pa.Table
     torn: bool
     problem: str | None = None
+    missing: bool = False
+    """The file is gone (its owner sealed it meanwhile): nothing to read, nothing wrong."""
 
 
 def read_segment(path: Path, schema: pa.Schema) -> SegmentRead:
     """Every complete batch of a segment, even while its writer is still appending."""
     try:
         data = path.read_bytes()
+    except FileNotFoundError:
+        return SegmentRead(schema.empty_table(), torn=False, missing=True)
     except OSError as exc:
         return SegmentRead(schema.empty_table(), torn=False, problem=exc.strerror or str(exc))
+    return parse_segment(data, schema)
+
+
+def parse_segment(data: bytes, schema: pa.Schema) -> SegmentRead:
+    """Every complete batch in the bytes of a segment."""
     batches: list[pa.RecordBatch] = []
     torn = False
     try:
@@ -126,7 +186,12 @@ def read_segment(path: Path, schema: pa.Schema) -> SegmentRead:
             break
     table = pa.Table.from_batches(batches, schema=reader.schema) if batches else reader.schema.empty_table()
     if not table.schema.equals(schema):
-        table = table.select([n for n in schema.names if n in table.schema.names]).cast(schema)
+        try:
+            table = table.select([n for n in schema.names if n in table.schema.names]).cast(schema)
+        except (pa.ArrowException, ValueError) as exc:
+            return SegmentRead(
+                schema.empty_table(), torn=torn, problem=f"spool segment of another schema ({exc})"
+            )
     return SegmentRead(table, torn)
 
 
@@ -152,7 +217,7 @@ def writer_id_of(segment: Path) -> str:
 def try_claim(lock_path: Path) -> int | None:
     """Take a dead writer's lock for recovery; None if its writer (or another recoverer) holds it."""
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     except OSError:
         return None
     try:

@@ -5,15 +5,38 @@ Each append is split by `RunId` and written to that run's spool segment before `
 next `sync()` (it then survives a crash of the machine). A segment that grows past `seal_rows` or
 `seal_bytes` is sealed: its records are written as an immutable Parquet part (tmp, fsync, rename)
 and then the segment is removed. `close` seals everything. Writers never share a file, so
-concurrent writers cannot clobber each other.
+concurrent writers cannot clobber each other: every time a writer opens a run's spool it takes a
+fresh spool id (`<writer id>.<generation>`) for its lock and segment names.
+
+Bounds, whatever the number of runs clients open: at most `max_open_runs` runs have a spool open
+at once (DEFAULT_MAX_OPEN_RUNS = 256, fewer when the soft RLIMIT_NOFILE is low: see
+`default_max_open_runs`). An open run holds two descriptors (its lock and its segment) and a few
+KB of memory. Opening one more run seals the least recently written one first: the writer itself
+writes its segment into a Parquet part, releases it and forgets the run (a later record of it
+opens a fresh spool). So this writer holds at most 2 x `max_open_runs` descriptors, plus one per
+thread that is sealing or fsyncing at that moment. A live writer never leaves a segment of its own
+for readers to recover: a seal that fails keeps the spool (and its lock) and is retried at the next
+`sync()`, `seal_run()` or `close()`; when every open run waits for such a retry, `append` refuses
+new runs with StoreError rather than open more files.
+
+`on_part` is told of every Parquet part this writer writes (`PartWritten`), with the sha256 of the
+exact bytes written, and whether a spool segment read back at seal time was not what this writer
+wrote (`tampered`): each segment keeps a running sha256 of everything written to it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
+import resource
 import threading
+import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,29 +44,98 @@ import pyarrow as pa
 from ..errors import StoreError
 from ..ids import is_safe_run_id
 from .layout import SPANS, StoreLayout
-from .parts import write_part
+from .parts import put_part
 from .schema import SPAN_SCHEMA
-from .spool import LOCK_SUFFIX, SEGMENT_SUFFIX, SpoolSegment, WriterLock, read_segment
+from .spool import DIR_MODE, FILE_MODE, LOCK_SUFFIX, SEGMENT_SUFFIX, SpoolSegment, WriterLock, parse_segment
+
+log = logging.getLogger("agenttrace")
 
 DEFAULT_SEAL_ROWS = 200_000
 DEFAULT_SEAL_BYTES = 128 << 20
+DEFAULT_MAX_OPEN_RUNS = 256
+"""Runs with an open spool (two descriptors each) before the least recently written is sealed."""
+MIN_OPEN_RUNS = 4
+OPEN_RUN_WAIT_S = 10.0
+"""How long an append waits for a spool slot while every open run is being sealed by others."""
+_OPEN_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class PartWritten:
+    """A Parquet part this writer wrote (passed to `StoreWriter(on_part=...)`)."""
+
+    run_id: str
+    path: Path
+    """The final part file."""
+    sha256: str
+    """Hex sha256 of the exact bytes of the part file as written."""
+    rows: int
+    tampered: str | None = None
+    """Set when a spool segment read back at seal time was not byte-identical to what this writer
+    wrote (size or digest differ, or it is gone): why, naming the segment. The part then holds
+    what could still be read, and the segment is moved to the store's quarantine folder."""
+
+
+def default_max_open_runs() -> int:
+    """DEFAULT_MAX_OPEN_RUNS, or fewer so that open spools use at most a quarter of the soft
+    RLIMIT_NOFILE (the process needs its descriptors for other things too)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return DEFAULT_MAX_OPEN_RUNS
+    return max(MIN_OPEN_RUNS, min(DEFAULT_MAX_OPEN_RUNS, soft // 8))
 
 
 class _RunSpool:
-    def __init__(self, directory: Path, writer_id: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    """One owner of one run's spool: a held lock and the segments written under it."""
+
+    def __init__(self, directory: Path, run_id: str, spool_id: str) -> None:
         self.directory = directory
-        self.writer_id = writer_id
-        self.lock = WriterLock(directory / f"{writer_id}{LOCK_SUFFIX}")
+        self.run_id = run_id
+        self.id = spool_id
+        self.lock = _take_lock(directory, spool_id)
         self.seq = 0
         self.segment: SpoolSegment | None = None
+        self.closed: list[SpoolSegment] = []
+        """Finished segments not yet in a part (a seal that failed is retried with them)."""
+        self.seal_mutex = threading.Lock()
+        """Held while this spool's closed segments are sealed: one sealer at a time."""
 
     def current(self) -> SpoolSegment:
         if self.segment is None:
             self.seq += 1
-            path = self.directory / f"{self.writer_id}-{self.seq:06d}{SEGMENT_SUFFIX}"
+            path = self.directory / f"{self.id}-{self.seq:06d}{SEGMENT_SUFFIX}"
             self.segment = SpoolSegment(path, SPAN_SCHEMA)
         return self.segment
+
+    def rotate(self) -> None:
+        """Finish the current segment and queue it for sealing (under the writer's lock)."""
+        segment, self.segment = self.segment, None
+        if segment is None:
+            return
+        try:
+            segment.close()
+        except OSError:
+            segment.abandon()  # its complete batches stay readable
+        self.closed.append(segment)
+
+    def discard(self, segment: SpoolSegment) -> None:
+        """Stop writing a segment that failed; its complete batches are sealed later."""
+        segment.abandon()
+        if self.segment is segment:
+            self.segment = None
+            self.closed.append(segment)
+
+
+def _take_lock(directory: Path, spool_id: str) -> WriterLock:
+    path = directory / f"{spool_id}{LOCK_SUFFIX}"
+    for attempt in range(_OPEN_RETRIES):
+        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        try:
+            return WriterLock(path)
+        except FileNotFoundError:  # a reader removed the (empty) folder meanwhile: make it again
+            if attempt == _OPEN_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 class StoreWriter:
@@ -55,18 +147,29 @@ class StoreWriter:
         *,
         seal_rows: int = DEFAULT_SEAL_ROWS,
         seal_bytes: int = DEFAULT_SEAL_BYTES,
+        max_open_runs: int | None = None,
+        on_part: Callable[[PartWritten], None] | None = None,
     ) -> None:
         layout.require_writable()
         self.layout = layout
         self.writer_id = f"w{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.seal_rows = seal_rows
         self.seal_bytes = seal_bytes
+        self.max_open_runs = max(1, max_open_runs) if max_open_runs else default_max_open_runs()
+        self.on_part = on_part
         self.records_written = 0
+        self.evicted = 0
+        """Runs sealed early because `max_open_runs` were open."""
         self._lock = threading.Lock()
-        self._runs: dict[str, _RunSpool] = {}
-        self._unsynced: set[str] = set()
+        self._changed = threading.Condition(self._lock)  # a spool was released
+        self._runs: OrderedDict[str, _RunSpool] = OrderedDict()  # least recently written first
+        self._held = 0  # spools holding files: in _runs, in _retry, or being sealed by a thread
+        self._retry: list[_RunSpool] = []  # taken out of _runs, seal failed, lock still held
+        self._generation = itertools.count(1)
+        self._unsynced: set[_RunSpool] = set()
         self._closed = False
 
+    # -- appending ----------------------------------------------------------------------------------
     def append(self, data: pa.RecordBatch | pa.Table, *, sync: bool = True) -> None:
         """Append records (SPAN_SCHEMA): on return they survive a crash of this process, and with
         `sync` (the default) a crash of the machine; without it, after the next `sync()`.
@@ -79,142 +182,328 @@ class StoreWriter:
                 if isinstance(data, pa.Table)
                 else pa.Table.from_batches([data]).cast(SPAN_SCHEMA)
             )
+        groups = _split_by_run(data)
+        for run_id, _ in groups:
+            if not is_safe_run_id(run_id):
+                raise StoreError(f"run id {run_id!r} cannot name a store folder")
+        written: list[tuple[_RunSpool, SpoolSegment]] = []
+        full: list[_RunSpool] = []
+        for run_id, rows in groups:
+            spool, segment = self._write_run(run_id, rows, sync)
+            written.append((spool, segment))
+            if segment.closed:  # rotated: past the seal size
+                full.append(spool)
+        if sync:
+            for spool, segment in written:
+                self._fsync(spool, segment)
         with self._lock:
-            if self._closed:
-                raise StoreError("writer is closed")
-            touched: list[str] = []
-            for run_id, rows in _split_by_run(data):
-                if not is_safe_run_id(run_id):
-                    raise StoreError(f"run id {run_id!r} cannot name a store folder")
-                self._append_run(run_id, rows)
-                if run_id not in touched:
-                    touched.append(run_id)
-            for run_id in touched:
-                spool = self._runs[run_id]
-                segment = spool.segment
-                if segment is None:
-                    continue
-                if sync:
-                    self._guard(spool, segment.sync)
-                else:
-                    self._unsynced.add(run_id)
-                if segment.rows >= self.seal_rows or segment.nbytes >= self.seal_bytes:
-                    self._seal(spool)
             self.records_written += data.num_rows
-
-    def sync(self) -> None:
-        """fsync what `append(..., sync=False)` wrote. Raises StoreError.
-
-        The fsyncs run outside the writer's lock, on duplicated descriptors, so appends (the
-        receiver's requests, the exporter's batches) are not held up behind the disk."""
-        with self._lock:
-            unsynced, self._unsynced = self._unsynced, set()
-            pending = []
-            for run_id in unsynced:
-                spool = self._runs.get(run_id)
-                if spool is not None and spool.segment is not None:
-                    pending.append((spool, spool.segment, os.dup(spool.segment.fileno())))
-        failure: StoreError | None = None
-        for spool, segment, fd in pending:
+        for spool in full:
             try:
-                os.fsync(fd)
-            except OSError as exc:
-                with self._lock:
-                    if spool.segment is segment:
-                        segment.abandon()
-                        spool.segment = None
-                failure = failure or StoreError(f"cannot write spool in {spool.directory}: {exc.strerror}")
-            finally:
-                os.close(fd)
+                self._seal_closed(spool)
+            except StoreError as exc:  # the records are in the spool: the seal is retried later
+                log.warning("agenttrace: %s (retried later)", exc)
+
+    def _write_run(
+        self, run_id: str, rows: pa.RecordBatch | pa.Table, sync: bool
+    ) -> tuple[_RunSpool, SpoolSegment]:
+        """Write one run's rows to its spool, opening one (and sealing the least recently written
+        run to make room) if needed. Returns the spool and the segment written to."""
+        deadline = time.monotonic() + OPEN_RUN_WAIT_S
+        while True:
+            with self._lock:
+                self._check_open()
+                spool = self._runs.get(run_id)
+                victim = None
+                if spool is None and self._held >= self.max_open_runs:
+                    victim = self._pop_victim()
+                    if victim is None:
+                        self._wait_for_slot(deadline)
+                        continue
+                if victim is None:
+                    if spool is None:
+                        spool = self._open_spool(run_id)
+                    self._runs.move_to_end(run_id)
+                    segment = self._append_rows(spool, rows)
+                    if sync:
+                        self._unsynced.discard(spool)
+                    else:
+                        self._unsynced.add(spool)
+                    if segment.rows >= self.seal_rows or segment.nbytes >= self.seal_bytes:
+                        spool.rotate()
+                    return spool, segment
+            self._retire(victim, raise_errors=False)  # outside the lock: other runs' appends go on
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("writer is closed")
+
+    def _pop_victim(self) -> _RunSpool | None:
+        """Take the least recently written run out of `_runs` (under the lock), its segment
+        finished, for the caller to seal; None when every held spool is already being sealed."""
+        if not self._runs:
+            return None
+        _, spool = self._runs.popitem(last=False)
+        self.evicted += 1
+        self._unsynced.discard(spool)
+        spool.rotate()
+        return spool
+
+    def _wait_for_slot(self, deadline: float) -> None:
+        """Every spool slot is held by spools other threads are sealing, or by failed seals."""
+        sealing = self._held - len(self._runs) - len(self._retry)
+        remaining = deadline - time.monotonic()
+        if sealing <= 0 or remaining <= 0:
+            raise StoreError(
+                f"cannot open another run: all {self.max_open_runs} open runs wait for a seal "
+                "into Parquet that failed (is the disk full?)"
+            )
+        self._changed.wait(remaining)
+
+    def _open_spool(self, run_id: str) -> _RunSpool:
+        spool_id = f"{self.writer_id}.{next(self._generation)}"
+        try:
+            spool = _RunSpool(self.layout.spool_run_dir(run_id), run_id, spool_id)
+        except OSError as exc:
+            raise StoreError(f"cannot open spool for run {run_id}: {exc.strerror or exc}") from exc
+        self._runs[run_id] = spool
+        self._held += 1
+        return spool
+
+    def _append_rows(self, spool: _RunSpool, rows: pa.RecordBatch | pa.Table) -> SpoolSegment:
+        """Write to the spool's segment; on failure set the segment aside (its complete batches
+        are sealed later) and raise StoreError."""
+        segment = spool.segment
+        try:
+            segment = spool.current()
+            segment.append(rows)
+        except (OSError, pa.ArrowException) as exc:
+            if segment is not None:
+                spool.discard(segment)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StoreError(f"cannot write spool in {spool.directory}: {reason}") from exc
+        return segment
+
+    # -- durability ----------------------------------------------------------------------------------
+    def sync(self) -> None:
+        """fsync what `append(..., sync=False)` wrote, and retry seals that failed. Raises
+        StoreError.
+
+        The fsyncs run outside the writer's lock, one duplicated descriptor at a time, so appends
+        (the receiver's requests, the exporter's batches) are not held up behind the disk."""
+        with self._lock:
+            pending = list(self._unsynced)
+            self._unsynced.clear()
+        failure: StoreError | None = None
+        for spool in pending:
+            with self._lock:
+                segment = spool.segment
+            if segment is not None:
+                try:
+                    self._fsync(spool, segment)
+                except StoreError as exc:
+                    failure = failure or exc
+        self._retry_failed()
         if failure is not None:
             raise failure
 
-    def _append_run(self, run_id: str, rows: pa.RecordBatch | pa.Table) -> None:
-        spool = self._runs.get(run_id)
-        if spool is None:
-            try:
-                spool = _RunSpool(self.layout.spool_run_dir(run_id), self.writer_id)
-            except OSError as exc:
-                raise StoreError(f"cannot open spool for run {run_id}: {exc.strerror or exc}") from exc
-            self._runs[run_id] = spool
-        segment = spool.current()
-        self._guard(spool, lambda: segment.append(rows))
-
-    def _guard(self, spool: _RunSpool, action: object) -> None:
-        """Run a segment write; on failure abandon the segment (its complete batches stay readable)."""
+    def _fsync(self, spool: _RunSpool, segment: SpoolSegment) -> None:
+        """fsync one segment without holding the writer's lock. A segment finished meanwhile is
+        fsynced by path; one already gone was sealed into a part, which was fsynced first."""
         try:
-            action()  # type: ignore[operator]
-        except (OSError, pa.ArrowException) as exc:
-            if spool.segment is not None:
-                spool.segment.abandon()
-                spool.segment = None
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise StoreError(f"cannot write spool in {spool.directory}: {reason}") from exc
+            with self._lock:
+                fd = None if segment.closed else os.dup(segment.fileno())
+            if fd is None:
+                try:
+                    fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    return
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with self._lock:
+                if spool.segment is segment:
+                    spool.discard(segment)
+            raise StoreError(f"cannot write spool in {spool.directory}: {exc.strerror or exc}") from exc
 
-    def _seal(self, spool: _RunSpool) -> None:
-        segment = spool.segment
-        if segment is None:
-            return
-        spool.segment = None
-        with contextlib.suppress(OSError, pa.ArrowException):
-            segment.close()
-        read = read_segment(segment.path, SPAN_SCHEMA)
-        if read.table.num_rows:
-            run_id = spool.directory.name
-            write_part(read.table, self.layout.partition_dir(SPANS, run_id))
-        segment.path.unlink(missing_ok=True)
-
+    # -- sealing -------------------------------------------------------------------------------------
     def seal_run(self, run_id: str) -> None:
-        """Seal one run's spool into Parquet and release it (the run is finished). Raises StoreError.
+        """Seal one run's spool into Parquet and release it (the run is finished). Raises StoreError
+        (the spool is then kept, and the seal retried at the next `sync()`).
 
-        The Parquet part is written outside the writer's lock: appends to other runs go on."""
+        The Parquet part is written outside the writer's lock: appends to other runs go on, and a
+        late record of this run opens a fresh spool of its own."""
         with self._lock:
             spool = self._runs.pop(run_id, None)
-            self._unsynced.discard(run_id)
-        if spool is None:
-            return
-        try:
-            self._seal(spool)
-        except StoreError:
-            spool.lock.release(remove=False)  # the segment stays; readers recover it
-            raise
-        spool.lock.release(remove=True)
-        with self._lock:
-            if run_id not in self._runs:  # a late span of this run may have opened it again
-                with contextlib.suppress(OSError):
-                    spool.directory.rmdir()
+            if spool is None:
+                return
+            self._unsynced.discard(spool)
+            spool.rotate()
+        self._retire(spool, raise_errors=True)
 
     def flush_parts(self) -> None:
-        """Seal every open segment into Parquet now."""
+        """Seal every open segment into Parquet now (the runs stay open). Raises StoreError."""
         with self._lock:
-            for spool in self._runs.values():
-                self._seal(spool)
+            spools = list(self._runs.values())
+            for spool in spools:
+                spool.rotate()
+                self._unsynced.discard(spool)
+        errors: list[StoreError] = []
+        for spool in spools:
+            try:
+                self._seal_closed(spool)
+            except StoreError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
-    def close(self) -> None:
-        """Seal everything into Parquet and release the spool. Safe to call twice."""
+    def _retire(self, spool: _RunSpool, *, raise_errors: bool) -> None:
+        """Seal a spool taken out of `_runs` and release it; if the seal fails, keep it (its lock
+        held: readers must not recover a live writer's segments) for a retry."""
+        try:
+            self._seal_closed(spool)
+        except StoreError as exc:
+            with self._lock:
+                keep = not self._closed
+                if keep:
+                    self._retry.append(spool)
+            if not keep:  # the writer is going away: its segments are left for readers to recover
+                self._release(spool, remove=False)
+            if raise_errors:
+                raise
+            log.warning("agenttrace: %s (retried later)", exc)
+            return
+        self._release(spool)
+
+    def _retry_failed(self) -> None:
+        with self._lock:
+            spools, self._retry = self._retry, []
+        for spool in spools:
+            self._retire(spool, raise_errors=False)
+
+    def _release(self, spool: _RunSpool, *, remove: bool = True) -> None:
+        try:
+            spool.lock.release(remove=remove)
+        finally:
+            with self._lock:
+                self._held -= 1
+                self._changed.notify_all()
+                if remove and spool.run_id not in self._runs:
+                    with contextlib.suppress(OSError):
+                        spool.directory.rmdir()  # only once empty (other writers may use it)
+
+    def _seal_closed(self, spool: _RunSpool) -> None:
+        """Write the spool's finished segments as one part and remove them. Raises StoreError (the
+        segments then stay queued on the spool)."""
+        with spool.seal_mutex:
+            with self._lock:
+                segments = list(spool.closed)
+            if not segments:
+                return
+            event = self._seal_segments(spool.run_id, segments)
+            with self._lock:
+                spool.closed = [s for s in spool.closed if s not in segments]
+        if event is not None:
+            self._notify(event)
+
+    def _seal_segments(self, run_id: str, segments: list[SpoolSegment]) -> PartWritten | None:
+        tables: list[pa.Table] = []
+        problems: list[str] = []
+        tampered: list[SpoolSegment] = []
+        for segment in segments:
+            try:
+                data = segment.path.read_bytes()
+            except FileNotFoundError:
+                problems.append(f"spool segment {segment.path} is gone")
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot read spool segment {segment.path}: {exc.strerror or exc}") from exc
+            problem = segment.check(data)
+            read = parse_segment(data, SPAN_SCHEMA)
+            if problem is None and read.problem is not None:  # cannot happen unless Arrow changed
+                problem = f"spool segment {segment.path}: {read.problem}"
+            if problem is not None:
+                problems.append(problem)
+                tampered.append(segment)
+            tables.append(read.table)
+        table = pa.concat_tables(tables) if tables else SPAN_SCHEMA.empty_table()
+        event = None
+        # A part even of no rows when something was wrong: the report of it must reach on_part.
+        if table.num_rows or problems:
+            part = put_part(table, self.layout.partition_dir(SPANS, run_id))
+            event = PartWritten(run_id, part.path, part.sha256, table.num_rows, "; ".join(problems) or None)
+        for segment in segments:
+            if segment in tampered:
+                self._quarantine(run_id, segment.path)
+            else:
+                segment.path.unlink(missing_ok=True)
+        return event
+
+    def _quarantine(self, run_id: str, path: Path) -> None:
+        """Keep a segment that is not what this writer wrote, for a person to look at."""
+        target = self.layout.quarantine_dir / run_id / path.name
+        try:
+            self.layout.quarantine_dir.mkdir(mode=DIR_MODE, exist_ok=True)
+            target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+            os.replace(path, target)
+            os.chmod(target, FILE_MODE)
+        except OSError as exc:
+            log.warning("agenttrace: cannot quarantine %s (%s); removing it", path, exc.strerror or exc)
+            path.unlink(missing_ok=True)
+            return
+        log.warning("agenttrace: spool segment %s was changed by someone else; kept in %s", path, target)
+
+    def _notify(self, event: PartWritten) -> None:
+        if self.on_part is None:
+            return
+        try:
+            self.on_part(event)
+        except Exception:  # the hook's failure must not fail the write that already happened
+            log.exception("agenttrace: on_part callback failed for %s", event.path)
+
+    # -- closing -------------------------------------------------------------------------------------
+    def close(self, timeout: float = 30.0) -> None:
+        """Seal everything into Parquet and release the spool. Safe to call twice. Waits (up to
+        `timeout`) for seals other threads have under way. Raises StoreError."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            errors: list[StoreError] = []
-            for spool in self._runs.values():
-                try:
-                    self._seal(spool)
-                except StoreError as exc:  # the segment stays in the spool; readers recover it
-                    errors.append(exc)
-                    spool.lock.release(remove=False)
-                    continue
-                spool.lock.release(remove=True)
-                with contextlib.suppress(OSError):
-                    spool.directory.rmdir()
+            spools = list(self._runs.values())
             self._runs.clear()
-            if errors:
-                raise errors[0]
+            self._unsynced.clear()
+            for spool in spools:
+                spool.rotate()
+            spools += self._retry
+            self._retry = []
+        errors: list[StoreError] = []
+        for spool in spools:
+            try:
+                self._seal_closed(spool)
+            except StoreError as exc:  # the segment stays in the spool; readers recover it
+                errors.append(exc)
+                self._release(spool, remove=False)
+                continue
+            self._release(spool)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._held > 0 and (remaining := deadline - time.monotonic()) > 0:
+                self._changed.wait(remaining)
+        if errors:
+            raise errors[0]
 
     def abandon(self) -> None:
         """Forget everything without writing (in a forked child: the parent owns these files)."""
-        self._runs = {}
+        self._runs = OrderedDict()
+        self._retry = []
         self._closed = True
+
+    @property
+    def open_runs(self) -> int:
+        """Spools holding files right now (open, being sealed, or waiting for a seal retry)."""
+        return self._held
 
 
 def _split_by_run(data: pa.RecordBatch | pa.Table) -> list[tuple[str, pa.RecordBatch | pa.Table]]:
