@@ -94,6 +94,7 @@ def test_completion_signal_fails_on_truncation_and_its_kin(
         "violations": [
             {"reason": reason, "span_id": last, "step": 2, "model": "claude-sonnet", "finish_reason": finish}
         ],
+        "recorded": False,
     }
     assert verdict["state"] == "failed"
     assert verdict["reasons"] == [f"completion_signal: {reason}"]
