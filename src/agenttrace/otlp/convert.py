@@ -1,7 +1,8 @@
 """OTLP `ExportTraceServiceRequest` to Arrow record batches in the store's span schema.
 
-A span is kept or rejected on its own: one with a malformed id is counted and described for the
-response's `partial_success`, and the rest of the request is stored. A span whose end time is 0
+A span is kept or rejected on its own: one with a malformed id, or a time the store cannot hold
+(nanoseconds at or past 2^63, the year 2262), is counted and described for the response's
+`partial_success`, and the rest of the request is stored. A span whose end time is 0
 has not ended: it becomes a `start` record, like the pending-span processor's.
 """
 
@@ -23,6 +24,8 @@ from ..store.schema import ATTRIBUTES, END, EVENT, LINK, SPAN_SCHEMA, START
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
 _TS = SPAN_SCHEMA.field("Timestamp").type
+MAX_TIME_NS = 2**63 - 1
+"""The latest time a store timestamp (int64 nanoseconds) holds; OTLP's fixed64 goes further."""
 
 
 @dataclass
@@ -117,11 +120,28 @@ def _id_problem(name: str, raw: bytes, size: int, optional: bool = False) -> str
     return None
 
 
+def _time_problem(span: Any) -> str | None:
+    for name, value in (
+        ("start_time_unix_nano", span.start_time_unix_nano),
+        ("end_time_unix_nano", span.end_time_unix_nano),
+    ):
+        if value > MAX_TIME_NS:
+            return f"{name} {value} is past the latest time the store holds ({MAX_TIME_NS})"
+    if _late_event(span):
+        return f"an event's time_unix_nano is past the latest time the store holds ({MAX_TIME_NS})"
+    return None
+
+
+def _late_event(span: Any) -> bool:
+    return any(event.time_unix_nano > MAX_TIME_NS for event in span.events)
+
+
 def _span_problem(span: Any) -> str | None:
     problem = (
         _id_problem("trace_id", span.trace_id, 16)
         or _id_problem("span_id", span.span_id, 8)
         or _id_problem("parent_span_id", span.parent_span_id, 8, optional=True)
+        or _time_problem(span)
     )
     if problem is None:
         for link in span.links:
@@ -172,6 +192,8 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
             scope_version = scope_spans.scope.version
             for span in scope_spans.spans:
                 trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
+                end = span.end_time_unix_nano
+                start = span.start_time_unix_nano
                 if (
                     len(trace_id) != 16
                     or len(span_id) != 8
@@ -179,6 +201,9 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
                     or span_id == _ZERO_SPAN
                     or (parent_id and (len(parent_id) != 8 or parent_id == _ZERO_SPAN))
                     or span.links
+                    or start > MAX_TIME_NS
+                    or end > MAX_TIME_NS
+                    or (span.events and _late_event(span))
                 ) and (problem := _span_problem(span)) is not None:
                     rejected += 1
                     if len(problems) < 10:
@@ -204,8 +229,6 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
                 res_values += r_values
                 res_offsets.append(res_offsets[-1] + r_len)
                 run_ids.add(run_id)
-                end = span.end_time_unix_nano
-                start = span.start_time_unix_nano
                 timestamps.append(start)
                 trace_ids.append(trace_hex)
                 span_ids.append(span_id.hex())

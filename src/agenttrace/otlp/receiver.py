@@ -1,27 +1,43 @@
 """The OTLP receiver's core, independent of the transport: check, decode, store, forward, answer.
 
 `Receiver.handle_http()` takes what an HTTP request carries and returns the status, headers and
-body to answer with; the HTTP and gRPC servers are thin layers over it. A 200 is sent only after
+body to answer with; the HTTP and gRPC servers are thin layers over it (`precheck()` lets the HTTP
+server refuse a request from its head alone, before reading the body). A 200 is sent only after
 the spans are written to the spool (in the kernel: a crash of the receiver loses none of them);
 the spool is fsynced within one flush interval, and runs whose root span has ended are sealed into
 Parquet once they have been quiet for a few intervals.
+
+Bounds, whatever clients send (a run that never ends, or thousands of them, costs no more):
+- open runs: the store writer keeps at most `max_open_runs` runs open (2 descriptors each) and
+  seals the least recently written one into Parquet to open another (see store/writer.py);
+  `descriptor_budget()` sizes it and the HTTP connection limit from the soft RLIMIT_NOFILE, so
+  that open descriptors stay under FD_RESERVE + max_inflight + 2 x max_open_runs + max_connections
+  (64 + 16 + 512 + 256 = 848 with the defaults, reached from a limit of 1,104 up; less below);
+- runs waiting to be sealed once quiet: at most MAX_PENDING_SEALS (beyond, the oldest is left to
+  the writer's own sealing: nothing is lost, only sealed later);
+- `Counters.runs` counts distinct runs seen, remembering the last MAX_REMEMBERED_RUNS ids (a run
+  seen again after that is counted again);
+- requests being decoded and stored: `max_inflight`; each body at most `max_body` bytes.
+The maintenance thread (fsync, seal) logs every failure and goes on: it never dies.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import resource
 import threading
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ..errors import AgentTraceError
+from ..errors import AgentTraceError, ConfigError
 from ..store.layout import StoreLayout
-from ..store.writer import StoreWriter
+from ..store.writer import DEFAULT_MAX_OPEN_RUNS, MIN_OPEN_RUNS, StoreWriter
 from .convert import Converted, convert, warm_up
 from .decode import (
     JSON,
@@ -42,6 +58,60 @@ DEFAULT_MAX_BODY = 16 << 20
 DEFAULT_MAX_INFLIGHT = 16
 RETRY_AFTER_S = 1
 SEAL_AFTER_INTERVALS = 4
+MAX_PENDING_SEALS = 4096
+MAX_REMEMBERED_RUNS = 16_384
+CLOSE_WAIT_S = 5.0
+"""How long `close()` waits for requests being stored to finish."""
+FD_RESERVE = 64
+"""Descriptors left to the process itself: Python and its libraries, the listening sockets, gRPC,
+the forwarder's connection, a part being written or a segment being read or fsynced."""
+MAX_CONNECTIONS = 256
+MIN_CONNECTIONS = 4
+
+
+@dataclass(frozen=True)
+class DescriptorBudget:
+    """How many runs the writer keeps open and how many connections the HTTP server takes."""
+
+    max_open_runs: int
+    max_connections: int
+
+
+def descriptor_budget(
+    soft_limit: int | None = None, max_inflight: int = DEFAULT_MAX_INFLIGHT
+) -> DescriptorBudget:
+    """Split the soft RLIMIT_NOFILE: after FD_RESERVE and one descriptor per request being stored,
+    half of what is left for open runs (2 each), a quarter for connections; at most
+    DEFAULT_MAX_OPEN_RUNS and MAX_CONNECTIONS."""
+    if soft_limit is None:
+        soft_limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft_limit == resource.RLIM_INFINITY:
+            soft_limit = 1 << 20
+    spare = max(0, soft_limit - FD_RESERVE - max_inflight)
+    return DescriptorBudget(
+        max_open_runs=max(MIN_OPEN_RUNS, min(DEFAULT_MAX_OPEN_RUNS, spare // 4)),
+        max_connections=max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, spare // 4)),
+    )
+
+
+def check_token(token: str | None, source: str = "the bearer token") -> str | None:
+    """The token as given, or ConfigError when no client could ever send it: blank, or not
+    printable ASCII without spaces (it travels in an HTTP header or gRPC metadata)."""
+    if token is None:
+        return None
+    if not token.strip():
+        raise ConfigError(f"{source} is blank: no client could authenticate with it")
+    if not all("!" <= c <= "~" for c in token):
+        raise ConfigError(f"{source} must be printable ASCII without spaces (it is sent in an HTTP header)")
+    return token
+
+
+def _header_bytes(text: str) -> bytes:
+    """Header text back as the bytes that came in (HTTP headers are decoded as Latin-1)."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
 
 
 @dataclass
@@ -59,7 +129,8 @@ class Counters:
     rejected_spans: int = 0
     rejected_requests: int = 0
     busy: int = 0
-    runs: set[str] = field(default_factory=set)
+    runs: int = 0
+    """Distinct runs seen (approximately: see MAX_REMEMBERED_RUNS)."""
     started: float = field(default_factory=time.monotonic)
 
 
@@ -75,11 +146,14 @@ class Receiver:
         max_body: int = DEFAULT_MAX_BODY,
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         forwarder: Forwarder | None = None,
+        max_open_runs: int | None = None,
     ) -> None:
+        self.token = check_token(token)
+        self._token = None if token is None else token.encode("ascii")
         self.layout = StoreLayout(store)
         self.layout.require_writable()
-        self.writer = StoreWriter(self.layout)
-        self.token = token
+        self.budget = descriptor_budget(max_inflight=max_inflight)
+        self.writer = StoreWriter(self.layout, max_open_runs=max_open_runs or self.budget.max_open_runs)
         self.flush_interval = flush_interval
         self.max_body = max_body
         self.forwarder = forwarder
@@ -87,25 +161,35 @@ class Receiver:
         # Arrow's lazy imports (pandas, when installed) take most of a second: pay for them on a
         # thread now rather than in the first client's request, or in `agenttrace run`'s start-up.
         threading.Thread(target=warm_up, name="agenttrace-warm-up", daemon=True).start()
+        self.max_inflight = max_inflight
         self._slots = threading.BoundedSemaphore(max_inflight)
+        self._closing = False
         self._lock = threading.Lock()
-        self._last_write: dict[str, float] = {}
-        self._to_seal: set[str] = set()
+        self._to_seal: OrderedDict[str, float] = OrderedDict()  # ended root -> last write
+        self._seen: OrderedDict[str, None] = OrderedDict()  # recent run ids, for Counters.runs
         self._stop = threading.Event()
         self._maintainer = threading.Thread(target=self._maintain, name="agenttrace-receiver", daemon=True)
         self._maintainer.start()
 
     # -- the transports call these ----------------------------------------------------------------
     def authorized(self, authorization: str | None) -> bool:
-        if self.token is None:
+        """Whether an Authorization value carries the token (`Bearer <token>`; the scheme in any
+        case, RFC 7235). Anything malformed is simply not authorized."""
+        if self._token is None:
             return True
-        expected = f"Bearer {self.token}"
-        return authorization is not None and hmac.compare_digest(authorization.strip(), expected)
+        if not authorization:
+            return False
+        parts = authorization.split(None, 1)
+        if len(parts) != 2 or parts[0].lower() != "bearer":
+            return False
+        return hmac.compare_digest(_header_bytes(parts[1].strip()), self._token)
 
     def try_enter(self) -> bool:
-        """Take an in-flight slot; False means answer 503 (backpressure)."""
-        if self._slots.acquire(blocking=False):
-            return True
+        """Take an in-flight slot; False means answer 503 (backpressure, or closing)."""
+        if not self._closing and self._slots.acquire(blocking=False):
+            if not self._closing:
+                return True
+            self._slots.release()
         with self._lock:
             self.counters.busy += 1
         return False
@@ -113,8 +197,9 @@ class Receiver:
     def leave(self) -> None:
         self._slots.release()
 
-    def handle_http(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        """Answer one OTLP/HTTP request whose body has been read (the caller took a slot)."""
+    def precheck(self, method: str, path: str, headers: Mapping[str, str]) -> Answer | None:
+        """The refusal a request gets from its head alone (path, method, token, Content-Type), or
+        None. Headers are keyed in lower case."""
         path = path.split("?", 1)[0]
         if path != TRACES_PATH:
             return self._refuse(404, f"no OTLP endpoint at {path}; send traces to {TRACES_PATH}")
@@ -122,11 +207,20 @@ class Receiver:
             return self._refuse(405, f"{TRACES_PATH} takes POST", {"Allow": "POST"})
         if not self.authorized(headers.get("authorization")):
             return self._refuse(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
-        kind = media_type(headers.get("content-type"))
-        if kind is None:
+        if media_type(headers.get("content-type")) is None:
             return self._refuse(
                 415, f"Content-Type must be {PROTOBUF} or {JSON}, got {headers.get('content-type')!r}"
             )
+        return None
+
+    def handle_http(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """Answer one OTLP/HTTP request whose body has been read (the caller took a slot)."""
+        return self.precheck(method, path, headers) or self.process(headers, body)
+
+    def process(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        """Decode, store and forward the body of a request `precheck` let through (the caller
+        took a slot)."""
+        kind = media_type(headers.get("content-type")) or PROTOBUF
         encoding = headers.get("content-encoding")
         try:
             raw = decompress(body, encoding, self.max_body)
@@ -159,11 +253,24 @@ class Receiver:
             counters.requests += 1
             counters.spans += converted.accepted
             counters.rejected_spans += converted.rejected
-            counters.runs |= converted.run_ids
             for run_id in converted.run_ids:
-                self._last_write[run_id] = now
-            self._to_seal |= converted.ended_roots
+                self._note_run(run_id)
+                if run_id in self._to_seal:  # a late span: the run is not quiet yet
+                    self._to_seal[run_id] = now
+            for run_id in converted.ended_roots:
+                self._to_seal[run_id] = now
+            while len(self._to_seal) > MAX_PENDING_SEALS:  # the writer seals it in time anyway
+                self._to_seal.popitem(last=False)
         return converted
+
+    def _note_run(self, run_id: str) -> None:
+        if run_id in self._seen:
+            self._seen.move_to_end(run_id)
+            return
+        self._seen[run_id] = None
+        self.counters.runs += 1
+        if len(self._seen) > MAX_REMEMBERED_RUNS:
+            self._seen.popitem(last=False)
 
     def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
         self.count_refusal(status)
@@ -178,24 +285,31 @@ class Receiver:
     # -- background: fsync, seal finished runs --------------------------------------------------
     def _maintain(self) -> None:
         while not self._stop.wait(self.flush_interval):
-            try:
-                self.writer.sync()
-                self._seal_quiet_runs()
-            except AgentTraceError as exc:
-                log.warning("agenttrace: receiver maintenance failed: %s", exc)
+            _never_raise("fsync the spool", self.writer.sync)
+            _never_raise("seal finished runs", self._seal_quiet_runs)
 
     def _seal_quiet_runs(self) -> None:
         quiet_since = time.monotonic() - SEAL_AFTER_INTERVALS * self.flush_interval
         with self._lock:
-            ready = [r for r in self._to_seal if self._last_write.get(r, 0) <= quiet_since]
-            self._to_seal.difference_update(ready)
+            ready = [r for r, last in self._to_seal.items() if last <= quiet_since]
+            for run_id in ready:
+                del self._to_seal[run_id]
         for run_id in ready:
-            self.writer.seal_run(run_id)
+            if self._stop.is_set():
+                return  # close() seals the rest
+            _never_raise(f"seal run {run_id}", lambda r=run_id: self.writer.seal_run(r))
 
     def close(self) -> None:
-        """Stop maintenance, forward what is queued, seal everything into Parquet."""
+        """Stop maintenance, let requests being stored finish (up to CLOSE_WAIT_S), forward what
+        is queued, seal everything into Parquet."""
         self._stop.set()
-        self._maintainer.join(timeout=5)
+        self._closing = True
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for _ in range(self.max_inflight):  # every slot taken: nothing is being stored any more
+            if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                log.warning("agenttrace: closing with requests still being stored")
+                break
+        self._maintainer.join(timeout=CLOSE_WAIT_S)
         if self.forwarder is not None:
             self.forwarder.close()
         self.writer.close()
@@ -205,7 +319,7 @@ class Receiver:
         elapsed = max(1e-9, time.monotonic() - c.started)
         parts = [
             f"spans {c.spans:,}",
-            f"runs {len(c.runs):,}",
+            f"runs {c.runs:,}",
             f"{c.spans / elapsed:,.0f} spans/s",
             f"rejected {c.rejected_spans:,} spans, {c.rejected_requests:,} requests",
         ]
@@ -216,3 +330,13 @@ class Receiver:
                 f"queued {f.pending:,})"
             )
         return " · ".join(parts)
+
+
+def _never_raise(what: str, action: Callable[[], object]) -> None:
+    """Run one maintenance step; log whatever it raises (the maintenance thread must not die)."""
+    try:
+        action()
+    except (AgentTraceError, OSError) as exc:
+        log.warning("agenttrace: receiver could not %s: %s", what, exc)
+    except Exception:
+        log.exception("agenttrace: receiver could not %s", what)

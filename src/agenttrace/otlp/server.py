@@ -13,11 +13,20 @@ from .. import config
 from ..errors import ConfigError
 from .forward import Forwarder, target_from
 from .grpc_server import OtlpGrpcServer
-from .http import OtlpHttpServer, is_loopback
-from .receiver import DEFAULT_MAX_BODY, Receiver
+from .http import REQUEST_DEADLINE_S, OtlpHttpServer, is_loopback
+from .receiver import DEFAULT_MAX_BODY, Receiver, check_token
 
 TOKEN_ENV = "AGENTTRACE_TOKEN"
 """The bearer token clients must send when the receiver listens beyond loopback."""
+
+
+def _token(given: str | None) -> str | None:
+    """The token from the argument (`--token`), else from $AGENTTRACE_TOKEN (empty: unset).
+    ConfigError for one nobody could authenticate with (blank, spaces, not ASCII)."""
+    if given is not None:
+        return check_token(given, "--token")
+    from_env = os.environ.get(TOKEN_ENV)
+    return check_token(from_env, f"${TOKEN_ENV}") if from_env else None
 
 
 class OtlpServer:
@@ -33,9 +42,10 @@ class OtlpServer:
         token: str | None = None,
         forward: str | None = None,
         max_body: int = DEFAULT_MAX_BODY,
+        request_deadline: float = REQUEST_DEADLINE_S,
     ) -> None:
         settings = config.load(store)
-        token = token or os.environ.get(TOKEN_ENV) or None
+        token = _token(token)
         if not is_loopback(host) and not token:
             raise ConfigError(
                 f"listening on {host} (beyond this machine) needs a bearer token: "
@@ -49,7 +59,7 @@ class OtlpServer:
         self.http: OtlpHttpServer | None = None
         self.grpc: OtlpGrpcServer | None = None
         try:
-            self.http = OtlpHttpServer(self.receiver, host, port)
+            self.http = OtlpHttpServer(self.receiver, host, port, request_deadline=request_deadline)
             if grpc_port is not None:
                 self.grpc = OtlpGrpcServer(self.receiver, host, grpc_port)
         except BaseException:
