@@ -19,6 +19,10 @@ PART_SUFFIX = ".parquet"
 TMP_SUFFIX = ".tmp"
 _MAGIC = b"PAR1"
 SMALL_PART_ROWS = 1000
+TINY_PART_ROWS = 2
+"""Parts of this many rows or fewer are not compressed: their footer is most of them (zstd makes
+one or two rows larger, not smaller), and setting zstd up for each column costs more than the
+rest of the write. A flood of one-span runs that never end (issue 10) is sealed as such parts."""
 
 
 def fsync_dir(directory: Path) -> None:
@@ -53,10 +57,9 @@ def put_part(table: pa.Table, directory: Path) -> WrittenPart:
     tmp = directory / (name + TMP_SUFFIX)
     created = False
     try:
-        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         data = _encode(table)
         digest = hashlib.sha256(data).hexdigest()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        fd = _create(tmp)
         created = True
         try:
             _write_all(fd, memoryview(data))
@@ -74,14 +77,24 @@ def put_part(table: pa.Table, directory: Path) -> WrittenPart:
     return WrittenPart(final, digest, len(data))
 
 
+def _create(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, FILE_MODE)
+    except FileNotFoundError:  # the run's first part: make its folder
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        return os.open(path, flags, FILE_MODE)
+
+
 def _encode(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     small = table.num_rows < SMALL_PART_ROWS
+    tiny = table.num_rows <= TINY_PART_ROWS
     pq.write_table(
         table,
         sink,
-        compression="zstd",
-        compression_level=3,
+        compression="none" if tiny else "zstd",
+        compression_level=None if tiny else 3,
         # A dictionary page and min/max statistics per column cost more than they save in a
         # part of a few rows (a short run): there the fixed per-part overhead dominates.
         use_dictionary=not small,

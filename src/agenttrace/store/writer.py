@@ -13,11 +13,13 @@ at once (DEFAULT_MAX_OPEN_RUNS = 256, fewer when the soft RLIMIT_NOFILE is low: 
 `default_max_open_runs`). An open run holds two descriptors (its lock and its segment) and a few
 KB of memory. Opening one more run seals the least recently written one first: the writer itself
 writes its segment into a Parquet part, releases it and forgets the run (a later record of it
-opens a fresh spool). So this writer holds at most 2 x `max_open_runs` descriptors, plus one per
-thread that is sealing or fsyncing at that moment. A live writer never leaves a segment of its own
-for readers to recover: a seal that fails keeps the spool (and its lock) and is retried at the next
-`sync()`, `seal_run()` or `close()`; when every open run waits for such a retry, `append` refuses
-new runs with StoreError rather than open more files.
+opens a fresh spool). One thread at a time does such sealing, so that a flood of new runs costs
+about one core and appends to open runs go on beside it. So this writer holds at most
+2 x `max_open_runs` descriptors, plus one per thread that is sealing or fsyncing at that moment.
+A live writer never leaves a segment of its own for readers to recover: a seal that fails keeps
+the spool (and its lock) and is retried at the next `sync()`, `seal_run()` or `close()`; when every
+open run waits for such a retry, `append` refuses new runs with StoreError rather than open more
+files.
 
 `on_part` is told of every Parquet part this writer writes (`PartWritten`), with the sha256 of the
 exact bytes written, and whether a spool segment read back at seal time was not what this writer
@@ -129,12 +131,12 @@ class _RunSpool:
 def _take_lock(directory: Path, spool_id: str) -> WriterLock:
     path = directory / f"{spool_id}{LOCK_SUFFIX}"
     for attempt in range(_OPEN_RETRIES):
-        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         try:
             return WriterLock(path)
-        except FileNotFoundError:  # a reader removed the (empty) folder meanwhile: make it again
+        except FileNotFoundError:  # no folder yet, or a reader removed it (empty) meanwhile
             if attempt == _OPEN_RETRIES - 1:
                 raise
+            directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     raise AssertionError("unreachable")
 
 
@@ -162,6 +164,7 @@ class StoreWriter:
         """Runs sealed early because `max_open_runs` were open."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a spool was released
+        self._evicting = threading.Lock()
         self._runs: OrderedDict[str, _RunSpool] = OrderedDict()  # least recently written first
         self._held = 0  # spools holding files: in _runs, in _retry, or being sealed by a thread
         self._retry: list[_RunSpool] = []  # taken out of _runs, seal failed, lock still held
@@ -214,25 +217,42 @@ class StoreWriter:
             with self._lock:
                 self._check_open()
                 spool = self._runs.get(run_id)
-                victim = None
-                if spool is None and self._held >= self.max_open_runs:
+                if spool is not None or self._held < self.max_open_runs:
+                    return self._write_locked(run_id, spool, rows, sync)
+            # Full. One thread at a time seals to make room: a flood of new runs then costs
+            # about one core, and the appends of open runs (other clients) keep the other.
+            with self._evicting:
+                with self._lock:
+                    self._check_open()
+                    if run_id in self._runs or self._held < self.max_open_runs:
+                        continue  # room was made meanwhile
                     victim = self._pop_victim()
                     if victim is None:
                         self._wait_for_slot(deadline)
                         continue
-                if victim is None:
-                    if spool is None:
-                        spool = self._open_spool(run_id)
-                    self._runs.move_to_end(run_id)
-                    segment = self._append_rows(spool, rows)
-                    if sync:
-                        self._unsynced.discard(spool)
-                    else:
-                        self._unsynced.add(spool)
-                    if segment.rows >= self.seal_rows or segment.nbytes >= self.seal_bytes:
-                        spool.rotate()
-                    return spool, segment
-            self._retire(victim, raise_errors=False)  # outside the lock: other runs' appends go on
+                self._retire(victim, raise_errors=False)  # outside the lock: appends go on
+
+    def _write_locked(
+        self, run_id: str, spool: _RunSpool | None, rows: pa.RecordBatch | pa.Table, sync: bool
+    ) -> tuple[_RunSpool, SpoolSegment]:
+        if spool is None:
+            spool = self._open_spool(run_id)
+        self._runs.move_to_end(run_id)
+        segment = self._append_rows(spool, rows)
+        if sync:
+            self._unsynced.discard(spool)
+        else:
+            self._unsynced.add(spool)
+        if segment.rows >= self.seal_rows or segment.nbytes >= self.seal_bytes:
+            spool.rotate()
+        return spool, segment
+
+    def would_evict(self, run_ids: set[str] | list[str]) -> bool:
+        """Whether appending records of these runs would seal others to make room (a hint: other
+        threads may open or seal runs meanwhile)."""
+        with self._lock:
+            new = sum(1 for run_id in run_ids if run_id not in self._runs)
+            return new > 0 and self._held + new > self.max_open_runs
 
     def _check_open(self) -> None:
         if self._closed:
