@@ -35,7 +35,9 @@ def serve(
     token: Annotated[
         str | None,
         typer.Option(
-            "--token", help=f"Bearer token clients must send (default: ${TOKEN_ENV}).", show_default=False
+            "--token",
+            help=f"Bearer token clients must send: printable ASCII, no spaces (default: ${TOKEN_ENV}).",
+            show_default=False,
         ),
     ] = None,
     forward: Annotated[

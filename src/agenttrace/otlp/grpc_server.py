@@ -1,4 +1,9 @@
-"""OTLP/gRPC server: the TraceService over `Receiver`, on its own port."""
+"""OTLP/gRPC server: the TraceService over `Receiver`, on its own port.
+
+The same token rules as over HTTP (`Receiver.authorized`); at most WORKERS requests are stored at
+once (and WORKERS x 4 queued), and a connection idle for IDLE_TIMEOUT_S is closed. gRPC's own
+connections are not counted in the receiver's descriptor budget: it is off unless asked for.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from .decode import PROTOBUF
 from .receiver import Receiver
 
 WORKERS = 8
+IDLE_TIMEOUT_S = 30
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
@@ -52,7 +58,11 @@ class OtlpGrpcServer:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agenttrace-grpc"),
             maximum_concurrent_rpcs=WORKERS * 4,
-            options=[("grpc.max_receive_message_length", receiver.max_body), ("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.max_receive_message_length", receiver.max_body),
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_connection_idle_ms", IDLE_TIMEOUT_S * 1000),
+            ],
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), self.server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

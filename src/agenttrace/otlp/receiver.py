@@ -17,7 +17,9 @@ Bounds, whatever clients send (a run that never ends, or thousands of them, cost
   the writer's own sealing: nothing is lost, only sealed later);
 - `Counters.runs` counts distinct runs seen, remembering the last MAX_REMEMBERED_RUNS ids (a run
   seen again after that is counted again);
-- requests being decoded and stored: `max_inflight`; each body at most `max_body` bytes.
+- requests being decoded and stored: `max_inflight`; each body at most `max_body` bytes. Those
+  that must seal other runs to open their own (past the writer's bound) get half of them at most;
+  beyond, 503 with Retry-After: clients writing to open runs always keep the other half.
 The maintenance thread (fsync, seal) logs every failure and goes on: it never dies.
 """
 
@@ -114,6 +116,10 @@ def _header_bytes(text: str) -> bytes:
         return text.encode("utf-8", "replace")
 
 
+class RunsCrowded(AgentTraceError):
+    """A request would open runs past the writer's bound while half the slots already do (503)."""
+
+
 @dataclass
 class Answer:
     status: int
@@ -163,6 +169,7 @@ class Receiver:
         threading.Thread(target=warm_up, name="agenttrace-warm-up", daemon=True).start()
         self.max_inflight = max_inflight
         self._slots = threading.BoundedSemaphore(max_inflight)
+        self._openers = threading.BoundedSemaphore(max(1, max_inflight // 2))
         self._closing = False
         self._lock = threading.Lock()
         self._to_seal: OrderedDict[str, float] = OrderedDict()  # ended root -> last write
@@ -231,6 +238,10 @@ class Receiver:
             return self._refuse(400, str(exc))
         try:
             converted = self.ingest(request)
+        except RunsCrowded as exc:
+            return self._refuse(
+                503, f"receiver busy, retry later: {exc}", {"Retry-After": str(RETRY_AFTER_S)}
+            )
         except AgentTraceError as exc:
             log.warning("agenttrace: receiver cannot store spans: %s", exc)
             return self._refuse(
@@ -243,10 +254,22 @@ class Receiver:
         return Answer(200, encode_response(kind, converted.rejected, converted.message), kind)
 
     def ingest(self, request: ExportTraceServiceRequest) -> Converted:
-        """Store a decoded request. Raises StoreError if the store cannot take it."""
+        """Store a decoded request. Raises StoreError if the store cannot take it, RunsCrowded if
+        it would seal other runs to open its own while half the slots already do."""
         converted = convert(request)
         if converted.batch.num_rows:
-            self.writer.append(converted.batch, sync=False)
+            # Opening runs past the writer's bound means sealing others first, which is slow:
+            # such requests get half the slots at most, so clients of open runs keep the rest.
+            crowded = self.writer.would_evict(converted.run_ids)
+            if crowded and not self._openers.acquire(blocking=False):
+                raise RunsCrowded(
+                    f"{self.writer.max_open_runs} runs are open and other requests are opening more"
+                )
+            try:
+                self.writer.append(converted.batch, sync=False)
+            finally:
+                if crowded:
+                    self._openers.release()
         now = time.monotonic()
         with self._lock:
             counters = self.counters
@@ -301,7 +324,9 @@ class Receiver:
 
     def close(self) -> None:
         """Stop maintenance, let requests being stored finish (up to CLOSE_WAIT_S), forward what
-        is queued, seal everything into Parquet."""
+        is queued, seal everything into Parquet. Safe to call twice."""
+        if self._closing:
+            return
         self._stop.set()
         self._closing = True
         deadline = time.monotonic() + CLOSE_WAIT_S
