@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -42,13 +43,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def start_serve(store: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`agenttrace serve` on a free port; returns it and its /v1/traces URL once it listens."""
+def start_serve(store: Path, *, nofile: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`agenttrace serve` on a free port (with `ulimit -n nofile` when given); returns it and its
+    /v1/traces URL once it listens."""
     port = free_port()
+
+    def limit_descriptors() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     server = subprocess.Popen(
         [str(BIN / "agenttrace"), "serve", "--store", str(store), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=limit_descriptors if nofile is not None else None,
     )
     wait_listening(server, port, "agenttrace serve")
     return server, f"http://127.0.0.1:{port}/v1/traces"
