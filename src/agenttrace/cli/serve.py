@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..otlp.convert import warm_up
 from ..otlp.server import TOKEN_ENV, OtlpServer
 from .common import StoreOption, handle_errors, stderr
 
@@ -58,6 +59,9 @@ def serve(
     Example: AGENTTRACE_TOKEN=s3cret agenttrace serve --host 0.0.0.0 --forward http://tempo:4318
     """
     console = stderr()
+    # A daemon is ready before it listens: Arrow's lazy imports (a few tenths of a second) are
+    # paid now, not by the first clients, whose requests would otherwise wait for them.
+    warm_up()
     server = OtlpServer(store, host=host, port=port, grpc_port=grpc_port, token=token, forward=forward)
     stop = threading.Event()
 
