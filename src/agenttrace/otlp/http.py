@@ -192,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         try:
-            answer = receiver.process(self._headers(), body)
+            answer = receiver.process(self._headers(), body, self.path, self.command)
         except Exception:  # a bug: say so, keep serving
             log.exception("agenttrace: receiver failed on a request")
             answer = Answer(500, b"internal error in the agenttrace receiver\n")

@@ -25,7 +25,9 @@ The maintenance thread (fsync, seal) logs every failure and goes on: it never di
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import json
 import logging
 import resource
 import threading
@@ -34,12 +36,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ..errors import AgentTraceError, ConfigError
 from ..store.layout import StoreLayout
-from ..store.writer import DEFAULT_MAX_OPEN_RUNS, MIN_OPEN_RUNS, StoreWriter
+from ..store.writer import DEFAULT_MAX_OPEN_RUNS, MIN_OPEN_RUNS, PartWritten, StoreWriter
 from .convert import Converted, convert, warm_up
 from .decode import (
     JSON,
@@ -116,6 +120,21 @@ def _header_bytes(text: str) -> bytes:
         return text.encode("utf-8", "replace")
 
 
+Route = Callable[[str, bytes], tuple[int, dict[str, Any]]]
+"""Answers a request to one of a receiver's other paths: (method, body) -> (status, JSON object)."""
+
+
+def _as_run(converted: Converted, run_id: str) -> Converted:
+    """Every record of a request as one run's (the receiver of a supervised run)."""
+    batch = converted.batch
+    column = batch.schema.get_field_index("RunId")
+    if batch.num_rows and column >= 0:
+        batch = batch.set_column(column, "RunId", pa.array([run_id] * batch.num_rows, pa.string()))
+    # The supervisor seals its run when it ends: roots the agent ends (a sub-agent's, say) do not.
+    runs = {run_id} if batch.num_rows else set()
+    return dataclasses.replace(converted, batch=batch, run_ids=runs, ended_roots=set())
+
+
 class RunsCrowded(AgentTraceError):
     """A request would open runs past the writer's bound while half the slots already do (503)."""
 
@@ -153,13 +172,24 @@ class Receiver:
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         forwarder: Forwarder | None = None,
         max_open_runs: int | None = None,
+        run_id: str | None = None,
+        on_part: Callable[[PartWritten], None] | None = None,
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
+        """`run_id`: the receiver of one supervised run (`agenttrace run`): every span it takes is
+        that run's, whatever run the sender named. `on_part`: told of every part written.
+        `routes`: other paths it answers (the run's claim desk), each a function of the method and
+        the body returning the status and a JSON object."""
         self.token = check_token(token)
+        self.run_id = run_id
+        self.routes = dict(routes or {})
         self._token = None if token is None else token.encode("ascii")
         self.layout = StoreLayout(store)
         self.layout.require_writable()
         self.budget = descriptor_budget(max_inflight=max_inflight)
-        self.writer = StoreWriter(self.layout, max_open_runs=max_open_runs or self.budget.max_open_runs)
+        self.writer = StoreWriter(
+            self.layout, max_open_runs=max_open_runs or self.budget.max_open_runs, on_part=on_part
+        )
         self.flush_interval = flush_interval
         self.max_body = max_body
         self.forwarder = forwarder
@@ -208,6 +238,10 @@ class Receiver:
         """The refusal a request gets from its head alone (path, method, token, Content-Type), or
         None. Headers are keyed in lower case."""
         path = path.split("?", 1)[0]
+        if path in self.routes:
+            if not self.authorized(headers.get("authorization")):
+                return self._refuse(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+            return None
         if path != TRACES_PATH:
             return self._refuse(404, f"no OTLP endpoint at {path}; send traces to {TRACES_PATH}")
         if method != "POST":
@@ -222,11 +256,19 @@ class Receiver:
 
     def handle_http(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """Answer one OTLP/HTTP request whose body has been read (the caller took a slot)."""
-        return self.precheck(method, path, headers) or self.process(headers, body)
+        return self.precheck(method, path, headers) or self.process(headers, body, path, method)
 
-    def process(self, headers: Mapping[str, str], body: bytes) -> Answer:
+    def process(
+        self, headers: Mapping[str, str], body: bytes, path: str = TRACES_PATH, method: str = "POST"
+    ) -> Answer:
         """Decode, store and forward the body of a request `precheck` let through (the caller
-        took a slot)."""
+        took a slot); or answer it with one of `routes`."""
+        route = self.routes.get(path.split("?", 1)[0])
+        if route is not None:
+            status, answer = route(method, body)
+            if status >= 400:
+                self.count_refusal(status)
+            return Answer(status, json.dumps(answer).encode(), "application/json")
         kind = media_type(headers.get("content-type")) or PROTOBUF
         encoding = headers.get("content-encoding")
         try:
@@ -257,6 +299,8 @@ class Receiver:
         """Store a decoded request. Raises StoreError if the store cannot take it, RunsCrowded if
         it would seal other runs to open its own while half the slots already do."""
         converted = convert(request)
+        if self.run_id is not None:
+            converted = _as_run(converted, self.run_id)
         if converted.batch.num_rows:
             # Opening runs past the writer's bound means sealing others first, which is slow:
             # such requests get half the slots at most, so clients of open runs keep the rest.

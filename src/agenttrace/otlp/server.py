@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import config
 from ..errors import ConfigError
 from .forward import Forwarder, target_from
 from .grpc_server import OtlpGrpcServer
 from .http import REQUEST_DEADLINE_S, OtlpHttpServer, is_loopback
-from .receiver import DEFAULT_MAX_BODY, Receiver, check_token
+from .receiver import DEFAULT_MAX_BODY, Receiver, Route, check_token
+
+if TYPE_CHECKING:
+    from ..store.writer import PartWritten
 
 TOKEN_ENV = "AGENTTRACE_TOKEN"
 """The bearer token clients must send when the receiver listens beyond loopback."""
@@ -43,7 +48,12 @@ class OtlpServer:
         forward: str | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         request_deadline: float = REQUEST_DEADLINE_S,
+        run_id: str | None = None,
+        on_part: Callable[[PartWritten], None] | None = None,
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
+        """`run_id`, `on_part` and `routes`: see `Receiver` (`agenttrace run` embeds a receiver for
+        its run, with its claim desk)."""
         settings = config.load(store)
         token = _token(token)
         if not is_loopback(host) and not token:
@@ -54,7 +64,13 @@ class OtlpServer:
         target = target_from(forward)
         self.store: Path = settings.store
         self.receiver = Receiver(
-            settings.store, token=token, flush_interval=settings.flush_interval, max_body=max_body
+            settings.store,
+            token=token,
+            flush_interval=settings.flush_interval,
+            max_body=max_body,
+            run_id=run_id,
+            on_part=on_part,
+            routes=routes,
         )
         self.http: OtlpHttpServer | None = None
         self.grpc: OtlpGrpcServer | None = None

@@ -15,6 +15,7 @@ listed, with its sha256 and who reported it, in the run's manifest, which the au
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import signal
@@ -113,7 +114,7 @@ class Supervisor:
             from ..audit.gates import load_gates
 
             gates = load_gates()
-        self.gates = gates
+        self.gates = [dataclasses.replace(g, recorded=True) for g in gates]
         """Fixed before the agent starts, recorded on the root span; the run is audited with these."""
         self.protect_store = protect_store
         self.manifest = Manifest(self.run_id, os.getpid())
