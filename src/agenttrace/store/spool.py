@@ -11,8 +11,8 @@ of an append, is dropped; every batch before it is read.
 
 A segment is written as encapsulated IPC messages with `os.write`: the schema once, each batch
 as one message, the end-of-stream marker on close; exactly the IPC stream format. Every byte
-written goes through a running sha256, so the owner can tell at seal time whether the file still
-holds exactly what it wrote (`SpoolSegment.check`). Files are created 0600.
+written goes into a running sha256, so the owner can tell at seal time whether the file still holds
+exactly what it wrote (`SpoolSegment.check`). Files are created 0600.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import fcntl
 import hashlib
 import io
 import os
+import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,9 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 """The IPC stream's end-of-stream marker: continuation token, then a zero metadata length."""
+_IOV_MAX = 512  # buffers per writev (Linux takes 1,024)
+MAX_UNHASHED_BYTES = 8 << 20
+"""Written bytes a segment keeps for its digest before hashing them itself, in `append`."""
 
 
 class SpoolSegment:
@@ -43,7 +48,10 @@ class SpoolSegment:
     Each batch is serialized by Arrow into one buffer (the GIL is released while it copies) and
     written with one `os.write`: no Python file object taking the GIL back for each of a batch's
     many small buffers, and no per-segment write buffer (a receiver may have hundreds of runs
-    open at once). Not thread-safe: the owner serializes calls.
+    open at once). The owner serializes writes (`append`, `close`); the bytes written are queued
+    in order and hashed by `digest_pending`, which any thread may call at any time: the writer
+    calls it after releasing its lock, so the hashing of one request's records overlaps others'
+    work (hashlib gives up the GIL).
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
@@ -52,6 +60,9 @@ class SpoolSegment:
         self.nbytes = 0
         self.closed = False
         self._digest = hashlib.sha256()
+        self._unhashed: deque[memoryview] = deque()  # written, in order, not yet in the digest
+        self._hashed = 0  # bytes in the digest; written by drainers only, as nbytes by the owner
+        self._hash_lock = threading.Lock()
         # The name is unique (spool id + sequence number): O_EXCL only guards against a bug.
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         try:
@@ -67,12 +78,15 @@ class SpoolSegment:
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
         self._write([b.serialize() for b in batches if b.num_rows])
         self.rows += batch.num_rows
+        if self.nbytes - self._hashed > MAX_UNHASHED_BYTES:  # nobody drains: do not hold on to it all
+            self.digest_pending()
 
     def _write(self, buffers: list[pa.Buffer]) -> None:
-        """Write every buffer, hashing exactly the bytes that reach the file (also on failure)."""
+        """Write every buffer, queueing for the digest exactly the bytes that reach the file (also
+        when a write fails part way)."""
         views = [memoryview(b) for b in buffers]
         while views:
-            written = os.writev(self._fd, views)
+            written = os.writev(self._fd, views[:_IOV_MAX])
             while written:
                 view = views[0]
                 if written >= len(view):
@@ -85,8 +99,16 @@ class SpoolSegment:
                     written = 0
 
     def _account(self, view: memoryview) -> None:
-        self._digest.update(view)
+        self._unhashed.append(view)
         self.nbytes += len(view)
+
+    def digest_pending(self) -> None:
+        """Add what was written since the last call to the running digest, in write order."""
+        with self._hash_lock:
+            while self._unhashed:
+                view = self._unhashed.popleft()
+                self._digest.update(view)
+                self._hashed += len(view)
 
     def fileno(self) -> int:
         return self._fd
@@ -115,6 +137,7 @@ class SpoolSegment:
     def check(self, data: bytes) -> str | None:
         """Why `data`, read back from this segment's file, is not exactly what was written to it;
         None when it is byte for byte."""
+        self.digest_pending()
         if len(data) != self.nbytes:
             return f"spool segment {self.path} holds {len(data)} bytes, its writer wrote {self.nbytes}"
         if hashlib.sha256(data).digest() != self._digest.digest():

@@ -193,6 +193,7 @@ class StoreWriter:
         full: list[_RunSpool] = []
         for run_id, rows in groups:
             spool, segment = self._write_run(run_id, rows, sync)
+            segment.digest_pending()  # outside the writer's lock: other appends go on meanwhile
             written.append((spool, segment))
             if segment.closed:  # rotated: past the seal size
                 full.append(spool)
