@@ -398,3 +398,14 @@ def test_files_and_folders_the_writer_creates_are_private(store: Path) -> None:
     assert stat.S_IMODE(partition.stat().st_mode) == 0o700
     (part,) = partition.iterdir()
     assert stat.S_IMODE(part.stat().st_mode) == 0o600
+
+
+def test_without_a_hook_a_segment_of_another_size_is_still_quarantined(store: Path) -> None:
+    writer = StoreWriter(StoreLayout(store))  # no on_part: sizes compared, no running digest
+    writer.append(rows("r", 20))
+    (segment,) = (store / "spool" / "r").glob("*.arrows")
+    with open(segment, "ab") as f:
+        f.write(b"\x00" * 100)
+    writer.close()
+    assert (store / "quarantine" / "r" / segment.name).exists()
+    assert count(store) == 20

@@ -11,8 +11,9 @@ of an append, is dropped; every batch before it is read.
 
 A segment is written as encapsulated IPC messages with `os.write`: the schema once, each batch
 as one message, the end-of-stream marker on close; exactly the IPC stream format. Every byte
-written goes into a running sha256, so the owner can tell at seal time whether the file still holds
-exactly what it wrote (`SpoolSegment.check`). Files are created 0600.
+written goes into a running sha256 (unless made with digest=False), so the owner can tell at seal
+time whether the file still holds exactly what it wrote (`SpoolSegment.check`). Files are created
+0600.
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ class SpoolSegment:
     work (hashlib gives up the GIL).
     """
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, *, digest: bool = True) -> None:
         self.path = path
         self.rows = 0
         self.nbytes = 0
         self.closed = False
-        self._digest = hashlib.sha256()
+        # sha256 costs about as much as the rest of an append (~2 GB/s): only when someone
+        # listens for tampering. Without it, `check` compares sizes only.
+        self._digest = hashlib.sha256() if digest else None
         self._unhashed: deque[memoryview] = deque()  # written, in order, not yet in the digest
         self._hashed = 0  # bytes in the digest; written by drainers only, as nbytes by the owner
         self._hash_lock = threading.Lock()
@@ -78,7 +81,9 @@ class SpoolSegment:
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
         self._write([b.serialize() for b in batches if b.num_rows])
         self.rows += batch.num_rows
-        if self.nbytes - self._hashed > MAX_UNHASHED_BYTES:  # nobody drains: do not hold on to it all
+        if (
+            self._digest is not None and self.nbytes - self._hashed > MAX_UNHASHED_BYTES
+        ):  # nobody drains: do not hold on to it all
             self.digest_pending()
 
     def _write(self, buffers: list[pa.Buffer]) -> None:
@@ -99,11 +104,14 @@ class SpoolSegment:
                     written = 0
 
     def _account(self, view: memoryview) -> None:
-        self._unhashed.append(view)
+        if self._digest is not None:
+            self._unhashed.append(view)
         self.nbytes += len(view)
 
     def digest_pending(self) -> None:
         """Add what was written since the last call to the running digest, in write order."""
+        if self._digest is None:
+            return
         with self._hash_lock:
             while self._unhashed:
                 view = self._unhashed.popleft()
@@ -136,11 +144,11 @@ class SpoolSegment:
 
     def check(self, data: bytes) -> str | None:
         """Why `data`, read back from this segment's file, is not exactly what was written to it;
-        None when it is byte for byte."""
+        None when it is byte for byte (only its size is compared when made with digest=False)."""
         self.digest_pending()
         if len(data) != self.nbytes:
             return f"spool segment {self.path} holds {len(data)} bytes, its writer wrote {self.nbytes}"
-        if hashlib.sha256(data).digest() != self._digest.digest():
+        if self._digest is not None and hashlib.sha256(data).digest() != self._digest.digest():
             return f"spool segment {self.path} differs from what its writer wrote (sha256 mismatch)"
         return None
 

@@ -23,7 +23,10 @@ files.
 
 `on_part` is told of every Parquet part this writer writes (`PartWritten`), with the sha256 of the
 exact bytes written, and whether a spool segment read back at seal time was not what this writer
-wrote (`tampered`): each segment keeps a running sha256 of everything written to it.
+wrote (`tampered`): each segment then keeps a running sha256 of everything written to it (hashed
+outside the writer's lock). That costs about as much CPU as the rest of an append, so a writer
+without `on_part` compares only sizes at seal time (a segment found changed is still quarantined,
+with a warning).
 """
 
 from __future__ import annotations
@@ -90,10 +93,11 @@ def default_max_open_runs() -> int:
 class _RunSpool:
     """One owner of one run's spool: a held lock and the segments written under it."""
 
-    def __init__(self, directory: Path, run_id: str, spool_id: str) -> None:
+    def __init__(self, directory: Path, run_id: str, spool_id: str, digest: bool) -> None:
         self.directory = directory
         self.run_id = run_id
         self.id = spool_id
+        self.digest = digest
         self.lock = _take_lock(directory, spool_id)
         self.seq = 0
         self.segment: SpoolSegment | None = None
@@ -106,7 +110,7 @@ class _RunSpool:
         if self.segment is None:
             self.seq += 1
             path = self.directory / f"{self.id}-{self.seq:06d}{SEGMENT_SUFFIX}"
-            self.segment = SpoolSegment(path, SPAN_SCHEMA)
+            self.segment = SpoolSegment(path, SPAN_SCHEMA, digest=self.digest)
         return self.segment
 
     def rotate(self) -> None:
@@ -284,7 +288,7 @@ class StoreWriter:
     def _open_spool(self, run_id: str) -> _RunSpool:
         spool_id = f"{self.writer_id}.{next(self._generation)}"
         try:
-            spool = _RunSpool(self.layout.spool_run_dir(run_id), run_id, spool_id)
+            spool = _RunSpool(self.layout.spool_run_dir(run_id), run_id, spool_id, self.on_part is not None)
         except OSError as exc:
             raise StoreError(f"cannot open spool for run {run_id}: {exc.strerror or exc}") from exc
         self._runs[run_id] = spool
