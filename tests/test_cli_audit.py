@@ -161,6 +161,7 @@ def test_exit_status_and_orphans_pass_on_a_clean_exit(tmp_path: Path) -> None:
     assert statuses(verdict) == {
         "completion_signal": "n/a",
         "exit_status": "pass",
+        "integrity": "pass",
         "orphan_processes": "pass",
         "tool_calls_returned": "n/a",
         "unfinished_spans": "pass",

@@ -282,6 +282,7 @@ def test_claims_backed_by_a_fetched_url_an_unchanged_file_and_a_span_pass(tmp_pa
         "status": "pass",
         "severity": "error",
         "violations": [],
+        "recorded": True,
     }
     assert result.returncode == 0, result.stderr
     rows = query(

@@ -373,23 +373,33 @@ def test_a_huge_request_head_is_refused(store: Path) -> None:
         assert post_with(srv.port, None) == 200  # and the server goes on
 
 
-def test_requests_opening_runs_past_the_bound_get_half_the_slots(store: Path) -> None:
+def test_requests_opening_many_runs_past_the_bound_get_half_the_slots(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(receiver_module, "UNGATED_EVICTIONS", 1)
     rx = Receiver(store, flush_interval=60, max_open_runs=2, max_inflight=4)
     start = 1_700_000_000_000_000_000
+
+    def never_ending(*traces: int) -> bytes:
+        request = ExportTraceServiceRequest()
+        for trace in traces:
+            request.MergeFrom(spans_request(trace, [(1, start, 0)]))
+        return request.SerializeToString()
+
     try:
-        for trace in (1, 2):  # the writer's bound: two open runs
-            body = spans_request(trace, [(1, start, 0)]).SerializeToString()
-            assert rx.handle_http("POST", "/v1/traces", PB, body).status == 200
-        for _ in range(2):  # two requests are opening runs (sealing others) right now
+        assert rx.handle_http("POST", "/v1/traces", PB, never_ending(1, 2)).status == 200  # the bound
+        for _ in range(2):  # two requests are opening many runs (sealing others) right now
             assert rx._openers.acquire(blocking=False)
-        opening = spans_request(3, [(1, start, 0)]).SerializeToString()
-        answer = rx.handle_http("POST", "/v1/traces", PB, opening)
+        many = never_ending(3, 4)
+        answer = rx.handle_http("POST", "/v1/traces", PB, many)
         assert answer.status == 503 and answer.headers["Retry-After"] == "1"
         open_run = spans_request(2, [(2, start, start + 1)]).SerializeToString()
         assert rx.handle_http("POST", "/v1/traces", PB, open_run).status == 200  # never held up
+        one_new = never_ending(5)  # a run starting: one eviction, not gated
+        assert rx.handle_http("POST", "/v1/traces", PB, one_new).status == 200
         rx._openers.release()
-        assert rx.handle_http("POST", "/v1/traces", PB, opening).status == 200
+        assert rx.handle_http("POST", "/v1/traces", PB, many).status == 200
         rx._openers.release()
     finally:
         rx.close()
-    assert query(store, "SELECT count(*) AS n FROM spans")[0]["n"] == 4
+    assert query(store, "SELECT count(*) AS n FROM spans")[0]["n"] == 6

@@ -18,8 +18,9 @@ Bounds, whatever clients send (a run that never ends, or thousands of them, cost
 - `Counters.runs` counts distinct runs seen, remembering the last MAX_REMEMBERED_RUNS ids (a run
   seen again after that is counted again);
 - requests being decoded and stored: `max_inflight`; each body at most `max_body` bytes. Those
-  that must seal other runs to open their own (past the writer's bound) get half of them at most;
-  beyond, 503 with Retry-After: clients writing to open runs always keep the other half.
+  that must seal more than UNGATED_EVICTIONS other runs to open their own (past the writer's
+  bound: thousands of runs that never end) get half of them at most; beyond, 503 with
+  Retry-After: other clients, whether writing to open runs or starting one, keep the other half.
 The maintenance thread (fsync, seal) logs every failure and goes on: it never dies.
 """
 
@@ -65,6 +66,9 @@ DEFAULT_MAX_INFLIGHT = 16
 RETRY_AFTER_S = 1
 SEAL_AFTER_INTERVALS = 4
 MAX_PENDING_SEALS = 4096
+UNGATED_EVICTIONS = 16
+"""A request that would seal more runs than this to open its own takes one of the `opening`
+slots (half of `max_inflight`); 503 when none is free."""
 MAX_REMEMBERED_RUNS = 16_384
 CLOSE_WAIT_S = 5.0
 """How long `close()` waits for requests being stored to finish."""
@@ -136,7 +140,7 @@ def _as_run(converted: Converted, run_id: str) -> Converted:
 
 
 class RunsCrowded(AgentTraceError):
-    """A request would open runs past the writer's bound while half the slots already do (503)."""
+    """A request would seal many runs to open its own while half the slots already do (503)."""
 
 
 @dataclass
@@ -297,14 +301,15 @@ class Receiver:
 
     def ingest(self, request: ExportTraceServiceRequest) -> Converted:
         """Store a decoded request. Raises StoreError if the store cannot take it, RunsCrowded if
-        it would seal other runs to open its own while half the slots already do."""
+        it would seal many runs to open its own while half the slots already do."""
         converted = convert(request)
         if self.run_id is not None:
             converted = _as_run(converted, self.run_id)
         if converted.batch.num_rows:
-            # Opening runs past the writer's bound means sealing others first, which is slow:
-            # such requests get half the slots at most, so clients of open runs keep the rest.
-            crowded = self.writer.would_evict(converted.run_ids)
+            # Opening many runs past the writer's bound means sealing as many others first, which
+            # is slow: such requests get half the slots at most, so other clients keep the rest.
+            # A request opening a run or a few (an agent run starting) is never held up here.
+            crowded = self.writer.evictions_needed(converted.run_ids) > UNGATED_EVICTIONS
             if crowded and not self._openers.acquire(blocking=False):
                 raise RunsCrowded(
                     f"{self.writer.max_open_runs} runs are open and other requests are opening more"

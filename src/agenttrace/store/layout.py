@@ -64,7 +64,8 @@ class StoreLayout:
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"store path {self.root} is a file, not a directory")
         try:
-            self.root.parent.mkdir(parents=True, exist_ok=True)
+            if not self.root.parent.exists():  # the parents get the usual mode; the store is private
+                self.root.parent.mkdir(parents=True)
             make_private_dirs(self.root, self.root)
             mode = self.root.stat().st_mode & 0o777
             if mode & 0o077 and self.root.stat().st_uid == os.getuid():

@@ -252,12 +252,12 @@ class StoreWriter:
             spool.rotate()
         return spool, segment
 
-    def would_evict(self, run_ids: set[str] | list[str]) -> bool:
-        """Whether appending records of these runs would seal others to make room (a hint: other
-        threads may open or seal runs meanwhile)."""
+    def evictions_needed(self, run_ids: set[str] | list[str]) -> int:
+        """How many other runs appending records of these runs would seal to make room (a hint:
+        other threads open and seal runs meanwhile)."""
         with self._lock:
             new = sum(1 for run_id in run_ids if run_id not in self._runs)
-            return new > 0 and self._held + new > self.max_open_runs
+            return max(0, min(new, self._held + new - self.max_open_runs))
 
     def _check_open(self) -> None:
         if self._closed:

@@ -319,10 +319,11 @@ def _hints() -> list[str]:
     return hints
 
 
-def protection_available() -> str | None:
+def protection_available(python: str | None = None) -> str | None:
     """None when the store can be made read-only for the agent here, else a sentence saying why not.
 
-    Probes for real: a forked child protects a temporary directory and tries to write into it.
+    Probes for real, the way `protected_popen` starts the agent: a child protects a temporary
+    directory and tries to write into it.
     """
     if _libc is None:
         return f"read-only store protection needs Linux mount namespaces; this is {sys.platform}"
@@ -331,36 +332,95 @@ def protection_available() -> str | None:
     except OSError as exc:
         return f"read-only store protection cannot be probed: no temporary directory ({exc.strerror})"
     try:
-        preexec = read_only_paths_preexec([Path(probe_dir)])
-        target = os.path.join(probe_dir, "probe")
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
-            try:
-                preexec()
-                try:
-                    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
-                    code = 3  # written: the protection did not hold
-                except OSError as exc:
-                    code = 0 if exc.errno == errno.EROFS else 4
-            except BaseException:
-                code = 2
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
+        interpreter = python or sys.executable
+        child, _ = protected_popen(
+            [interpreter, "-S", "-E", "-c", _PROBE, os.path.join(probe_dir, "probe")],
+            [Path(probe_dir)],
+            python=interpreter,
+        )
+        code = child.wait()
         if code == 0:
             return None
-        if code == 2:
-            reason = (preexec.failure() or "the namespace could not be set up").removeprefix(PREFIX + ": ")
-            hints = _hints() if os.geteuid() != 0 or "CLONE_NEWUSER" in reason else []
-            extra = f" ({'; '.join(hints)})" if hints else ""
-            return f"read-only store protection is not available here: {reason}{extra}"
         return f"read-only store protection is not available here: the probe's write was not refused ({code})"
     except ProtectionError as exc:
-        return f"read-only store protection is not available here: {exc}"
+        reason = str(exc).removeprefix(PREFIX + ": ")
+        hints = _hints() if os.geteuid() != 0 or "CLONE_NEWUSER" in reason else []
+        extra = f" ({'; '.join(hints)})" if hints else ""
+        return f"read-only store protection is not available here: {reason}{extra}"
+    except OSError as exc:
+        return f"read-only store protection cannot be probed: {exc.strerror or exc}"
     finally:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(probe_dir, "probe"))
         with contextlib.suppress(OSError):
             os.rmdir(probe_dir)
+
+
+_PROBE = (
+    "import os, sys\n"
+    "try:\n"
+    "    os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600))\n"
+    "    sys.exit(3)\n"
+    "except OSError as exc:\n"
+    "    sys.exit(0 if exc.errno == 30 else 4)\n"
+)
+"""Exits 0 when its write is refused with EROFS."""
+
+_TRAMPOLINE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from agenttrace.supervise.protect import _trampoline; _trampoline(sys.argv[2:])"
+)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def protected_popen(
+    command: Sequence[str], paths: list[Path], *, python: str | None = None, **kwargs: Any
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `command` (as `subprocess.Popen(command, **kwargs)` would) with `paths` read-only for it
+    and everything it runs; return the process and how it was protected. Raises ProtectionError
+    (nothing runs then), FileNotFoundError or PermissionError when the command cannot be run.
+
+    The namespace is set up by a fresh interpreter (`python -S -E`, which then execs the command),
+    not in a `preexec_fn`: a user namespace refuses a multithreaded caller, and a child forked by a
+    program with OpenTelemetry's batch processor has a thread before any preexec_fn runs (Python's
+    at-fork handlers start one). A pipe tells the parent how it went, up to the exec.
+    """
+    ReadOnlyPaths(paths)  # a missing path is refused here, before anything starts
+    read, write = os.pipe()
+    argv = [python or sys.executable, "-S", "-E", "-c", _TRAMPOLINE, _PACKAGE_ROOT, str(write)]
+    argv += [*(str(p) for p in paths), "--", *command]
+    try:
+        child = subprocess.Popen(argv, pass_fds=(write,), **kwargs)
+    finally:
+        os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        report = pipe.read().decode("utf-8", "replace").splitlines()
+    status = dict(line.split(" ", 1) for line in report if " " in line)
+    if "mode" not in status or "exec" in status or "error" in status:
+        child.wait()
+        if "exec" in status:
+            number, _, message = status["exec"].partition(" ")
+            kind = FileNotFoundError if int(number) == errno.ENOENT else PermissionError
+            raise kind(int(number), message, command[0])
+        raise ProtectionError(status.get("error") or f"{PREFIX}: the protected start failed ({report})")
+    return child, status["mode"]
+
+
+def _trampoline(args: list[str]) -> None:  # pragma: no cover - runs in the protected child
+    """`python -S -E -c _TRAMPOLINE ROOT FD PATH... -- COMMAND...`: protect, report, exec."""
+    fd = int(args[0])
+    split = args.index("--")
+    paths, command = [Path(p) for p in args[1:split]], args[split + 1 :]
+    os.set_inheritable(fd, False)  # closed by a successful exec: the parent then reads EOF
+    try:
+        guard = ReadOnlyPaths(paths)
+        guard()
+    except ProtectionError as exc:
+        os.write(fd, f"error {exc}\n".encode())
+        os._exit(126)
+    os.write(fd, f"mode {guard.mode()}\n".encode())
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        os.write(fd, f"exec {exc.errno} {exc.strerror}\n".encode())
+        os._exit(127 if exc.errno == errno.ENOENT else 126)

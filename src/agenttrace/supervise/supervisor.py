@@ -40,6 +40,7 @@ from ..store.layout import StoreLayout
 from ..store.manifest import Manifest, write_manifest
 from . import artifacts
 from .claim_desk import CLAIMS_PATH, ENDPOINT_ENV, ClaimDesk
+from .protect import ProtectionError
 from .watcher import Proc, ProcessWatcher, become_subreaper
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from ..audit.verdict import Verdict
     from ..objective import Objective
     from ..store.writer import PartWritten
-    from .protect import ReadOnlyPaths
 
 KILL_GRACE_S = 3.0
 """Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
@@ -120,8 +120,7 @@ class Supervisor:
         self.manifest = Manifest(self.run_id, os.getpid())
         self._manifest_lock = threading.Lock()
         self._desk: ClaimDesk | None = None
-        self._preexec: ReadOnlyPaths | None = None
-        """With --protect-store: run in the child before exec, it mounts the store read-only."""
+
         self._say = say or (lambda text: None)
         self._started_ns = 0
         self._agent_ended_ns: int | None = None
@@ -150,12 +149,12 @@ class Supervisor:
 
         self.layout.require_writable()
         if self.protect_store:  # before any thread starts: the check forks
-            from .protect import protection_available, read_only_paths_preexec
+            from .protect import protection_available
 
             why_not = protection_available()
             if why_not is not None:
                 raise ConfigError(f"--protect-store is not possible here: {why_not}")
-            self._preexec = read_only_paths_preexec([self.settings.store])
+
         configure(self.settings.store, flush_interval=self.settings.flush_interval)
         sink_for(self.settings.store, self.settings.flush_interval).part_listeners.append(
             self._part_listener("supervisor")
@@ -211,27 +210,16 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             try:
-                child = subprocess.Popen(
-                    self.command,
-                    env=self._child_env(endpoint),
-                    cwd=self.cwd,
-                    process_group=0 if own_group else None,
-                    preexec_fn=self._preexec,
-                )
-            except subprocess.SubprocessError as exc:  # --protect-store failed in the child
-                if self._preexec is None:
-                    raise
-                failure = self._preexec.error(exc)
+                child = self._start(endpoint, own_group)
+            except ProtectionError as exc:  # --protect-store could not be set up: nothing ran
                 self._root.set_attribute("process.exit.code", 126)
-                return RunResult(self.run_id, "failed", 126, None, error=str(failure))
+                return RunResult(self.run_id, "failed", 126, None, error=str(exc))
             except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 self._root.set_attribute("process.exit.code", code)
                 what = "command not found" if code == 127 else "command cannot be run"
                 return RunResult(self.run_id, "failed", code, None, error=f"{what}: {self.command[0]}")
             self._child_pgid = child.pid if own_group else None
-            if self._preexec is not None:  # how the store was made read-only for the agent
-                self._root.set_attribute("agenttrace.run.store_protection", self._preexec.mode() or "?")
             watcher = ProcessWatcher(
                 child.pid,
                 self._process_started,
@@ -335,6 +323,23 @@ class Supervisor:
             time.sleep(0.01)
 
     # -- records --------------------------------------------------------------------------------
+    def _start(self, endpoint: str, own_group: bool) -> subprocess.Popen[bytes]:
+        """Start the agent; with --protect-store, in a mount namespace where the store is read-only
+        (recorded on the root span as `agenttrace.run.store_protection`)."""
+        assert self._root is not None
+        options = {
+            "env": self._child_env(endpoint),
+            "cwd": self.cwd,
+            "process_group": 0 if own_group else None,
+        }
+        if not self.protect_store:
+            return subprocess.Popen(self.command, **options)  # type: ignore[call-overload, no-any-return]
+        from .protect import protected_popen
+
+        child, mode = protected_popen(self.command, [self.settings.store], **options)
+        self._root.set_attribute("agenttrace.run.store_protection", mode)
+        return child
+
     def _child_env(self, endpoint: str) -> dict[str, str]:
         assert self._root is not None
         carrier: dict[str, str] = {}
