@@ -255,3 +255,37 @@ def test_protect_store_makes_the_store_read_only_for_the_agent(tmp_path: Path) -
     (row,) = query(store, "SELECT attributes['agenttrace.run.store_protection'] AS mode FROM spans "
                           "WHERE attributes['agenttrace.span.type'] = 'run'")  # fmt: skip
     assert row["mode"] == "mount namespace"
+
+
+def test_spool_records_changed_while_the_run_is_recorded_fail_it(tmp_path: Path) -> None:
+    """The agent rewrites a byte in the middle of each spool segment of its own run (the
+    supervisor's and the receiver's), in the default store under its working directory. (Bytes it
+    appends are overwritten by the writer's next record: a writer writes at its own offset.)"""
+    command = agent(
+        tmp_path,
+        """\
+        import glob, os, time
+        folder = os.path.join(".agenttrace", "spool", os.environ["AGENTTRACE_RUN_ID"])
+        deadline = time.monotonic() + 20
+        while not glob.glob(os.path.join(folder, "*.arrows")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        segments = sorted(glob.glob(os.path.join(folder, "*.arrows")))
+        assert segments, "no spool segment to tamper with"
+        for path in segments:
+            with open(path, "r+b") as f:
+                size = f.seek(0, 2)
+                f.seek(size // 2)
+                byte = f.read(1)
+                f.seek(size // 2)
+                f.write(bytes([byte[0] ^ 0xFF]))
+        print("tampered with", len(segments))
+        """,
+    )
+    result = run_cli("run", "--json", "--", *command, cwd=tmp_path, timeout=90,
+                     env={"AGENTTRACE_FLUSH_INTERVAL": "0.1"})  # fmt: skip
+    assert "tampered with" in result.stdout, result.stderr
+    assert result.returncode == 1, result.stderr
+    verdict = json.loads(result.stdout[result.stdout.index("{") :])
+    (integrity,) = [g for g in verdict["gates"] if g["name"] == "integrity"]
+    assert integrity["status"] == "fail"
+    assert any(".arrows" in v["reason"] for v in integrity["violations"]), integrity

@@ -1,6 +1,6 @@
 -- description: The run's records are as its supervisor wrote them: no part added, changed or deleted since, and the manifest is there.
 -- severity: error
--- applies: SELECT supervised OR recorded_gates IS NOT NULL FROM runs WHERE run_id = $run_id
+-- applies: SELECT EXISTS (FROM supervised_runs WHERE run_id = $run_id) OR EXISTS (FROM runs WHERE run_id = $run_id AND recorded_gates IS NOT NULL)
 SELECT reason, NULL::VARCHAR AS span_id, part
 FROM integrity_problems
 WHERE run_id = $run_id

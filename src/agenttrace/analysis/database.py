@@ -130,6 +130,10 @@ class Database:
             keep = pc.invert(pc.is_in(snap.spool_spans.column("RunId"), pa.array(self._supervised)))
             snap.spool_spans = snap.spool_spans.filter(keep)
 
+    def is_supervised(self, run_id: str) -> bool:
+        """Whether the run has a supervisor's manifest (even one that cannot be read)."""
+        return run_id in self._supervised
+
     def _sandbox(self) -> None:
         """From here on the connection reads files inside the store only, writes none, loads no
         extension, and cannot be reconfigured (DuckDB's own settings; see the module docstring)."""

@@ -40,6 +40,8 @@ class Verdict:
     reasons: list[str]
     gates_recorded: bool = False
     """Whether the run recorded its gate set at its start (`agenttrace run` does)."""
+    supervised: bool = False
+    """Whether a supervisor's manifest covers the run (`agenttrace run` recorded it)."""
 
     @property
     def succeeded(self) -> bool:
@@ -96,9 +98,12 @@ def audit(db: Database, run_id: str, gates: list[Gate], online: bool = False) ->
         db.set_url_checks(check_urls(urls))
     db.materialize()  # a dozen gate queries over the same views: compute them once
     rows = db.report("run_ending", run_id=run_id)
-    if not rows:
+    if rows:
+        run = rows[0]
+    elif db.is_supervised(run_id):  # its supervisor recorded it, and its records are gone: tampered
+        run = {"state": "failed", "exit_code": None, "signal": None, "recorded_gates": None}
+    else:
         raise QueryError(f"run {run_id} has no spans to audit")
-    run = rows[0]
     results = [evaluate(db, gate, run_id) for gate in gates]
     reasons: list[str] = []
     if run["state"] in NOT_DONE_STATES:
@@ -112,7 +117,8 @@ def audit(db: Database, run_id: str, gates: list[Gate], online: bool = False) ->
     else:
         state = "failed" if reasons else "succeeded"
     recorded = any(g.recorded for g in gates) or bool(run.get("recorded_gates"))
-    return Verdict(run_id, state, run["exit_code"], run["signal"], results, reasons, recorded)
+    supervised = db.is_supervised(run_id)
+    return Verdict(run_id, state, run["exit_code"], run["signal"], results, reasons, recorded, supervised)
 
 
 __all__ = ["GateResult", "Verdict", "audit", "evaluate"]

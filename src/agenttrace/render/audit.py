@@ -43,6 +43,14 @@ def verdict_table(verdict: Verdict) -> Group:
                 style="yellow",
             )
         )
+    elif not verdict.gates_recorded and verdict.supervised:
+        parts.append(
+            Text(
+                "  the gate set the run recorded is gone with its records: audited with the gates of "
+                "this version",
+                style="yellow",
+            )
+        )
     elif not verdict.gates_recorded:
         parts.append(
             Text(

@@ -446,12 +446,21 @@ class StoreWriter:
             except OSError as exc:
                 raise StoreError(f"cannot read spool segment {segment.path}: {exc.strerror or exc}") from exc
             problem = segment.check(data)
+            intact = (
+                problem is not None
+                and len(data) > segment.nbytes
+                and not segment.check(data[: segment.nbytes])
+            )
+            if intact:  # bytes added after what this writer wrote: its own records are whole
+                data = data[: segment.nbytes]
             read = parse_segment(data, SPAN_SCHEMA)
             if problem is None and read.problem is not None:  # cannot happen unless Arrow changed
                 problem = f"spool segment {segment.path}: {read.problem}"
             if problem is not None:
                 problems.append(problem)
                 tampered.append(segment)
+                if not intact:  # changed within: none of its records are kept (forged, or garbled:
+                    continue  # Arrow does not check that strings are UTF-8)
             tables.append(read.table)
         table = pa.concat_tables(tables) if tables else SPAN_SCHEMA.empty_table()
         event = None
