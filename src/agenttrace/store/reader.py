@@ -133,7 +133,8 @@ def _read_run_spool(
                 with contextlib.suppress(OSError):
                     lock.unlink()
         for leftover in entries:  # a lock a writer died taking, before renaming it into place
-            if leftover.name.startswith(".") and leftover.name.endswith(".tmp") and not writer_alive(leftover):
+            name = leftover.name
+            if name.startswith(".") and name.endswith(".tmp") and not writer_alive(leftover):
                 with contextlib.suppress(OSError):
                     leftover.unlink()
         with contextlib.suppress(OSError):
