@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from conftest import BIN, query, run_cli
 
+CORPUS = Path(__file__).resolve().parent / "corpus"
 FORGED_GATE = "-- description: forged by the agent\nSELECT 'x' AS reason, NULL AS span_id WHERE false\n"
 
 
@@ -261,29 +263,10 @@ def test_spool_records_changed_while_the_run_is_recorded_fail_it(tmp_path: Path)
     """The agent rewrites a byte in the middle of each spool segment of its own run (the
     supervisor's and the receiver's), in the default store under its working directory. (Bytes it
     appends are overwritten by the writer's next record: a writer writes at its own offset.)"""
-    command = agent(
-        tmp_path,
-        """\
-        import glob, os, time
-        folder = os.path.join(".agenttrace", "spool", os.environ["AGENTTRACE_RUN_ID"])
-        deadline = time.monotonic() + 20
-        while not glob.glob(os.path.join(folder, "*.arrows")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        segments = sorted(glob.glob(os.path.join(folder, "*.arrows")))
-        assert segments, "no spool segment to tamper with"
-        for path in segments:
-            with open(path, "r+b") as f:
-                size = f.seek(0, 2)
-                f.seek(size // 2)
-                byte = f.read(1)
-                f.seek(size // 2)
-                f.write(bytes([byte[0] ^ 0xFF]))
-        print("tampered with", len(segments))
-        """,
-    )
+    shutil.copy(CORPUS / "tampered-spool" / "agent.py", tmp_path / "agent.py")  # the corpus case, live
+    command = [sys.executable, str(tmp_path / "agent.py")]
     result = run_cli("run", "--json", "--", *command, cwd=tmp_path, timeout=90,
                      env={"AGENTTRACE_FLUSH_INTERVAL": "0.1"})  # fmt: skip
-    assert "tampered with" in result.stdout, result.stderr
     assert result.returncode == 1, result.stderr
     verdict = json.loads(result.stdout[result.stdout.index("{") :])
     (integrity,) = [g for g in verdict["gates"] if g["name"] == "integrity"]
