@@ -272,3 +272,93 @@ def test_spool_records_changed_while_the_run_is_recorded_fail_it(tmp_path: Path)
     (integrity,) = [g for g in verdict["gates"] if g["name"] == "integrity"]
     assert integrity["status"] == "fail"
     assert any(".arrows" in v["reason"] for v in integrity["violations"]), integrity
+
+
+def test_checks_that_run_the_agents_code_see_the_protected_store_read_only_and_leave_nothing(
+    tmp_path: Path,
+) -> None:
+    """A `command` criterion runs after the agent, on code the agent wrote: under --protect-store it
+    sees the store read-only too, and a daemon it starts is gone before the audit."""
+    store = tmp_path / "store"
+    (tmp_path / "check.sh").write_text(
+        "echo forged > store/forged.txt || echo REFUSED\n"
+        "setsid sleep 31.4159 </dev/null >/dev/null 2>&1 &\n"
+        "exit 0\n"
+    )
+    (tmp_path / "objective.toml").write_text(
+        'goal = "nothing"\n\n[[criteria]]\nid = "check"\ncommand = "sh check.sh"\ntimeout = "30s"\n'
+    )
+    result = agenttrace_run(
+        tmp_path, "--json", "--protect-store", "--objective", str(tmp_path / "objective.toml"), "--", "true"
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (store / "forged.txt").exists()
+    (row,) = query(store, "SELECT output_tail FROM verifications WHERE type = 'criterion'")
+    assert "Read-only file system" in row["output_tail"] and "REFUSED" in row["output_tail"]
+    left = subprocess.run(["pgrep", "-f", "sleep 31.4159"], capture_output=True, text=True, check=False)
+    assert left.stdout.strip() == "", "the check's daemon outlived it"
+
+
+SWAPPED = """
+import dataclasses, json, sys
+import agenttrace.audit.record as record
+from agenttrace.supervise.supervisor import Supervisor
+
+real = record.audit_and_record
+
+def swapped(*args, **kwargs):  # what a successful swap of the parts would make the audit see
+    return dataclasses.replace(real(*args, **kwargs), state="succeeded", reasons=[])
+
+record.audit_and_record = swapped
+supervisor = Supervisor(["sh", "-c", "exit 3"], store=sys.argv[1])
+verdict = supervisor.audit(supervisor.run())
+print(json.dumps(verdict.as_json()))
+"""
+
+
+def test_what_the_supervisor_saw_overrules_a_store_changed_under_the_audit(tmp_path: Path) -> None:
+    """If a process the agent left behind swaps the store's parts between the audit's integrity
+    check and its reading of them, the stored record may say `succeeded`. The supervisor saw the
+    command exit 3: the run fails on `integrity`, and that is the verdict recorded."""
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-c", SWAPPED, str(store)], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["state"] == "failed"
+    assert verdict["reasons"][-1] == (
+        "integrity: the stored record says the run succeeded, but the supervisor saw the run ended "
+        "failed; the agent exited with code 3: the store was changed under the audit"
+    )
+    (run,) = query(store, "SELECT state FROM runs")
+    assert run["state"] == "failed"
+
+
+def test_the_agent_cannot_report_a_failed_process_as_a_success(tmp_path: Path) -> None:
+    """The agent's child exits 4; the agent then reports that process (same pid) as exiting 0."""
+    command = agent(
+        tmp_path,
+        """\
+        import json, os, subprocess, time, urllib.request
+        started = time.time_ns()
+        child = subprocess.Popen(["sh", "-c", "sleep 0.3; exit 4"])
+        child.wait()
+        _, trace_id, root_id, _ = os.environ["TRACEPARENT"].split("-")
+        attrs = {"agenttrace.span.type": "process", "agenttrace.process.source": "python",
+                 "process.pid": str(child.pid), "process.exit.code": "0", "process.command_line": "sh"}
+        span = {"traceId": trace_id, "spanId": "00000000000000e1", "parentSpanId": root_id, "name": "process sh",
+                "startTimeUnixNano": str(started), "endTimeUnixNano": str(time.time_ns()),
+                "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]}
+        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+        request = urllib.request.Request(os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] + "/v1/traces", body,
+                                         {"Content-Type": "application/json"})
+        assert urllib.request.urlopen(request).status == 200
+        print(child.pid)
+        """,
+    )
+    result = agenttrace_run(tmp_path, "--", *command)
+    pid = int(result.stdout.strip().splitlines()[-1])
+    rows = query(tmp_path / "store", "SELECT exit_code, origin FROM processes WHERE pid = $pid", {"pid": pid})
+    assert rows and all(r["exit_code"] == 4 for r in rows), rows
+    assert result.returncode == 1, "the failed process is not recovered by a forged success"

@@ -88,3 +88,21 @@ def test_a_full_disk_is_one_store_error_and_loses_nothing_stored(tmp_path: Path)
     assert copies == [kept]
     assert (tmp_path / "store" / "artifacts" / "sha256" / kept[:2] / kept).read_text() == "kept\n"
     assert not list((tmp_path / "store" / "artifacts" / "tmp").iterdir())
+
+
+def test_a_file_is_stored_only_if_what_was_opened_is_inside_the_folder(tmp_path: Path) -> None:
+    """The check is on the opened file, so a symlink swapped in after a path check is caught."""
+    from agenttrace.store.artifact_store import OutsideError
+
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    (outside / "secret").write_text("private\n")
+    (work / "report.md").write_text("mine\n")
+    (work / "report-link").symlink_to(outside / "secret")
+    store = ArtifactStore(StoreLayout(tmp_path / "store"), 1 << 20)
+    assert store.put(work / "report.md", within=work).stored
+    with pytest.raises(OutsideError):
+        store.put(work / "report-link", within=work)
+    copies = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert all(b"private" not in p.read_bytes() for p in copies)

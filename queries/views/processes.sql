@@ -5,7 +5,8 @@
 -- descendant, any language, exit code only where the kernel tells it), and the Python bootstrap
 -- records the subprocesses it spawns exactly (source `python`: exit code, parent tool span). The
 -- exact record wins; `alive_at_exit` comes from the watcher, the only one that looks at the end.
--- Only the supervisor's records are the watcher's: the agent cannot report itself one.
+-- Only the supervisor's records are the watcher's: the agent cannot report itself one, and where the
+-- watcher knows how a process ended, that wins over what the agent reported about it.
 CREATE OR REPLACE VIEW processes AS
 WITH candidates AS (
     SELECT
@@ -24,7 +25,8 @@ WITH candidates AS (
         ended,
         status_code,
         CASE WHEN attributes['agenttrace.process.source'] = 'watcher' AND origin = 'agent' THEN 'span'
-             ELSE coalesce(attributes['agenttrace.process.source'], 'span') END AS source
+             ELSE coalesce(attributes['agenttrace.process.source'], 'span') END AS source,
+        origin
     FROM spans
     WHERE attributes['agenttrace.span.type'] = 'process'
        OR (attributes['process.pid'] IS NOT NULL
@@ -34,7 +36,14 @@ WITH candidates AS (
 ),
 watched AS (SELECT * FROM candidates WHERE source = 'watcher'),
 exact AS (SELECT * FROM candidates WHERE source <> 'watcher')
-SELECT e.* REPLACE (e.alive_at_exit OR coalesce(w.alive_at_exit, false) AS alive_at_exit)
+SELECT e.* REPLACE (
+    e.alive_at_exit OR coalesce(w.alive_at_exit, false) AS alive_at_exit,
+    -- the agent's own record of a process does not override how the supervisor saw it end
+    CASE WHEN e.origin = 'agent' AND (w.exit_code IS NOT NULL OR w.signal IS NOT NULL)
+         THEN w.exit_code ELSE e.exit_code END AS exit_code,
+    CASE WHEN e.origin = 'agent' AND (w.exit_code IS NOT NULL OR w.signal IS NOT NULL)
+         THEN w.signal ELSE e.signal END AS signal
+)
 FROM exact e
 LEFT JOIN watched w
   ON w.run_id = e.run_id AND w.pid = e.pid AND abs(epoch(w.start_time) - epoch(e.start_time)) < 2

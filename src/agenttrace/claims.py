@@ -31,7 +31,7 @@ from opentelemetry.trace import Span
 
 from . import config, constants
 from .errors import AgentTraceError, ConfigError, StoreError
-from .store.artifact_store import ArtifactStore, NotAFileError
+from .store.artifact_store import ArtifactStore, NotAFileError, OutsideError
 from .store.layout import StoreLayout
 from .supervise.artifacts import event_attributes
 
@@ -81,7 +81,9 @@ def resolve_evidence(
     if outside:
         return record | {"error": outside}
     try:
-        stored = artifacts.put(path)
+        stored = artifacts.put(path, within=workdir or cwd)
+    except OutsideError:  # swapped for a link to outside between the check and the open
+        return record | {"error": _outside(Path(os.path.realpath(workdir or cwd)))}
     except FileNotFoundError:
         return record | {"error": "no such file"}
     except IsADirectoryError:
@@ -108,6 +110,10 @@ def outside_workdir(path: Path, workdir: Path) -> str | None:
         return f"cannot be resolved: {exc}"
     if real == root or root in real.parents:
         return None
+    return _outside(root)
+
+
+def _outside(root: Path) -> str:
     return (
         f"is outside the run's working directory {root}: a claim may cite only files inside it "
         "(copy what backs the claim into the working directory)"

@@ -22,10 +22,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -55,6 +56,9 @@ class Verifier:
     say: Callable[[str], None] = lambda text: None
     stopped: str | None = None
     """Set (to a reason) from a signal handler: the running command is stopped, the rest skipped."""
+    protect: list[Path] = field(default_factory=list)
+    """Paths `command` criteria see read-only (`agenttrace run --protect-store`: they run code
+    the agent wrote)."""
 
     @classmethod
     def for_run(
@@ -315,15 +319,43 @@ def _covered(item: str, text: str, match: str) -> bool:
 
 def _run(command: str, cwd: Path, out: Any, timeout: float, verifier: Verifier) -> tuple[int, bool]:
     """Run `command` with /bin/sh in its own session; (exit code, timed out). On timeout, or
-    when the verifier is stopped, its whole process group gets SIGTERM, then SIGKILL."""
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", command],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    when the verifier is stopped, its whole process group gets SIGTERM, then SIGKILL; when it
+    ends, whatever it left running is killed (its group, and processes that left the group but came
+    back to this process, a subreaper under `agenttrace run`): a check must not leave a daemon
+    behind that could change the run's record during the audit. With `verifier.protect`, the
+    command sees those paths read-only."""
+    options: dict[str, Any] = {
+        "cwd": cwd, "stdin": subprocess.DEVNULL, "stdout": out, "stderr": subprocess.STDOUT,
+        "start_new_session": True,
+    }  # fmt: skip
+    before = _descendants()
+    if verifier.protect:
+        from .supervise.protect import protected_popen
+
+        proc, _ = protected_popen(["/bin/sh", "-c", command], verifier.protect, **options)
+    else:
+        proc = subprocess.Popen(["/bin/sh", "-c", command], **options)
+    try:
+        return _wait(proc, timeout, verifier)
+    finally:
+        _kill_new_descendants(before)
+
+
+def _descendants() -> set[int]:
+    with contextlib.suppress(psutil.Error):
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    return set()
+
+
+def _kill_new_descendants(before: set[int]) -> None:
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process().children(recursive=True):
+            if child.pid not in before:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float, verifier: Verifier) -> tuple[int, bool]:
     timed_out = False
     deadline = time.monotonic() + timeout
     try:
@@ -346,7 +378,7 @@ def _run(command: str, cwd: Path, out: Any, timeout: float, verifier: Verifier) 
         _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
-    _signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind
+    _signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind in its group
     code = proc.returncode
     return (128 - code if code < 0 else code), timed_out
 

@@ -43,7 +43,13 @@ def record_verdict(verdict: Verdict, trace_id: int, root_span_id: int) -> None:
 
 
 def audit_and_record(
-    store: Path, run_id: str, root: SpanContext, gates: list[Gate], manifest: Manifest | None = None
+    store: Path,
+    run_id: str,
+    root: SpanContext,
+    gates: list[Gate],
+    manifest: Manifest | None = None,
+    *,
+    record: bool = True,
 ) -> Verdict:
     """Audit a finished run with `gates`, record the verdict in it, and make that durable. With
     `manifest` (the supervisor's own), the run's parts are checked against it rather than against
@@ -56,6 +62,7 @@ def audit_and_record(
     manifests = {run_id: manifest} if manifest is not None else None
     with Database(StoreLayout(store), runs=[run_id], verify=True, manifests=manifests) as db:
         verdict = audit(db, run_id, gates)
-    record_verdict(verdict, root.trace_id, root.span_id)
-    _finish(run_id, str(store))
+    if record:
+        record_verdict(verdict, root.trace_id, root.span_id)
+        _finish(run_id, str(store))
     return verdict

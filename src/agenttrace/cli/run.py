@@ -142,7 +142,7 @@ def run(
             print_json(_as_json(result, None))
         console.print(f"Error: {result.error}", markup=False, highlight=False)
         raise typer.Exit(2)
-    verdict = supervisor.audit()
+    verdict = supervisor.audit(result)
     stderr(wide=True).print(verdict_table(verdict))
     if json_:
         print_json(_as_json(result, verdict))

@@ -78,11 +78,13 @@ class ArtifactStore:
     def has(self, sha256: str) -> bool:
         return self.path_of(sha256).is_file()
 
-    def put(self, source: Path) -> StoredFile:
+    def put(self, source: Path, within: Path | None = None) -> StoredFile:
         """Hash `source` and keep a copy. Raises FileNotFoundError, IsADirectoryError,
         PermissionError or NotAFileError for the source, StoreError when the store cannot take
         the copy."""
         with open_regular(source) as f:
+            if within is not None:
+                _check_within(f.fileno(), source, within)
             size = os.fstat(f.fileno()).st_size
             if size > self.max_bytes:
                 digest, head, size = _hash_only(f)
@@ -136,6 +138,22 @@ class ArtifactStore:
             self._made.add(folder)
 
 
+class OutsideError(PermissionError):
+    """The file opened is not inside the folder it had to be in."""
+
+
+def _check_within(fd: int, source: Path, within: Path) -> None:
+    """Raise OutsideError unless the file open as `fd` is inside `within`: checked on what was
+    opened, not on the path, so a symlink swapped in after a path check cannot get around it."""
+    try:
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return  # no /proc: the caller's path check is all there is
+    root = Path(os.path.realpath(within))
+    if opened != root and root not in opened.parents:
+        raise OutsideError(errno.EACCES, f"{source} is not inside {root}", str(source))
+
+
 def _hash_only(f: object) -> tuple[str, bytes, int]:
     digest = hashlib.sha256()
     head = b""
@@ -169,4 +187,12 @@ def content_type(path: Path, head: bytes) -> str:
     return "application/octet-stream"
 
 
-__all__ = ["ArtifactStore", "NotAFileError", "StoredFile", "content_type", "open_regular", "sha256_file"]
+__all__ = [
+    "ArtifactStore",
+    "NotAFileError",
+    "OutsideError",
+    "StoredFile",
+    "content_type",
+    "open_regular",
+    "sha256_file",
+]

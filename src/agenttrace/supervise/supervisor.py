@@ -15,6 +15,7 @@ listed, with its sha256 and who reported it, in the run's manifest, which the au
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import os
 import shlex
@@ -384,17 +385,34 @@ class Supervisor:
             self.manifest.complete = True
             write_manifest(self.layout, self.manifest)
 
-    def audit(self) -> Verdict:
+    def audit(self, result: RunResult) -> Verdict:
         """Audit the finished run with the gates fixed at its start, over the parts its manifest
         lists (held here, not read back from the store), record the verdict, and write the
-        manifest again with the verdict's part in it."""
-        from ..audit.record import audit_and_record
+        manifest again with the verdict's part in it.
 
-        self.seal_manifest()
+        What the supervisor saw itself has the last word: a verdict of success for a run whose
+        command it saw fail, or leave processes running, means the store was changed under the
+        audit (by a process the agent left behind), and the run fails on `integrity`."""
+        from ..api import _finish
+        from ..audit.record import audit_and_record, record_verdict
+
+        try:
+            self.seal_manifest()
+        except AgentTraceError as exc:  # the agent blocked the manifest's path: audit from memory
+            with self._manifest_lock:
+                self.manifest.problems.append(f"the run's manifest could not be written: {exc}")
+        with self._manifest_lock:
+            manifest = copy.deepcopy(self.manifest)  # parts written meanwhile are not audited
         verdict = audit_and_record(
-            self.settings.store, self.run_id, self.root_context, self.gates, manifest=self.manifest
+            self.settings.store, self.run_id, self.root_context, self.gates, manifest=manifest, record=False
         )
-        self.seal_manifest()
+        seen = _what_failed(result)
+        if verdict.succeeded and seen:
+            verdict = _overruled(verdict, seen)
+        record_verdict(verdict, self.root_context.trace_id, self.root_context.span_id)
+        _finish(self.run_id, str(self.settings.store))
+        with contextlib.suppress(AgentTraceError):  # already a problem of the verdict just given
+            self.seal_manifest()
         return verdict
 
     def _span_of(self, pid: int) -> Span | None:
@@ -490,6 +508,8 @@ class Supervisor:
             return
         skip = {"timed_out": "the run timed out", "cancelled": "the run was cancelled"}.get(result.state)
         verifier = Verifier.for_run(self._root, self.run_id, self.cwd, self.settings, self._tracer, self._say)
+        if self.protect_store:  # the checks run code the agent wrote: the store stays out of its reach
+            verifier.protect = [self.settings.store]
 
         def interrupted(signum: int, frame: object) -> None:
             verifier.stopped = f"verification was interrupted ({signal.Signals(signum).name})"
@@ -507,15 +527,17 @@ class Supervisor:
 
     def _claimed_files(self) -> list[str]:
         """Files the run's claims cited: those the supervisor recorded, and any the agent reported
-        in claims of its own over OTLP (read back from the store), to be hashed again."""
-        from ..claims import files_cited_in_store
+        in claims of its own over OTLP (read back from the store) inside the working directory,
+        to be hashed again."""
+        from ..claims import files_cited_in_store, outside_workdir
 
         recorded = self._desk.cited_files if self._desk is not None else []
         try:
             reported = files_cited_in_store(self.layout, self.run_id)
         except (AgentTraceError, OSError):
             reported = []
-        return sorted(set(recorded) | set(reported))
+        inside = [p for p in reported if not outside_workdir(Path(p), self.cwd)]
+        return sorted(set(recorded) | set(inside))
 
     def _state(self, state: str) -> None:
         if self._root is not None:
@@ -551,6 +573,39 @@ class Supervisor:
         root.set_attribute(constants.RUN_STATE, state)
         self._state(state)
         root.end()
+
+
+def _what_failed(result: RunResult) -> list[str]:
+    """What the supervisor itself saw go wrong with the run (any of it fails the run)."""
+    seen = []
+    if result.state != "succeeded":
+        seen.append(f"the run ended {result.state}")
+    if result.signal is not None:
+        seen.append(f"the agent was killed by signal {signal_name(result.signal)}")
+    elif result.exit_code not in (0, None):
+        seen.append(f"the agent exited with code {result.exit_code}")
+    if result.orphans:
+        seen.append(f"{len(result.orphans)} process(es) were still running when the agent exited")
+    return seen
+
+
+def _overruled(verdict: Verdict, seen: list[str]) -> Verdict:
+    """A verdict of success that contradicts what the supervisor saw: the run failed."""
+    from ..audit.verdict import GateResult
+
+    reason = (
+        "the stored record says the run succeeded, but the supervisor saw "
+        + "; ".join(seen)
+        + ": the store was changed under the audit"
+    )
+    gates = [
+        GateResult(g.gate, "fail", [*g.violations, {"reason": reason, "span_id": None}])
+        if g.gate.name == "integrity"
+        else g
+        for g in verdict.gates
+    ]
+    reasons = [*verdict.reasons, f"integrity: {reason}"]
+    return dataclasses.replace(verdict, state="failed", gates=gates, reasons=reasons)
 
 
 _GONE = contextlib.suppress(ProcessLookupError, PermissionError)
