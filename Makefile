@@ -46,3 +46,29 @@ bench: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) $(DEMO_STORE) demo-answer.md .pytest_cache .ruff_cache
+
+# make agents: the real CLI coding agents (Claude Code, Codex, Gemini CLI) from npm, pinned in
+# tests/agents/package.json and package-lock.json, installed into .agents/node_modules
+# (git-ignored; `npm ci` from the lock file, `npm install` writing it back when there is none).
+# Runs npm only when the install is missing or a pinned file changed. Needs node >= 20 and npm.
+AGENTS_DIR := .agents
+AGENTS_STAMP := $(AGENTS_DIR)/node_modules/.agenttrace-installed
+AGENTS_PINS := tests/agents/package.json $(wildcard tests/agents/package-lock.json)
+
+.PHONY: agents
+
+agents: $(AGENTS_STAMP)
+
+$(AGENTS_STAMP): $(AGENTS_PINS)
+	@command -v npm >/dev/null || { echo "make agents: npm not found (install Node.js >= 20 with npm)" >&2; exit 1; }
+	mkdir -p $(AGENTS_DIR)
+	cp tests/agents/package.json $(AGENTS_DIR)/package.json
+	if [ -f tests/agents/package-lock.json ]; then \
+		cp tests/agents/package-lock.json $(AGENTS_DIR)/package-lock.json && \
+		cd $(AGENTS_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		rm -f $(AGENTS_DIR)/package-lock.json && \
+		(cd $(AGENTS_DIR) && npm install --no-audit --no-fund --loglevel=error) && \
+		cp $(AGENTS_DIR)/package-lock.json tests/agents/package-lock.json; \
+	fi
+	touch $@
