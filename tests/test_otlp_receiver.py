@@ -216,8 +216,9 @@ def test_malformed_requests_get_400_with_what_is_wrong(
 
 
 def test_wrong_path_is_404(server: OtlpServer) -> None:
-    got, text, _ = post(f"{server.endpoint}/v1/logs", b"{}", {"Content-Type": "application/json"})
-    assert got == 404 and "/v1/traces" in text.decode()
+    got, text, _ = post(f"{server.endpoint}/v1/profiles", b"{}", {"Content-Type": "application/json"})
+    assert got == 404
+    assert all(path in text.decode() for path in ("/v1/traces", "/v1/logs", "/v1/metrics"))
 
 
 def test_over_the_body_limit_is_413(store: Path) -> None:

@@ -13,5 +13,22 @@ SELECT *, NULL::VARCHAR AS _Origin FROM _part_spans
 UNION ALL BY NAME
 SELECT *, NULL::VARCHAR AS _Origin FROM _spool_spans;
 
+
+-- The same for OTLP log records and for metric data points (samples), with the same `_Origin`.
+CREATE OR REPLACE VIEW raw_logs AS
+SELECT *, 'supervisor' AS _Origin FROM _part_logs_supervisor
+UNION ALL BY NAME
+SELECT *, 'agent' AS _Origin FROM _part_logs_agent
+UNION ALL BY NAME
+SELECT *, NULL::VARCHAR AS _Origin FROM _part_logs
+UNION ALL BY NAME
+SELECT *, NULL::VARCHAR AS _Origin FROM _spool_logs;
+
 CREATE OR REPLACE VIEW raw_samples AS
-SELECT * FROM _part_samples;
+SELECT *, 'supervisor' AS _Origin FROM _part_samples_supervisor
+UNION ALL BY NAME
+SELECT *, 'agent' AS _Origin FROM _part_samples_agent
+UNION ALL BY NAME
+SELECT *, NULL::VARCHAR AS _Origin FROM _part_samples
+UNION ALL BY NAME
+SELECT *, NULL::VARCHAR AS _Origin FROM _spool_samples;

@@ -7,8 +7,9 @@ databases, install or load extensions, and its configuration is locked. Together
 store and nothing else.
 
 Runs recorded by `agenttrace run` have a manifest (`store.manifest`): only the parts it lists are
-read, each row of `spans` says who reported it (`origin`: supervisor or agent), and whatever does
-not match the manifest is listed in the `integrity_problems` table for the `integrity` gate.
+read (span, log and sample parts alike), each row of `spans`, `logs` and `metrics` says who
+reported it (`origin`: supervisor or agent), and whatever does not match the manifest is listed in
+the `integrity_problems` table for the `integrity` gate.
 """
 
 from __future__ import annotations
@@ -25,21 +26,21 @@ import pyarrow.compute as pc
 
 from .. import queries
 from ..errors import QueryError, StoreError
-from ..store.layout import PARTITION_PREFIX, StoreLayout
-from ..store.manifest import Manifest, check_run, read_manifest
+from ..store.layout import KINDS, LOGS, PARTITION_PREFIX, SAMPLES, SPANS, StoreLayout
+from ..store.manifest import ORIGINS, Manifest, check_run, read_manifest
 from ..store.parts import part_decode_problem
 from ..store.reader import Snapshot, snapshot
-from ..store.schema import SAMPLE_SCHEMA, SPAN_SCHEMA
+from ..store.schema import KIND_SCHEMAS
 
 log = logging.getLogger(__name__)
 
 VIEWS = (
-    "raw", "spans", "processes", "steps", "artifacts", "claims", "gpu_samples", "runs",
+    "raw", "spans", "logs", "metrics", "processes", "steps", "artifacts", "claims", "gpu_samples", "runs",
     "verifications", "claim_evidence",
 )  # fmt: skip
 """View files in the order they are created (later views read earlier ones)."""
 
-USER_VIEWS = ("runs", "spans", "steps", "processes", "artifacts", "claims", "gpu_samples")
+USER_VIEWS = ("runs", "spans", "steps", "processes", "artifacts", "claims", "gpu_samples", "logs", "metrics")
 """The views users query; their columns are part of the contract (`verifications` and
 `claim_evidence` are there too, for the gates and for people)."""
 
@@ -47,7 +48,9 @@ URL_CHECKS_SCHEMA = pa.schema([("url", pa.string()), ("status", pa.int32()), ("e
 """`url_checks`: live answers for URLs cited as evidence (`agenttrace audit --online`)."""
 PROBLEMS_SCHEMA = pa.schema([("run_id", pa.string()), ("reason", pa.string()), ("part", pa.string())])
 """`integrity_problems`: where a manifested run's records differ from its manifest."""
-_ORIGIN_SOURCES = (("supervisor", "_part_spans_supervisor"), ("agent", "_part_spans_agent"))
+_SOURCE = {SPANS: "spans", LOGS: "logs", SAMPLES: "samples"}
+"""Each kind's name in the registered relations: `_part_<name>` (parts of runs without a
+manifest), `_part_<name>_<origin>` (a manifested run's listed parts), `_spool_<name>`."""
 
 _MAX_CORRUPT_RETRIES = 16
 _SQL_ERRORS = (
@@ -79,7 +82,8 @@ class Database:
         self.warnings: list[str] = list(self.snapshot.warnings)
         self._materialized = False
         self._url_checks_set = False
-        self._by_origin: dict[str, list[Path]] = {o: [] for o, _ in _ORIGIN_SOURCES}
+        self._by_origin: dict[str, dict[str, list[Path]]] = {k: {o: [] for o in ORIGINS} for k in KINDS}
+        """A manifested run's listed parts, by kind and origin."""
         self._problems: list[tuple[str, str, str | None]] = []
         self._supervised: list[str] = []
         self._apply_manifests(manifests or {}, verify)
@@ -91,30 +95,35 @@ class Database:
         self._sandbox()
 
     def _apply_manifests(self, given: dict[str, Manifest], verify: bool) -> None:
-        """Split the snapshot's span parts by run; for each run with a manifest, keep only the
-        parts it lists (by origin) and note every difference. Spool records of a manifested run
-        (written after its supervisor finished) are dropped and noted."""
+        """Split the snapshot's parts (spans, logs, samples) by run; for each run with a manifest,
+        keep only the parts it lists (by kind and origin) and note every difference. Spool records
+        of a manifested run (written after its supervisor finished) are dropped and noted."""
         snap = self.snapshot
         by_run: dict[str, list[Path]] = {}
-        for part in snap.span_parts:
-            by_run.setdefault(part.parent.name.removeprefix(PARTITION_PREFIX), []).append(part)
-        spool_runs = set(snap.spool_spans.column("RunId").to_pylist()) if snap.spool_spans.num_rows else set()
-        unmanifested: list[Path] = []
+        for kind in KINDS:
+            for part in snap.parts(kind):
+                by_run.setdefault(part.parent.name.removeprefix(PARTITION_PREFIX), []).append(part)
+        spool_runs: set[str] = set()
+        for kind in KINDS:
+            table = snap.spool(kind)
+            if table.num_rows:
+                spool_runs.update(table.column("RunId").to_pylist())
+        checked: set[str] = set()  # runs whose parts are those their manifest lists
         for run_id in sorted(set(by_run) | spool_runs):
             try:
                 manifest = given.get(run_id) or read_manifest(self.layout, run_id)
             except StoreError as exc:
                 self._supervised.append(run_id)
                 self._problems.append((run_id, str(exc), None))
-                unmanifested += by_run.get(run_id, [])
                 continue
             if manifest is None:
-                unmanifested += by_run.get(run_id, [])
                 continue
             self._supervised.append(run_id)
+            checked.add(run_id)
             check = check_run(self.layout, manifest, by_run.get(run_id, []), verify_hashes=verify)
-            for origin, parts in check.parts.items():
-                self._by_origin.setdefault(origin, []).extend(parts)
+            for kind, origins in check.kind_parts.items():
+                for origin, parts in origins.items():
+                    self._by_origin.setdefault(kind, {}).setdefault(origin, []).extend(parts)
             self._problems += [(run_id, reason, part) for reason, part in check.problems]
             if run_id in spool_runs:
                 self._problems.append(
@@ -125,10 +134,23 @@ class Database:
                         None,
                     )
                 )
-        snap.span_parts = unmanifested
-        if self._supervised and snap.spool_spans.num_rows:
-            keep = pc.invert(pc.is_in(snap.spool_spans.column("RunId"), pa.array(self._supervised)))
-            snap.spool_spans = snap.spool_spans.filter(keep)
+        for kind in KINDS:
+            parts = snap.parts(kind)
+            parts[:] = [p for p in parts if p.parent.name.removeprefix(PARTITION_PREFIX) not in checked]
+        if self._supervised:
+            supervised = pa.array(self._supervised)
+            if snap.spool_spans.num_rows:
+                snap.spool_spans = snap.spool_spans.filter(
+                    pc.invert(pc.is_in(snap.spool_spans.column("RunId"), supervised))
+                )
+            if snap.spool_logs.num_rows:
+                snap.spool_logs = snap.spool_logs.filter(
+                    pc.invert(pc.is_in(snap.spool_logs.column("RunId"), supervised))
+                )
+            if snap.spool_samples.num_rows:
+                snap.spool_samples = snap.spool_samples.filter(
+                    pc.invert(pc.is_in(snap.spool_samples.column("RunId"), supervised))
+                )
 
     def is_supervised(self, run_id: str) -> bool:
         """Whether the run has a supervisor's manifest (even one that cannot be read)."""
@@ -173,6 +195,8 @@ class Database:
     def _register_sources(self) -> None:
         snap = self.snapshot
         self.con.register("_spool_spans", snap.spool_spans)
+        self.con.register("_spool_logs", snap.spool_logs)
+        self.con.register("_spool_samples", snap.spool_samples)
         self.con.register("live_runs", pa.table({"run_id": pa.array(snap.live_runs, pa.string())}))
         self.con.register("supervised_runs", pa.table({"run_id": pa.array(self._supervised, pa.string())}))
         problems = list(zip(*self._problems, strict=True)) if self._problems else [[], [], []]
@@ -182,11 +206,13 @@ class Database:
         )
         if not self._url_checks_set:
             self.con.register("url_checks", URL_CHECKS_SCHEMA.empty_table())
-        for name, parts, schema in (
-            ("_part_spans", snap.span_parts, SPAN_SCHEMA),
-            *((view, self._by_origin[origin], SPAN_SCHEMA) for origin, view in _ORIGIN_SOURCES),
-            ("_part_samples", snap.sample_parts, SAMPLE_SCHEMA),
-        ):
+        sources = []
+        for kind, source in _SOURCE.items():
+            schema = KIND_SCHEMAS[kind]
+            sources.append((f"_part_{source}", snap.parts(kind), schema))
+            for origin in ORIGINS:
+                sources.append((f"_part_{source}_{origin}", self._by_origin[kind][origin], schema))
+        for name, parts, schema in sources:
             if parts:
                 relation = self.con.read_parquet([str(p) for p in parts], union_by_name=True)
             else:
@@ -201,7 +227,9 @@ class Database:
         message = str(error)
         reason = re.sub(r"\s+", " ", message.split("\n", 1)[0])
         skipped = False
-        for parts in (self.snapshot.span_parts, *self._by_origin.values(), self.snapshot.sample_parts):
+        all_parts = [self.snapshot.parts(kind) for kind in KINDS]
+        all_parts += [parts for origins in self._by_origin.values() for parts in origins.values()]
+        for parts in all_parts:
             named = [p for p in parts if str(p) in message]
             for part in named or [p for p in parts if part_decode_problem(p)]:
                 parts.remove(part)

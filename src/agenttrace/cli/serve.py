@@ -45,16 +45,18 @@ def serve(
         str | None,
         typer.Option(
             "--forward",
-            help="Also send every span, unchanged, to this OTLP/HTTP endpoint (default: "
-            "$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, if set).",
+            help="Also send every request (traces, logs, metrics), unchanged, to this OTLP/HTTP "
+            "endpoint (default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, "
+            "if set).",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Receive OTLP traces (HTTP: protobuf or JSON, gzip or not) into the store, in the foreground.
+    """Receive OTLP traces, logs and metrics (HTTP: protobuf or JSON, gzip or not) into the store,
+    in the foreground.
 
     Point any OpenTelemetry SDK or collector at it: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318.
-    A 200 means the spans are stored. Ctrl-C (or SIGTERM) stops it after storing everything.
+    A 200 means the records are stored. Ctrl-C (or SIGTERM) stops it after storing everything.
 
     Example: AGENTTRACE_TOKEN=s3cret agenttrace serve --host 0.0.0.0 --forward http://tempo:4318
     """
@@ -70,7 +72,7 @@ def serve(
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.start()
-    where = f"OTLP/HTTP on {server.endpoint}/v1/traces"
+    where = f"OTLP/HTTP on {server.endpoint}/v1/traces (and /v1/logs, /v1/metrics)"
     if server.grpc is not None:
         where += f" and OTLP/gRPC on {host}:{server.grpc.port}"
     console.print(f"agenttrace: receiving {where} into {server.store}", markup=False, highlight=False)

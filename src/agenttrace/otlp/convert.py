@@ -4,6 +4,10 @@ A span is kept or rejected on its own: one with a malformed id, or a time the st
 (nanoseconds at or past 2^63, the year 2262), is counted and described for the response's
 `partial_success`, and the rest of the request is stored. A span whose end time is 0
 has not ended: it becomes a `start` record, like the pending-span processor's.
+
+A span's run is its `agenttrace.run.id` (attribute, else resource attribute), else its trace id.
+Spans that carry an agent's session id (`SESSION_KEYS`) tell the receiver which run that session
+is in, for the log records and metrics of the session that name no run (see logs_metrics.py).
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ STATUS_CODES = ("Unset", "Ok", "Error")
 _TS = SPAN_SCHEMA.field("Timestamp").type
 MAX_TIME_NS = 2**63 - 1
 """The latest time a store timestamp (int64 nanoseconds) holds; OTLP's fixed64 goes further."""
+SESSION_KEYS = ("session.id", "conversation.id", "gen_ai.conversation.id")
+"""Attributes (of a record, else of its resource) naming an agent's session: Claude Code's
+`session.id`, Codex's `conversation.id`, Gemini CLI's resource `session.id`, the GenAI
+conventions' `gen_ai.conversation.id`. A record's own wins over its resource's."""
+_SESSION_KEYS = frozenset(SESSION_KEYS)
 
 
 @dataclass
@@ -39,6 +48,9 @@ class Converted:
     run_ids: set[str] = field(default_factory=set)
     ended_roots: set[str] = field(default_factory=set)
     """Runs whose root span (no parent) ended in this request."""
+    sessions: dict[str, str] = field(default_factory=dict)
+    """Agent session id -> the run its records named (by run id or trace id) in this request."""
+    noun: str = "span"
 
     @property
     def message(self) -> str:
@@ -46,7 +58,7 @@ class Converted:
             return ""
         shown = "; ".join(self.problems[:3])
         more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
-        return f"{self.rejected} span(s) rejected: {shown}{more}"
+        return f"{self.rejected} {self.noun}(s) rejected: {shown}{more}"
 
 
 def any_value(value: AnyValue) -> Any:
@@ -174,6 +186,7 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
     problems: list[str] = []
     run_ids: set[str] = set()
     ended_roots: set[str] = set()
+    sessions: dict[str, str] = {}
     (timestamps, trace_ids, span_ids, parent_ids, trace_states, names, kinds, services) = (
         cols[c] for c in SPAN_SCHEMA.names[:8]
     )
@@ -187,6 +200,7 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
         resource_run = resource.get(RUN_ID)
         if resource_run is not None and not is_safe_run_id(resource_run):
             resource_run = None
+        resource_session = next((resource[k] for k in SESSION_KEYS if resource.get(k)), None)
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version
@@ -212,6 +226,7 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
                 trace_hex = trace_id.hex()
                 run_id = resource_run or trace_hex
                 first = len(attr_keys)
+                session = resource_session
                 for kv in span.attributes:
                     key, value = kv.key, kv.value
                     is_text = value.WhichOneof("value") == "string_value"
@@ -220,6 +235,10 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
                     attr_values.append(text)
                     if key == RUN_ID and is_safe_run_id(text):
                         run_id = text
+                    elif key in _SESSION_KEYS and text:
+                        session = text
+                if session is not None:
+                    sessions[session] = run_id
                 count = len(attr_keys) - first
                 if count > 1 and len(set(attr_keys[first:])) != count:  # a repeated key: last one wins
                     kept = dict(zip(attr_keys[first:], attr_values[first:], strict=True))
@@ -304,7 +323,7 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
         pa.array(record_types, string),
     ]
     batch = pa.RecordBatch.from_arrays(arrays, schema=SPAN_SCHEMA)
-    return Converted(batch, batch.num_rows, rejected, problems, run_ids, ended_roots)
+    return Converted(batch, batch.num_rows, rejected, problems, run_ids, ended_roots, sessions)
 
 
 def warm_up() -> None:
@@ -316,4 +335,4 @@ def warm_up() -> None:
     convert(request)
 
 
-__all__ = ["Converted", "any_value", "as_string", "convert", "warm_up"]
+__all__ = ["SESSION_KEYS", "Converted", "any_value", "as_string", "convert", "warm_up"]

@@ -1,5 +1,11 @@
 """Forwarding (tee): pass OTLP/HTTP payloads on, unchanged, to another OTLP endpoint.
 
+All three signals are forwarded, each to its own URL (`Target.url_for`): the base endpoint's
+`/v1/traces`, `/v1/logs` and `/v1/metrics`, or the signal's own variable
+(OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT, used as it is, with OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS).
+A `--forward` URL with a path ending in `/v1/traces` sends logs and metrics to the sibling paths;
+one with another path takes traces only.
+
 Forwarding never blocks or endangers local storage: payloads wait in a bounded queue (full: the
 payload is dropped and counted), one thread sends them, and a failed send is retried a bounded
 number of times with backoff (429, 502, 503, 504 and connection errors; other statuses are final).
@@ -15,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -31,10 +37,23 @@ MAX_ATTEMPTS = 5
 TIMEOUT_S = 10.0
 
 
+SIGNALS = ("traces", "logs", "metrics")
+
+
 @dataclass(frozen=True)
 class Target:
     url: str
+    """Where traces go."""
     headers: dict[str, str]
+    others: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    """Where logs and metrics go (URL and headers), by signal name; a signal not here is not
+    forwarded."""
+
+    def url_for(self, signal: str) -> tuple[str, dict[str, str]] | None:
+        """The URL and headers a signal's payloads go to; None: not forwarded."""
+        if signal == "traces":
+            return self.url, self.headers
+        return self.others.get(signal)
 
 
 def _check_url(url: str, source: str) -> str:
@@ -51,10 +70,23 @@ def _check_url(url: str, source: str) -> str:
 def traces_url(endpoint: str, source: str) -> str:
     """An OTLP/HTTP base endpoint (`http://host:4318`) as its traces URL; a URL that already has a
     path is used as it is (as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is)."""
+    return signal_url(endpoint, source, "traces") or endpoint
+
+
+def signal_url(endpoint: str, source: str, signal: str) -> str | None:
+    """A base endpoint's URL for one signal: `<base>/v1/<signal>`. A URL with a path is used as
+    it is for traces; for logs and metrics its `/v1/traces` becomes `/v1/<signal>`, and any other
+    path gives None (not forwarded)."""
     _check_url(endpoint, source)
-    if urlsplit(endpoint).path in ("", "/"):
-        return endpoint.rstrip("/") + "/v1/traces"
-    return endpoint
+    path = urlsplit(endpoint).path
+    if path in ("", "/"):
+        return endpoint.rstrip("/") + f"/v1/{signal}"
+    if signal == "traces":
+        return endpoint
+    trimmed = endpoint.rstrip("/")
+    if trimmed.endswith("/v1/traces"):
+        return trimmed[: -len("traces")] + signal
+    return None
 
 
 def _headers(raw: str | None) -> dict[str, str]:
@@ -74,18 +106,25 @@ def target_from(
     """Where to forward: `--forward URL`, else the standard OTEL_EXPORTER_OTLP_* variables, else
     nowhere. Raises ConfigError for a URL that cannot be used."""
     env = os.environ if environ is None else environ
-    headers = {
-        **_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS")),
-        **_headers(env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")),
-    }
-    if forward:
-        return Target(traces_url(forward, "--forward URL"), headers)
-    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        url = _check_url(env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        return Target(url, headers)
-    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return Target(traces_url(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "OTEL_EXPORTER_OTLP_ENDPOINT"), headers)
-    return None
+    common = _headers(env.get("OTEL_EXPORTER_OTLP_HEADERS"))
+    targets: dict[str, tuple[str, dict[str, str]]] = {}
+    for signal in SIGNALS:
+        name = signal.upper()
+        headers = {**common, **_headers(env.get(f"OTEL_EXPORTER_OTLP_{name}_HEADERS"))}
+        url: str | None = None
+        if forward:
+            url = signal_url(forward, "--forward URL", signal)
+        elif env.get(f"OTEL_EXPORTER_OTLP_{name}_ENDPOINT"):
+            variable = f"OTEL_EXPORTER_OTLP_{name}_ENDPOINT"
+            url = _check_url(env[variable], variable)
+        elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            url = signal_url(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "OTEL_EXPORTER_OTLP_ENDPOINT", signal)
+        if url is not None:
+            targets[signal] = (url, headers)
+    traces = targets.pop("traces", None)
+    if traces is None:  # forwarding is set up by a traces (or common) endpoint
+        return None
+    return Target(traces[0], traces[1], targets)
 
 
 class Forwarder:
@@ -98,26 +137,30 @@ class Forwarder:
         self.dropped = 0
         self.retries = 0
         self.last_error: str | None = None
-        self._queue: deque[tuple[bytes, str, str | None]] = deque()
+        self._queue: deque[tuple[bytes, str, str | None, str, dict[str, str]]] = deque()
         self._queued_bytes = 0
         self._cond = threading.Condition()
         self._stopping = False
         self._sending = False
-        host = urlsplit(target.url).hostname or ""
         # A loopback backend is never reached through an HTTP proxy from the environment.
-        loopback = host in ("localhost", "127.0.0.1", "::1")
-        handlers = [urllib.request.ProxyHandler({})] if loopback else []
-        self._opener = urllib.request.build_opener(*handlers)
+        self._direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener()
         self._thread = threading.Thread(target=self._run, name="agenttrace-forward", daemon=True)
         self._thread.start()
 
-    def submit(self, body: bytes, content_type: str, content_encoding: str | None = None) -> None:
-        """Queue a payload (never blocks; a full queue drops it and counts it)."""
+    def submit(
+        self, body: bytes, content_type: str, content_encoding: str | None = None, *, signal: str = "traces"
+    ) -> None:
+        """Queue a payload of a signal (never blocks; a full queue drops it and counts it). A
+        signal the target has no URL for is not forwarded (nor counted)."""
+        where = self.target.url_for(signal)
+        if where is None:
+            return
         with self._cond:
             if self._stopping or self._queued_bytes + len(body) > MAX_QUEUED_BYTES:
                 self.dropped += 1
                 return
-            self._queue.append((body, content_type, content_encoding))
+            self._queue.append((body, content_type, content_encoding, *where))
             self._queued_bytes += len(body)
             self._cond.notify()
 
@@ -144,37 +187,41 @@ class Forwarder:
                     self._cond.wait()
                 if self._stopping and not self._queue:
                     return
-                body, content_type, encoding = self._queue.popleft()
+                body, content_type, encoding, url, headers = self._queue.popleft()
                 self._queued_bytes -= len(body)
                 self._sending = True
             try:
-                self._send(body, content_type, encoding)
+                self._send(body, content_type, encoding, url, headers)
             finally:
                 with self._cond:
                     self._sending = False
                     self._cond.notify_all()
 
-    def _send(self, body: bytes, content_type: str, encoding: str | None) -> None:
-        headers = {**self.target.headers, "Content-Type": content_type}
+    def _send(
+        self, body: bytes, content_type: str, encoding: str | None, url: str, target_headers: dict[str, str]
+    ) -> None:
+        headers = {**target_headers, "Content-Type": content_type}
         if encoding:
             headers["Content-Encoding"] = encoding
         delay = 0.2
+        loopback = (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
+        opener = self._direct if loopback else self._opener
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            request = urllib.request.Request(self.target.url, data=body, headers=headers, method="POST")
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
             try:
-                with self._opener.open(request, timeout=TIMEOUT_S) as response:
+                with opener.open(request, timeout=TIMEOUT_S) as response:
                     response.read()
                 self.forwarded += 1
                 return
             except urllib.error.HTTPError as exc:
-                error = f"HTTP {exc.code} from {self.target.url}"
+                error = f"HTTP {exc.code} from {url}"
                 retry = exc.code in RETRYABLE
                 after = exc.headers.get("Retry-After") if exc.headers else None
                 if after and after.isdigit():
                     delay = min(float(after), 10.0)
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 reason = getattr(exc, "reason", exc)
-                error = f"cannot reach {self.target.url}: {reason}"
+                error = f"cannot reach {url}: {reason}"
                 retry = True
             if not retry or attempt == MAX_ATTEMPTS or self._stopping:
                 break

@@ -1,22 +1,27 @@
 """The OTLP receiver's core, independent of the transport: check, decode, store, forward, answer.
 
+It takes all three OTLP signals: traces (`/v1/traces`, stored as span records), logs (`/v1/logs`,
+log records) and metrics (`/v1/metrics`, data points in `samples/`), each the same way.
 `Receiver.handle_http()` takes what an HTTP request carries and returns the status, headers and
 body to answer with; the HTTP and gRPC servers are thin layers over it (`precheck()` lets the HTTP
 server refuse a request from its head alone, before reading the body). A 200 is sent only after
-the spans are written to the spool (in the kernel: a crash of the receiver loses none of them);
+the records are written to the spool (in the kernel: a crash of the receiver loses none of them);
 the spool is fsynced within one flush interval, and runs whose root span has ended are sealed into
-Parquet once they have been quiet for a few intervals.
+Parquet (every kind of record of the run) once they have been quiet for a few intervals. Log
+records and data points are linked to runs as logs_metrics.py says.
 
 Bounds, whatever clients send (a run that never ends, or thousands of them, costs no more):
-- open runs: the store writer keeps at most `max_open_runs` runs open (2 descriptors each) and
-  seals the least recently written one into Parquet to open another (see store/writer.py);
+- open runs: the store writer keeps at most `max_open_runs` spools open (a run's spans, its log
+  records and its data points are one spool each, 2 descriptors each) and seals the least recently
+  written one into Parquet to open another (see store/writer.py);
   `descriptor_budget()` sizes it and the HTTP connection limit from the soft RLIMIT_NOFILE, so
   that open descriptors stay under FD_RESERVE + max_inflight + 2 x max_open_runs + max_connections
   (64 + 16 + 512 + 256 = 848 with the defaults, reached from a limit of 1,104 up; less below);
 - runs waiting to be sealed once quiet: at most MAX_PENDING_SEALS (beyond, the oldest is left to
   the writer's own sealing: nothing is lost, only sealed later);
 - `Counters.runs` counts distinct runs seen, remembering the last MAX_REMEMBERED_RUNS ids (a run
-  seen again after that is counted again);
+  seen again after that is counted again); agent sessions are remembered with their run for the
+  last `logs_metrics.MAX_SESSIONS`;
 - requests being decoded and stored: `max_inflight`; each body at most `max_body` bytes. Those
   that must seal more than UNGATED_EVICTIONS other runs to open their own (past the writer's
   bound: thousands of runs that never end) get half of them at most; beyond, 503 with
@@ -40,27 +45,34 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ..errors import AgentTraceError, ConfigError
 from ..store.layout import StoreLayout
 from ..store.writer import DEFAULT_MAX_OPEN_RUNS, MIN_OPEN_RUNS, PartWritten, StoreWriter
+from . import logs_metrics
 from .convert import Converted, convert, warm_up
 from .decode import (
     JSON,
+    LOGS,
+    METRICS,
     PROTOBUF,
+    SIGNALS,
+    TRACES,
     OtlpDecodeError,
     OtlpTooLarge,
+    Signal,
     decompress,
     encode_response,
     media_type,
     parse_request,
 )
 from .forward import Forwarder
+from .logs_metrics import SessionRuns, convert_logs, convert_metrics
 
 log = logging.getLogger("agenttrace")
 
-TRACES_PATH = "/v1/traces"
+TRACES_PATH = TRACES.path
+PATHS = ", ".join(f"{s.name} to {s.path}" for s in SIGNALS.values())
 DEFAULT_MAX_BODY = 16 << 20
 DEFAULT_MAX_INFLIGHT = 16
 RETRY_AFTER_S = 1
@@ -156,6 +168,10 @@ class Counters:
     requests: int = 0
     spans: int = 0
     rejected_spans: int = 0
+    log_records: int = 0
+    rejected_log_records: int = 0
+    data_points: int = 0
+    rejected_data_points: int = 0
     rejected_requests: int = 0
     busy: int = 0
     runs: int = 0
@@ -163,8 +179,13 @@ class Counters:
     started: float = field(default_factory=time.monotonic)
 
 
+def _warm_up() -> None:
+    warm_up()
+    logs_metrics.warm_up()
+
+
 class Receiver:
-    """Stores OTLP trace exports in one store; thread-safe."""
+    """Stores OTLP exports (traces, logs, metrics) in one store; thread-safe."""
 
     def __init__(
         self,
@@ -180,10 +201,10 @@ class Receiver:
         on_part: Callable[[PartWritten], None] | None = None,
         routes: Mapping[str, Route] | None = None,
     ) -> None:
-        """`run_id`: the receiver of one supervised run (`agenttrace run`): every span it takes is
-        that run's, whatever run the sender named. `on_part`: told of every part written.
-        `routes`: other paths it answers (the run's claim desk), each a function of the method and
-        the body returning the status and a JSON object."""
+        """`run_id`: the receiver of one supervised run (`agenttrace run`): every record it takes
+        (span, log record, data point) is that run's, whatever run the sender named. `on_part`:
+        told of every part written. `routes`: other paths it answers (the run's claim desk), each
+        a function of the method and the body returning the status and a JSON object."""
         self.token = check_token(token)
         self.run_id = run_id
         self.routes = dict(routes or {})
@@ -198,9 +219,10 @@ class Receiver:
         self.max_body = max_body
         self.forwarder = forwarder
         self.counters = Counters()
+        self.sessions = SessionRuns()
         # Arrow's lazy imports (pandas, when installed) take most of a second: pay for them on a
         # thread now rather than in the first client's request, or in `agenttrace run`'s start-up.
-        threading.Thread(target=warm_up, name="agenttrace-warm-up", daemon=True).start()
+        threading.Thread(target=_warm_up, name="agenttrace-warm-up", daemon=True).start()
         self.max_inflight = max_inflight
         self._slots = threading.BoundedSemaphore(max_inflight)
         self._openers = threading.BoundedSemaphore(max(1, max_inflight // 2))
@@ -246,10 +268,11 @@ class Receiver:
             if not self.authorized(headers.get("authorization")):
                 return self._refuse(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
             return None
-        if path != TRACES_PATH:
-            return self._refuse(404, f"no OTLP endpoint at {path}; send traces to {TRACES_PATH}")
+        signal = SIGNALS.get(path)
+        if signal is None:
+            return self._refuse(404, f"no OTLP endpoint at {path}; send {PATHS}")
         if method != "POST":
-            return self._refuse(405, f"{TRACES_PATH} takes POST", {"Allow": "POST"})
+            return self._refuse(405, f"{signal.path} takes POST", {"Allow": "POST"})
         if not self.authorized(headers.get("authorization")):
             return self._refuse(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         if media_type(headers.get("content-type")) is None:
@@ -273,49 +296,66 @@ class Receiver:
             if status >= 400:
                 self.count_refusal(status)
             return Answer(status, json.dumps(answer).encode(), "application/json")
+        signal = SIGNALS.get(path.split("?", 1)[0], TRACES)
         kind = media_type(headers.get("content-type")) or PROTOBUF
         encoding = headers.get("content-encoding")
         try:
             raw = decompress(body, encoding, self.max_body)
-            request = parse_request(raw, kind)
+            request = parse_request(raw, kind, signal)
         except OtlpTooLarge as exc:
             return self._refuse(413, str(exc))
         except OtlpDecodeError as exc:
             return self._refuse(400, str(exc))
         try:
-            converted = self.ingest(request)
+            converted = self.ingest(request, signal)
         except RunsCrowded as exc:
             return self._refuse(
                 503, f"receiver busy, retry later: {exc}", {"Retry-After": str(RETRY_AFTER_S)}
             )
         except AgentTraceError as exc:
-            log.warning("agenttrace: receiver cannot store spans: %s", exc)
+            log.warning("agenttrace: receiver cannot store %ss: %s", signal.noun, exc)
             return self._refuse(
-                503, f"cannot store spans right now: {exc}", {"Retry-After": str(RETRY_AFTER_S)}
+                503, f"cannot store {signal.noun}s right now: {exc}", {"Retry-After": str(RETRY_AFTER_S)}
             )
         if self.forwarder is not None:
             self.forwarder.submit(
-                body, kind, encoding if encoding and encoding.lower() != "identity" else None
+                body,
+                kind,
+                encoding if encoding and encoding.lower() != "identity" else None,
+                signal=signal.name,
             )
-        return Answer(200, encode_response(kind, converted.rejected, converted.message), kind)
+        return Answer(200, encode_response(kind, converted.rejected, converted.message, signal), kind)
 
-    def ingest(self, request: ExportTraceServiceRequest) -> Converted:
-        """Store a decoded request. Raises StoreError if the store cannot take it, RunsCrowded if
-        it would seal many runs to open its own while half the slots already do."""
-        converted = convert(request)
+    def convert(self, request: Any, signal: Signal = TRACES) -> Converted:
+        """A decoded request as records of the store (not stored), linked to their runs."""
+        if signal is LOGS:
+            converted = convert_logs(request, self.sessions)
+        elif signal is METRICS:
+            converted = convert_metrics(request, self.sessions)
+        else:
+            converted = convert(request)
+        if converted.sessions:
+            self.sessions.learn(converted.sessions)
         if self.run_id is not None:
             converted = _as_run(converted, self.run_id)
+        return converted
+
+    def ingest(self, request: Any, signal: Signal = TRACES) -> Converted:
+        """Store a decoded request of a signal (an Export<Signal>ServiceRequest). Raises
+        StoreError if the store cannot take it, RunsCrowded if it would seal many runs to open its
+        own while half the slots already do."""
+        converted = self.convert(request, signal)
         if converted.batch.num_rows:
             # Opening many runs past the writer's bound means sealing as many others first, which
             # is slow: such requests get half the slots at most, so other clients keep the rest.
             # A request opening a run or a few (an agent run starting) is never held up here.
-            crowded = self.writer.evictions_needed(converted.run_ids) > UNGATED_EVICTIONS
+            crowded = self.writer.evictions_needed(converted.run_ids, signal.kind) > UNGATED_EVICTIONS
             if crowded and not self._openers.acquire(blocking=False):
                 raise RunsCrowded(
                     f"{self.writer.max_open_runs} runs are open and other requests are opening more"
                 )
             try:
-                self.writer.append(converted.batch, sync=False)
+                self.writer.append(converted.batch, sync=False, kind=signal.kind)
             finally:
                 if crowded:
                     self._openers.release()
@@ -323,8 +363,15 @@ class Receiver:
         with self._lock:
             counters = self.counters
             counters.requests += 1
-            counters.spans += converted.accepted
-            counters.rejected_spans += converted.rejected
+            if signal is LOGS:
+                counters.log_records += converted.accepted
+                counters.rejected_log_records += converted.rejected
+            elif signal is METRICS:
+                counters.data_points += converted.accepted
+                counters.rejected_data_points += converted.rejected
+            else:
+                counters.spans += converted.accepted
+                counters.rejected_spans += converted.rejected
             for run_id in converted.run_ids:
                 self._note_run(run_id)
                 if run_id in self._to_seal:  # a late span: the run is not quiet yet
@@ -391,12 +438,16 @@ class Receiver:
     def status_line(self) -> str:
         c = self.counters
         elapsed = max(1e-9, time.monotonic() - c.started)
-        parts = [
-            f"spans {c.spans:,}",
+        parts = [f"spans {c.spans:,}"]
+        if c.log_records or c.data_points:
+            parts.append(f"log records {c.log_records:,}, data points {c.data_points:,}")
+        parts += [
             f"runs {c.runs:,}",
             f"{c.spans / elapsed:,.0f} spans/s",
             f"rejected {c.rejected_spans:,} spans, {c.rejected_requests:,} requests",
         ]
+        if c.rejected_log_records or c.rejected_data_points:
+            parts[-1] += f", {c.rejected_log_records:,} log records, {c.rejected_data_points:,} data points"
         if self.forwarder is not None:
             f = self.forwarder
             parts.append(

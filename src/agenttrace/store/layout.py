@@ -1,9 +1,11 @@
 """Where everything lives inside a store directory.
 
 <root>/spans/run_id=<run>/part-<seq>-<uuid>.parquet     immutable span parts
-<root>/samples/run_id=<run>/part-<seq>-<uuid>.parquet   metric samples (GPU, processes)
+<root>/logs/run_id=<run>/part-<seq>-<uuid>.parquet      immutable OTLP log record parts
+<root>/samples/run_id=<run>/part-<seq>-<uuid>.parquet   metric data points (OTLP metrics, GPU)
 <root>/spool/<run>/<writer>.lock                        held (flock) while a writer lives
-<root>/spool/<run>/<writer>-<n>.arrows                  append-only Arrow IPC stream segments
+<root>/spool/<run>/<writer>-<n>.arrows                  append-only Arrow IPC stream segments (spans)
+<root>/spool/<run>/logs/..., spool/<run>/samples/...     the same, for log records and data points
 <root>/artifacts/sha256/<aa>/<hash>                     content-addressed files
 <root>/quarantine/<run>/<file>                          unreadable spool segments, kept for a person
 <root>/manifests/<run>.json                             what `agenttrace run`'s supervisor wrote
@@ -22,7 +24,10 @@ from pathlib import Path
 from ..errors import StoreError
 
 SPANS = "spans"
+LOGS = "logs"
 SAMPLES = "samples"
+KINDS = (SPANS, LOGS, SAMPLES)
+"""The kinds of records a store holds, each in its own folder of parts and its own spool."""
 PARTITION_PREFIX = "run_id="
 
 
@@ -43,11 +48,15 @@ class StoreLayout:
         return self.root / "quarantine"
 
     def partition_dir(self, kind: str, run_id: str) -> Path:
-        """The folder holding one run's parts of one kind (`spans` or `samples`)."""
+        """The folder holding one run's parts of one kind (`spans`, `logs` or `samples`)."""
         return self.root / kind / f"{PARTITION_PREFIX}{run_id}"
 
-    def spool_run_dir(self, run_id: str) -> Path:
-        return self.spool_dir / run_id
+    def spool_run_dir(self, run_id: str, kind: str = SPANS) -> Path:
+        """The folder of one run's spool segments of one kind: spans directly in the run's spool
+        folder (as before there were other kinds), other kinds in a sub-folder named after the
+        kind, so that no reader takes one kind's segments for another's."""
+        base = self.spool_dir / run_id
+        return base if kind == SPANS else base / kind
 
     def require_readable(self) -> None:
         """Raise StoreError unless the store exists and is a directory."""

@@ -4,7 +4,7 @@ process, with its sha256 and who reported its records.
     <store>/manifests/<run>.json
     {"version": 1, "run_id": "...", "supervisor_pid": 123, "complete": true,
      "parts": [{"path": "spans/run_id=<run>/part-....parquet", "sha256": "...", "rows": 12,
-                "origin": "supervisor" | "agent"}],
+                "origin": "supervisor" | "agent"}],      (spans/, logs/ or samples/ parts)
      "problems": ["spool segment ... was changed while the run was being recorded: ..."]}
 
 `origin` says who reported a part's records: `supervisor` for what the supervisor itself saw and
@@ -12,9 +12,10 @@ did (the run's root span, exit status, process tree, artifact manifest, verifica
 recorded, the verdict), `agent` for what the agent reported about itself over OTLP to the run's
 receiver. The manifest makes the run's records tamper-evident: `check_run` lists every part of a
 manifested run that is missing, changed, or not in the manifest (written by someone else), and
-records of such a run left in the spool. The agent runs as the same user, so a determined agent
-can rewrite the manifest too; `agenttrace run --protect-store` closes that hole where the OS
-allows it (see the README, "The audited party has no pen").
+records of such a run left in the spool; for every kind of part (spans, log records, metric data
+points), each kind's folder told apart by the part's path. The agent runs as the same user, so a
+determined agent can rewrite the manifest too; `agenttrace run --protect-store` closes that hole
+where the OS allows it (see the README, "The audited party has no pen").
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from .layout import StoreLayout
+from .layout import KINDS, SPANS, StoreLayout
 from .parts import fsync_dir
 
 MANIFESTS = "manifests"
@@ -72,11 +73,24 @@ class Manifest:
 
 @dataclass
 class RunCheck:
-    """What `check_run` found: the parts whose records count, by origin, and the problems."""
+    """What `check_run` found: the parts whose records count, by kind and origin, and the problems."""
 
-    parts: dict[str, list[Path]] = field(default_factory=lambda: {o: [] for o in ORIGINS})
+    kind_parts: dict[str, dict[str, list[Path]]] = field(
+        default_factory=lambda: {k: {o: [] for o in ORIGINS} for k in KINDS}
+    )
     problems: list[tuple[str, str | None]] = field(default_factory=list)
     """(reason, the part or file it is about)."""
+
+    @property
+    def parts(self) -> dict[str, list[Path]]:
+        """The span parts whose records count, by origin."""
+        return self.kind_parts[SPANS]
+
+
+def part_kind(rel: str) -> str:
+    """The kind of a part from its path relative to the store (`logs/run_id=.../part-...`)."""
+    head = rel.split("/", 1)[0]
+    return head if head in KINDS else SPANS
 
 
 def manifest_path(layout: StoreLayout, run_id: str) -> Path:
@@ -147,8 +161,10 @@ def sha256_of(path: Path) -> str:
 def check_run(
     layout: StoreLayout, manifest: Manifest, parts_on_disk: list[Path], *, verify_hashes: bool
 ) -> RunCheck:
-    """Compare a manifested run's parts with its manifest. With `verify_hashes`, every listed part
-    is read and hashed (an audit); without, only its presence is checked (listing runs)."""
+    """Compare a manifested run's parts (of every kind: spans, logs, samples) with its manifest.
+    With `verify_hashes`, every listed part is read and hashed (an audit); without, only its
+    presence is checked (listing runs). Pass every part of the run on disk, of every kind: a listed
+    part not passed counts as deleted."""
     check = RunCheck()
     check.problems += [(p, None) for p in manifest.problems]
     listed = {p.path: p for p in manifest.parts}
@@ -179,7 +195,7 @@ def check_run(
                     )
                 )
                 continue
-        check.parts.setdefault(entry.origin, []).append(part)
+        check.kind_parts.setdefault(part_kind(rel), {}).setdefault(entry.origin, []).append(part)
     for rel in sorted(set(listed) - set(on_disk)):
         entry = listed[rel]
         check.problems.append(
@@ -202,6 +218,7 @@ __all__ = [
     "RunCheck",
     "check_run",
     "manifest_path",
+    "part_kind",
     "read_manifest",
     "sha256_of",
     "write_manifest",

@@ -8,6 +8,10 @@ its own segments. Recovery can race with another reader and store a record twice
 keeps one row per span, so that is safe. A segment that vanishes while it is read was sealed by its
 writer meanwhile: its records are in a part listed after the spool is read. Files recovery creates
 (parts, quarantined segments) are 0600, folders 0700.
+
+Each kind of record (spans, log records, metric data points) has its own parts folder and its own
+spool folder (`layout.spool_run_dir`), read with its own schema: a segment is never read as
+another kind's.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..errors import StoreError
-from .layout import PARTITION_PREFIX, SAMPLES, SPANS, StoreLayout
+from .layout import LOGS, PARTITION_PREFIX, SAMPLES, SPANS, StoreLayout
 from .parts import list_parts, part_problem, write_part
-from .schema import SPAN_SCHEMA
+from .schema import KIND_SCHEMAS, LOG_SCHEMA, SAMPLE_SCHEMA, SPAN_SCHEMA
 from .spool import (
     DIR_MODE,
     FILE_MODE,
@@ -45,12 +49,23 @@ class Snapshot:
     spool_spans: pa.Table = field(default_factory=SPAN_SCHEMA.empty_table)
     live_runs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    log_parts: list[Path] = field(default_factory=list)
+    spool_logs: pa.Table = field(default_factory=LOG_SCHEMA.empty_table)
+    spool_samples: pa.Table = field(default_factory=SAMPLE_SCHEMA.empty_table)
+
+    def parts(self, kind: str) -> list[Path]:
+        """The parts of one kind (`spans`, `logs`, `samples`)."""
+        return {SPANS: self.span_parts, LOGS: self.log_parts, SAMPLES: self.sample_parts}[kind]
+
+    def spool(self, kind: str) -> pa.Table:
+        """The spool records of one kind."""
+        return {SPANS: self.spool_spans, LOGS: self.spool_logs, SAMPLES: self.spool_samples}[kind]
 
 
 def run_ids(layout: StoreLayout) -> list[str]:
     """Every run id with parts or spool records, sorted."""
     found: set[str] = set()
-    for kind in (SPANS, SAMPLES):
+    for kind in KIND_SCHEMAS:
         kind_dir = layout.root / kind
         if kind_dir.is_dir():
             found.update(
@@ -67,24 +82,34 @@ def snapshot(layout: StoreLayout, runs: list[str] | None = None, *, recover: boo
     """Everything needed to query `runs` (all runs when None). Raises StoreError if unreadable."""
     layout.require_readable()
     snap = Snapshot()
-    spool_tables: list[pa.Table] = []
+    spool_tables: dict[str, list[pa.Table]] = {kind: [] for kind in KIND_SCHEMAS}
     spool_runs = runs if runs is not None else _spool_run_dirs(layout)
     for run_id in spool_runs:
-        directory = layout.spool_run_dir(run_id)
-        if not directory.is_dir():
+        if not layout.spool_run_dir(run_id).is_dir():
             continue
-        live = _read_run_spool(layout, directory, run_id, spool_tables, snap.warnings, recover)
+        live = False
+        for kind in (LOGS, SAMPLES, SPANS):  # spans last: their folder holds the other kinds'
+            directory = layout.spool_run_dir(run_id, kind)
+            if directory.is_dir() and _read_run_spool(
+                layout, directory, run_id, kind, spool_tables[kind], snap.warnings, recover
+            ):
+                live = True
         if live:
             snap.live_runs.append(run_id)
-    for kind, target in ((SPANS, snap.span_parts), (SAMPLES, snap.sample_parts)):
+    for kind in KIND_SCHEMAS:
+        target = snap.parts(kind)
         for part in list_parts(layout.root / kind, runs):
             problem = part_problem(part)
             if problem is None:
                 target.append(part)
             else:
                 snap.warnings.append(f"skipped corrupt part {part}: {problem}")
-    if spool_tables:
-        snap.spool_spans = pa.concat_tables(spool_tables)
+    if spool_tables[SPANS]:
+        snap.spool_spans = pa.concat_tables(spool_tables[SPANS])
+    if spool_tables[LOGS]:
+        snap.spool_logs = pa.concat_tables(spool_tables[LOGS])
+    if spool_tables[SAMPLES]:
+        snap.spool_samples = pa.concat_tables(spool_tables[SAMPLES])
     return snap
 
 
@@ -98,11 +123,14 @@ def _read_run_spool(
     layout: StoreLayout,
     directory: Path,
     run_id: str,
+    kind: str,
     tables: list[pa.Table],
     warnings: list[str],
     recover: bool,
 ) -> bool:
-    """Read one run's spool; recover dead writers' segments. Returns whether a live writer holds it."""
+    """Read one run's spool of one kind; recover dead writers' segments. Returns whether a live
+    writer holds it."""
+    schema = KIND_SCHEMAS[kind]
     try:
         segments = sorted(p for p in directory.iterdir() if p.name.endswith(SEGMENT_SUFFIX))
         entries = list(directory.iterdir())
@@ -117,10 +145,10 @@ def _read_run_spool(
         if (
             writer_id in live_writers
             or not recover
-            or not _recover(layout, run_id, writer_id, segs, warnings)
+            or not _recover(layout, run_id, kind, writer_id, segs, warnings)
         ):
             for seg in segs:
-                read = read_segment(seg, SPAN_SCHEMA)
+                read = read_segment(seg, schema)
                 if read.missing:  # sealed by its writer meanwhile: in a part, listed later
                     continue
                 if read.problem:
@@ -143,11 +171,12 @@ def _read_run_spool(
 
 
 def _recover(
-    layout: StoreLayout, run_id: str, writer_id: str, segments: list[Path], warnings: list[str]
+    layout: StoreLayout, run_id: str, kind: str, writer_id: str, segments: list[Path], warnings: list[str]
 ) -> bool:
     """Turn a dead writer's segments into one Parquet part. False if not possible right now.
     A segment that cannot be read at all is moved to the quarantine folder, never deleted."""
-    directory = layout.spool_run_dir(run_id)
+    schema = KIND_SCHEMAS[kind]
+    directory = layout.spool_run_dir(run_id, kind)
     lock_path = directory / f"{writer_id}{LOCK_SUFFIX}"
     if not os.access(directory, os.W_OK):
         return False
@@ -158,13 +187,13 @@ def _recover(
         tables = []
         unreadable = []
         for seg in segments:
-            read = read_segment(seg, SPAN_SCHEMA)
+            read = read_segment(seg, schema)
             if read.problem:
                 unreadable.append((seg, read.problem))
             tables.append(read.table)
-        table = pa.concat_tables(tables) if tables else SPAN_SCHEMA.empty_table()
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
         if table.num_rows:
-            write_part(table, layout.partition_dir(SPANS, run_id))
+            write_part(table, layout.partition_dir(kind, run_id))
         for seg, problem in unreadable:
             target = layout.quarantine_dir / run_id / seg.name
             layout.quarantine_dir.mkdir(mode=DIR_MODE, exist_ok=True)

@@ -1,5 +1,10 @@
 """StoreWriter: appends Arrow record batches to a store, durably, from many threads and processes.
 
+Records are of one of the store's kinds (`layout.KINDS`: spans, the default; OTLP log records;
+metric data points), each with its schema (`schema.KIND_SCHEMAS`), its own spool folder and its own
+Parquet parts: `append(batch, kind=LOGS)`. Everything below holds for every kind, and the bounds are
+shared: a run with spans and logs open holds two spools, and `max_open_runs` counts spools.
+
 Each append is split by `RunId` and written to that run's spool segment before `append` returns
 (it then survives a crash of the process); it is fsynced then too, or with `sync=False` at the
 next `sync()` (it then survives a crash of the machine). A segment that grows past `seal_rows` or
@@ -50,7 +55,7 @@ from ..errors import StoreError
 from ..ids import is_safe_run_id
 from .layout import SPANS, StoreLayout
 from .parts import put_part
-from .schema import SPAN_SCHEMA
+from .schema import KIND_SCHEMAS
 from .spool import DIR_MODE, FILE_MODE, LOCK_SUFFIX, SEGMENT_SUFFIX, SpoolSegment, WriterLock, parse_segment
 
 log = logging.getLogger("agenttrace")
@@ -79,6 +84,8 @@ class PartWritten:
     """Set when a spool segment read back at seal time was not byte-identical to what this writer
     wrote (size or digest differ, or it is gone): why, naming the segment. The part then holds
     what could still be read, and the segment is moved to the store's quarantine folder."""
+    kind: str = SPANS
+    """The kind of its records (`spans`, `logs`, `samples`)."""
 
 
 def default_max_open_runs() -> int:
@@ -91,11 +98,13 @@ def default_max_open_runs() -> int:
 
 
 class _RunSpool:
-    """One owner of one run's spool: a held lock and the segments written under it."""
+    """One owner of one run's spool of one kind: a held lock and the segments written under it."""
 
-    def __init__(self, directory: Path, run_id: str, spool_id: str, digest: bool) -> None:
+    def __init__(self, directory: Path, run_id: str, spool_id: str, digest: bool, kind: str = SPANS) -> None:
         self.directory = directory
         self.run_id = run_id
+        self.kind = kind
+        self.schema = KIND_SCHEMAS[kind]
         self.id = spool_id
         self.digest = digest
         self.lock = _take_lock(directory, spool_id)
@@ -110,7 +119,7 @@ class _RunSpool:
         if self.segment is None:
             self.seq += 1
             path = self.directory / f"{self.id}-{self.seq:06d}{SEGMENT_SUFFIX}"
-            self.segment = SpoolSegment(path, SPAN_SCHEMA, digest=self.digest)
+            self.segment = SpoolSegment(path, self.schema, digest=self.digest)
         return self.segment
 
     def rotate(self) -> None:
@@ -140,12 +149,18 @@ def _take_lock(directory: Path, spool_id: str) -> WriterLock:
         except FileNotFoundError:  # no folder yet, or a reader removed it (empty) meanwhile
             if attempt == _OPEN_RETRIES - 1:
                 raise
-            directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            # The run's folder, then the kind's sub-folder (other kinds than spans): both private.
+            directory.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            directory.mkdir(mode=DIR_MODE, exist_ok=True)
     raise AssertionError("unreachable")
 
 
+_Key = tuple[str, str]
+"""(kind, run id): one spool."""
+
+
 class StoreWriter:
-    """Durable, append-only writer of span records into one store."""
+    """Durable, append-only writer of records (spans by default) into one store."""
 
     def __init__(
         self,
@@ -169,7 +184,7 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a spool was released
         self._evicting = threading.Lock()
-        self._runs: OrderedDict[str, _RunSpool] = OrderedDict()  # least recently written first
+        self._runs: OrderedDict[_Key, _RunSpool] = OrderedDict()  # least recently written first
         self._held = 0  # spools holding files: in _runs, in _retry, or being sealed by a thread
         self._retry: list[_RunSpool] = []  # taken out of _runs, seal failed, lock still held
         self._generation = itertools.count(1)
@@ -177,18 +192,17 @@ class StoreWriter:
         self._closed = False
 
     # -- appending ----------------------------------------------------------------------------------
-    def append(self, data: pa.RecordBatch | pa.Table, *, sync: bool = True) -> None:
-        """Append records (SPAN_SCHEMA): on return they survive a crash of this process, and with
-        `sync` (the default) a crash of the machine; without it, after the next `sync()`.
-        Raises StoreError."""
+    def append(self, data: pa.RecordBatch | pa.Table, *, sync: bool = True, kind: str = SPANS) -> None:
+        """Append records of `kind` (its schema: `schema.KIND_SCHEMAS`; columns it lacks are null):
+        on return they survive a crash of this process, and with `sync` (the default) a crash of
+        the machine; without it, after the next `sync()`. Raises StoreError."""
         if data.num_rows == 0:
             return
-        if data.schema != SPAN_SCHEMA:
-            data = (
-                data.cast(SPAN_SCHEMA)
-                if isinstance(data, pa.Table)
-                else pa.Table.from_batches([data]).cast(SPAN_SCHEMA)
-            )
+        schema = KIND_SCHEMAS.get(kind)
+        if schema is None:
+            raise StoreError(f"no such kind of record: {kind!r}")
+        if data.schema != schema:
+            data = _conform(data, schema)
         groups = _split_by_run(data)
         for run_id, _ in groups:
             if not is_safe_run_id(run_id):
@@ -196,7 +210,7 @@ class StoreWriter:
         written: list[tuple[_RunSpool, SpoolSegment]] = []
         full: list[_RunSpool] = []
         for run_id, rows in groups:
-            spool, segment = self._write_run(run_id, rows, sync)
+            spool, segment = self._write_run((kind, run_id), rows, sync)
             segment.digest_pending()  # outside the writer's lock: other appends go on meanwhile
             written.append((spool, segment))
             if segment.closed:  # rotated: past the seal size
@@ -213,23 +227,23 @@ class StoreWriter:
                 log.warning("agenttrace: %s (retried later)", exc)
 
     def _write_run(
-        self, run_id: str, rows: pa.RecordBatch | pa.Table, sync: bool
+        self, key: _Key, rows: pa.RecordBatch | pa.Table, sync: bool
     ) -> tuple[_RunSpool, SpoolSegment]:
-        """Write one run's rows to its spool, opening one (and sealing the least recently written
-        run to make room) if needed. Returns the spool and the segment written to."""
+        """Write one run's rows of one kind to its spool, opening one (and sealing the least
+        recently written spool to make room) if needed. Returns the spool and the segment written to."""
         deadline = time.monotonic() + OPEN_RUN_WAIT_S
         while True:
             with self._lock:
                 self._check_open()
-                spool = self._runs.get(run_id)
+                spool = self._runs.get(key)
                 if spool is not None or self._held < self.max_open_runs:
-                    return self._write_locked(run_id, spool, rows, sync)
+                    return self._write_locked(key, spool, rows, sync)
             # Full. One thread at a time seals to make room: a flood of new runs then costs
             # about one core, and the appends of open runs (other clients) keep the other.
             with self._evicting:
                 with self._lock:
                     self._check_open()
-                    if run_id in self._runs or self._held < self.max_open_runs:
+                    if key in self._runs or self._held < self.max_open_runs:
                         continue  # room was made meanwhile
                     victim = self._pop_victim()
                     if victim is None:
@@ -238,11 +252,11 @@ class StoreWriter:
                 self._retire(victim, raise_errors=False)  # outside the lock: appends go on
 
     def _write_locked(
-        self, run_id: str, spool: _RunSpool | None, rows: pa.RecordBatch | pa.Table, sync: bool
+        self, key: _Key, spool: _RunSpool | None, rows: pa.RecordBatch | pa.Table, sync: bool
     ) -> tuple[_RunSpool, SpoolSegment]:
         if spool is None:
-            spool = self._open_spool(run_id)
-        self._runs.move_to_end(run_id)
+            spool = self._open_spool(key)
+        self._runs.move_to_end(key)
         segment = self._append_rows(spool, rows)
         if sync:
             self._unsynced.discard(spool)
@@ -252,11 +266,11 @@ class StoreWriter:
             spool.rotate()
         return spool, segment
 
-    def evictions_needed(self, run_ids: set[str] | list[str]) -> int:
+    def evictions_needed(self, run_ids: set[str] | list[str], kind: str = SPANS) -> int:
         """How many other runs appending records of these runs would seal to make room (a hint:
         other threads open and seal runs meanwhile)."""
         with self._lock:
-            new = sum(1 for run_id in run_ids if run_id not in self._runs)
+            new = sum(1 for run_id in run_ids if (kind, run_id) not in self._runs)
             return max(0, min(new, self._held + new - self.max_open_runs))
 
     def _check_open(self) -> None:
@@ -285,13 +299,16 @@ class StoreWriter:
             )
         self._changed.wait(remaining)
 
-    def _open_spool(self, run_id: str) -> _RunSpool:
+    def _open_spool(self, key: _Key) -> _RunSpool:
+        kind, run_id = key
         spool_id = f"{self.writer_id}.{next(self._generation)}"
         try:
-            spool = _RunSpool(self.layout.spool_run_dir(run_id), run_id, spool_id, self.on_part is not None)
+            spool = _RunSpool(
+                self.layout.spool_run_dir(run_id, kind), run_id, spool_id, self.on_part is not None, kind
+            )
         except OSError as exc:
             raise StoreError(f"cannot open spool for run {run_id}: {exc.strerror or exc}") from exc
-        self._runs[run_id] = spool
+        self._runs[key] = spool
         self._held += 1
         return spool
 
@@ -354,19 +371,27 @@ class StoreWriter:
             raise StoreError(f"cannot write spool in {spool.directory}: {exc.strerror or exc}") from exc
 
     # -- sealing -------------------------------------------------------------------------------------
-    def seal_run(self, run_id: str) -> None:
-        """Seal one run's spool into Parquet and release it (the run is finished). Raises StoreError
-        (the spool is then kept, and the seal retried at the next `sync()`).
+    def seal_run(self, run_id: str, kind: str | None = None) -> None:
+        """Seal one run's spools (of every kind, or of `kind`) into Parquet and release them (the
+        run is finished). Raises StoreError (the spool is then kept, and the seal retried at the
+        next `sync()`).
 
         The Parquet part is written outside the writer's lock: appends to other runs go on, and a
         late record of this run opens a fresh spool of its own."""
         with self._lock:
-            spool = self._runs.pop(run_id, None)
-            if spool is None:
-                return
-            self._unsynced.discard(spool)
-            spool.rotate()
-        self._retire(spool, raise_errors=True)
+            keys = [(kind, run_id)] if kind is not None else [(k, run_id) for k in KIND_SCHEMAS]
+            spools = [s for s in (self._runs.pop(key, None) for key in keys) if s is not None]
+            for spool in spools:
+                self._unsynced.discard(spool)
+                spool.rotate()
+        failure: StoreError | None = None
+        for spool in spools:
+            try:
+                self._retire(spool, raise_errors=True)
+            except StoreError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def flush_parts(self) -> None:
         """Seal every open segment into Parquet now (the runs stay open). Raises StoreError."""
@@ -415,9 +440,11 @@ class StoreWriter:
             with self._lock:
                 self._held -= 1
                 self._changed.notify_all()
-                if remove and spool.run_id not in self._runs:
+                if remove and (spool.kind, spool.run_id) not in self._runs:
                     with contextlib.suppress(OSError):
                         spool.directory.rmdir()  # only once empty (other writers may use it)
+                        if spool.kind != SPANS:  # the run's folder, once no kind is left in it
+                            spool.directory.parent.rmdir()
 
     def _seal_closed(self, spool: _RunSpool) -> None:
         """Write the spool's finished segments as one part and remove them. Raises StoreError (the
@@ -427,13 +454,14 @@ class StoreWriter:
                 segments = list(spool.closed)
             if not segments:
                 return
-            event = self._seal_segments(spool.run_id, segments)
+            event = self._seal_segments(spool, segments)
             with self._lock:
                 spool.closed = [s for s in spool.closed if s not in segments]
         if event is not None:
             self._notify(event)
 
-    def _seal_segments(self, run_id: str, segments: list[SpoolSegment]) -> PartWritten | None:
+    def _seal_segments(self, spool: _RunSpool, segments: list[SpoolSegment]) -> PartWritten | None:
+        run_id, schema = spool.run_id, spool.schema
         tables: list[pa.Table] = []
         problems: list[str] = []
         tampered: list[SpoolSegment] = []
@@ -453,7 +481,7 @@ class StoreWriter:
             )
             if intact:  # bytes added after what this writer wrote: its own records are whole
                 data = data[: segment.nbytes]
-            read = parse_segment(data, SPAN_SCHEMA)
+            read = parse_segment(data, schema)
             if problem is None and read.problem is not None:  # cannot happen unless Arrow changed
                 problem = f"spool segment {segment.path}: {read.problem}"
             if problem is not None:
@@ -462,12 +490,14 @@ class StoreWriter:
                 if not intact:  # changed within: none of its records are kept (forged, or garbled:
                     continue  # Arrow does not check that strings are UTF-8)
             tables.append(read.table)
-        table = pa.concat_tables(tables) if tables else SPAN_SCHEMA.empty_table()
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
         event = None
         # A part even of no rows when something was wrong: the report of it must reach on_part.
         if table.num_rows or problems:
-            part = put_part(table, self.layout.partition_dir(SPANS, run_id))
-            event = PartWritten(run_id, part.path, part.sha256, table.num_rows, "; ".join(problems) or None)
+            part = put_part(table, self.layout.partition_dir(spool.kind, run_id))
+            event = PartWritten(
+                run_id, part.path, part.sha256, table.num_rows, "; ".join(problems) or None, spool.kind
+            )
         for segment in segments:
             if segment in tampered:
                 self._quarantine(run_id, segment.path)
@@ -538,6 +568,18 @@ class StoreWriter:
     def open_runs(self) -> int:
         """Spools holding files right now (open, being sealed, or waiting for a seal retry)."""
         return self._held
+
+
+def _conform(data: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:
+    """`data` in `schema`: its columns in the schema's order and types, missing ones null."""
+    table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+    if table.schema.names != schema.names:
+        have = set(table.schema.names)
+        table = pa.Table.from_arrays(
+            [table.column(f.name) if f.name in have else pa.nulls(table.num_rows, f.type) for f in schema],
+            names=schema.names,
+        )
+    return table.cast(schema)
 
 
 def _split_by_run(data: pa.RecordBatch | pa.Table) -> list[tuple[str, pa.RecordBatch | pa.Table]]:
