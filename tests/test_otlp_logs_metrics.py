@@ -731,7 +731,10 @@ def integrity(store: Path, run_id: str) -> tuple[int, dict]:
 def test_an_agents_logs_under_agenttrace_run_are_its_runs_and_tamper_evident(tmp_path: Path) -> None:
     store = tmp_path / "store"
     (tmp_path / "agent.py").write_text(AGENT)
-    result = run_cli("run", "--store", str(store), "--", sys.executable, "agent.py", cwd=tmp_path, timeout=90)
+    # The user's own logs endpoint is not the agent's: the run's receiver takes all three signals.
+    elsewhere = {"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://127.0.0.1:9/v1/logs"}
+    command = ("run", "--store", str(store), "--", sys.executable, "agent.py")
+    result = run_cli(*command, cwd=tmp_path, timeout=90, env=elsewhere)
     assert result.returncode == 0, result.stderr
     assert "sent to http://127.0.0.1:" in result.stdout
     (run,) = query(store, "SELECT run_id, supervised FROM runs")

@@ -362,8 +362,9 @@ class Supervisor:
                 "PYTHONPATH": bootstrap,
             }
         )
-        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-            env.pop(name, None)  # the receiver forwards to it; the agent sends to the receiver
+        for kind in ("TRACES", "LOGS", "METRICS"):  # all three signals go to the receiver
+            for name in (f"OTEL_EXPORTER_OTLP_{kind}_ENDPOINT", f"OTEL_EXPORTER_OTLP_{kind}_PROTOCOL"):
+                env.pop(name, None)  # the receiver forwards to it; the agent sends to the receiver
         env.pop(config.STORE_ENV, None)  # the audited party is not handed the store (DESIGN.md)
         return env
 
