@@ -14,6 +14,13 @@ with `finish_reason: "length"`. Token counts are estimated from text length (abo
 characters a token), so `usage` is the same for the same conversation. Ids are derived from the
 conversation too. Malformed requests get a 400 with an OpenAI-style error body.
 
+`POST /v1/responses` (the OpenAI Responses API, which the OpenAI Agents SDK uses by default; not
+streamed) follows the same script: its `input` items (messages, `function_call`,
+`function_call_output`) and `instructions` are read as the chat conversation they stand for, and
+the answer comes back as `message` and `function_call` output items. A cut-off answer has
+`status: "incomplete"` and `incomplete_details.reason: "max_output_tokens"`. `server.billed()`
+sums the tokens billed over both APIs.
+
     python examples/fake_model_server.py --port 8089      # serves until Ctrl-C
 
 or, in-process:
@@ -227,6 +234,120 @@ def complete(body: Any) -> dict[str, Any]:
     }
 
 
+def _text_of(content: Any) -> str:
+    """The text of a Responses API content value: a string, or a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return json.dumps(content) if content else ""
+
+
+def chat_request(body: Any) -> dict[str, Any]:
+    """The chat-completions request a Responses API request stands for. Raises RequestError."""
+    if not isinstance(body, dict):
+        raise RequestError("The request body must be a JSON object.")
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise RequestError("'input' must be a string or a non-empty array of input items.", param="input")
+    messages: list[dict[str, Any]] = []
+    if isinstance(body.get("instructions"), str):
+        messages.append({"role": "system", "content": body["instructions"]})
+    for item in items:
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            call = {
+                "id": item.get("call_id", ""),
+                "type": "function",
+                "function": {"name": item.get("name", ""), "arguments": item.get("arguments") or "{}"},
+            }
+            if messages and messages[-1]["role"] == "assistant" and messages[-1].get("tool_calls"):
+                messages[-1]["tool_calls"].append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            messages.append(
+                {"role": "tool", "tool_call_id": item.get("call_id", ""), "content": _text_of(output)}
+            )
+        elif kind == "message":
+            role = "system" if item.get("role") == "developer" else item.get("role", "user")
+            messages.append({"role": role, "content": _text_of(item.get("content"))})
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise RequestError("'tools' must be an array.", param="tools")
+    request: dict[str, Any] = {"model": body.get("model"), "messages": messages}
+    if tools:
+        request["tools"] = [
+            {"type": "function", "function": {k: v for k, v in t.items() if k != "type"}}
+            for t in tools
+            if isinstance(t, dict) and t.get("type") == "function"
+        ]
+    if body.get("max_output_tokens") is not None:
+        request["max_tokens"] = body["max_output_tokens"]
+    return request
+
+
+def respond(body: Any) -> dict[str, Any]:
+    """The Responses API response object for a request body. Raises RequestError when invalid."""
+    chat = complete(chat_request(body))
+    choice = chat["choices"][0]
+    message, usage = choice["message"], chat["usage"]
+    response_id = "resp_" + chat["id"].removeprefix("chatcmpl-")
+    output: list[dict[str, Any]] = []
+    if message.get("content") is not None:
+        output.append({
+            "type": "message", "id": "msg_" + response_id[5:], "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": message["content"], "annotations": []}],
+        })  # fmt: skip
+    for call in message.get("tool_calls") or ():
+        function = call["function"]
+        output.append({
+            "type": "function_call", "id": "fc_" + call["id"].removeprefix("call_"), "status": "completed",
+            "call_id": call["id"], "name": function["name"], "arguments": function["arguments"],
+        })  # fmt: skip
+    cut = choice["finish_reason"] == "length"
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": chat["created"],
+        "model": chat["model"],
+        "status": "incomplete" if cut else "completed",
+        "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
+        "error": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "temperature": 1.0,
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": 1.0,
+        "text": {"format": {"type": "text"}},
+        "truncation": "disabled",
+        "metadata": {},
+        "usage": {
+            "input_tokens": usage["prompt_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": usage["completion_tokens"],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage["total_tokens"],
+        },
+    }
+
+
+def billed_usage(response: dict[str, Any]) -> tuple[int, int]:
+    """(input, output) tokens a chat completion or a Responses API response billed."""
+    usage = response.get("usage") or {}
+    return (
+        int(usage.get("prompt_tokens", usage.get("input_tokens", 0))),
+        int(usage.get("completion_tokens", usage.get("output_tokens", 0))),
+    )
+
+
 def error_body(message: str, kind: str = "invalid_request_error", param: str | None = None) -> dict[str, Any]:
     """An error object shaped like the OpenAI API's."""
     return {"error": {"message": message, "type": kind, "param": param, "code": None}}
@@ -252,15 +373,22 @@ class FakeModelServer(ThreadingHTTPServer):
         with self._lock:
             self.responses.append(response)
 
+    def billed(self) -> dict[str, int]:
+        """The tokens billed so far, over every completion and response sent."""
+        with self._lock:
+            usages = [billed_usage(r) for r in self.responses]
+        return {"input_tokens": sum(u[0] for u in usages), "output_tokens": sum(u[1] for u in usages)}
+
 
 class ChatCompletionsHandler(BaseHTTPRequestHandler):
-    """Serves `POST /v1/chat/completions`; anything else is a 404."""
+    """Serves `POST /v1/chat/completions` and `POST /v1/responses`; anything else is a 404."""
 
     server: FakeModelServer
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        answer = {"/v1/chat/completions": complete, "/v1/responses": respond}.get(self.path.rstrip("/"))
+        if answer is None:
             self._send(HTTPStatus.NOT_FOUND, error_body(f"Unknown path {self.path}", "not_found_error"))
             return
         length = int(self.headers.get("Content-Length") or 0)
@@ -271,7 +399,7 @@ class ChatCompletionsHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.BAD_REQUEST, error_body(f"We could not parse the JSON body: {exc}"))
             return
         try:
-            response = complete(body)
+            response = answer(body)
         except RequestError as exc:
             self._send(HTTPStatus.BAD_REQUEST, error_body(str(exc), param=exc.param))
             return
