@@ -11,6 +11,7 @@ whatever GenAI instrumentors are installed turned on. It never raises into the p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -133,54 +134,178 @@ class OtlpPendingProcessor(SpanProcessor):
 
 
 # -- GenAI instrumentors, enabled when their library is first imported ---------------------------
-_MODULE_OF = {
-    "openai_v2": "openai", "openai_agents": "agents", "google_genai": "google.genai",
-    "llama_index": "llama_index", "llamaindex": "llama_index", "bedrock": "boto3",
-    "watsonx": "ibm_watsonx_ai", "alephalpha": "aleph_alpha_client", "pydantic_ai": "pydantic_ai",
+# Three tables, all data: which library an instrumentor entry point covers, which modules' import
+# turns that library's instrumentor on, and which instrumentor is chosen where several are
+# installed for one library. Exactly one instrumentor per library is turned on, once, so one LLM
+# call is not recorded twice by two instrumentors of the same SDK. (A framework and the SDK under
+# it, such as LangChain over OpenAI, are two libraries: both are instrumented, and the `steps`
+# view counts the nested LLM spans of one call once.)
+
+LIBRARY_OF = {
+    "openai_v2": "openai", "llamaindex": "llama_index",
 }  # fmt: skip
-"""Module an instrumentor entry point patches, where it is not the entry point's own name."""
+"""The library an instrumentor entry point covers, where it is not the entry point's own name.
+(OpenInference and the official OpenAI instrumentor both name their entry point `openai`.)"""
+
+TRIGGERS: dict[str, tuple[str, ...]] = {
+    "openai": ("openai",),
+    "anthropic": ("anthropic",),
+    # LangChain instrumentors patch langchain_core, which LangGraph programs import without `langchain`
+    "langchain": ("langchain_core", "langchain", "langgraph", "langchain_openai", "langchain_anthropic",
+                  "langchain_community"),
+    "openai_agents": ("agents",),
+    "pydantic_ai": ("pydantic_ai",),
+    "litellm": ("litellm",),
+    "google_genai": ("google.genai",),
+    "llama_index": ("llama_index",),
+    "bedrock": ("boto3", "botocore"),
+    "botocore": ("botocore",),
+    "watsonx": ("ibm_watsonx_ai",),
+    "alephalpha": ("aleph_alpha_client",),
+    "crewai": ("crewai",),
+    "dspy": ("dspy",),
+    "smolagents": ("smolagents",),
+    "autogen": ("autogen_agentchat", "autogen_core", "autogen"),
+    "agno": ("agno",),
+    "haystack": ("haystack",),
+    "instructor": ("instructor",),
+    "mcp": ("mcp",),
+}  # fmt: skip
+"""Top-level modules whose import (whichever comes first) turns a library's instrumentor on; a
+library not listed here is turned on by the import of the module named like it."""
+
+PREFERENCE: dict[str, tuple[str, ...]] = {
+    "openai": ("openinference-instrumentation-openai", "opentelemetry-instrumentation-openai-v2",
+               "opentelemetry-instrumentation-openai"),
+    "anthropic": ("openinference-instrumentation-anthropic", "opentelemetry-instrumentation-anthropic"),
+    "langchain": ("openinference-instrumentation-langchain", "opentelemetry-instrumentation-langchain"),
+    "openai_agents": ("openinference-instrumentation-openai-agents",
+                      "opentelemetry-instrumentation-openai-agents-v2",
+                      "opentelemetry-instrumentation-openai-agents"),
+    "pydantic_ai": ("pydantic-ai-slim",),
+    "litellm": ("openinference-instrumentation-litellm",),
+}  # fmt: skip
+"""Where several instrumentors of one library are installed, the distributions in the order they
+are preferred: the first that turns on is the only one. OpenInference comes first (it records the
+messages, tool calls and token counts as span attributes, which `steps` shows), then the official
+OpenTelemetry instrumentor, then OpenLLMetry's. Instrumentors not listed come after, OpenInference
+ones first, then by distribution name. `pydantic-ai-slim` is pydantic-ai's own instrumentation
+(`Agent.instrument_all()`, GenAI semantic conventions), turned on by the bootstrap itself."""
+
+
+class _PydanticAIInstrumentor:
+    """pydantic-ai's built-in OpenTelemetry instrumentation (GenAI semantic conventions, spans on
+    the global TracerProvider), for every agent that does not set its own. A program that calls
+    `Agent.instrument_all()` (or Logfire's `instrument_pydantic_ai()`) later overrides it."""
+
+    def instrument(self) -> None:
+        from pydantic_ai import Agent
+
+        if getattr(Agent, "_instrument_default", False) is False:
+            Agent.instrument_all(True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Instrumentor:
+    name: str
+    distribution: str
+    load: Any  # () -> an object with .instrument()
+
+
+BUILT_IN = {
+    "pydantic_ai": (_Instrumentor("pydantic_ai", "pydantic-ai-slim", lambda: _PydanticAIInstrumentor),),
+}
+"""Instrumentation the bootstrap turns on itself, for libraries that carry their own."""
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _rank(library: str, instrumentor: _Instrumentor) -> tuple[int, int, str]:
+    preferred = [_normalise(d) for d in PREFERENCE.get(library, ())]
+    dist = _normalise(instrumentor.distribution)
+    if dist in preferred:
+        return (0, preferred.index(dist), dist)
+    return (1, 0 if dist.startswith("openinference-") else 1, dist)
+
+
+def genai_instrumentors() -> dict[str, list[_Instrumentor]]:
+    """The installed GenAI instrumentors by library, each library's in the order they are tried."""
+    disabled = {
+        n.strip() for n in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",") if n.strip()
+    }
+    found: dict[str, list[_Instrumentor]] = {k: list(v) for k, v in BUILT_IN.items()}
+    for entry in metadata.entry_points(group="opentelemetry_instrumentor"):
+        if entry.name not in GENAI_INSTRUMENTORS or entry.name in disabled:
+            continue
+        dist = entry.dist.name if entry.dist is not None else entry.value.split(":", 1)[0]
+        library = LIBRARY_OF.get(entry.name, entry.name)
+        found.setdefault(library, []).append(_Instrumentor(entry.name, dist, entry.load))
+    for library in [lib for lib in found if lib in disabled]:
+        del found[library]
+    return {library: sorted(found[library], key=lambda i: _rank(library, i)) for library in found}
 
 
 def _instrument_genai_on_import() -> None:
-    """Register the installed GenAI instrumentors, each to be turned on when the program imports
-    the library it patches (importing every SDK up front would cost seconds per process)."""
-    wanted: dict[str, list[metadata.EntryPoint]] = {}
-    for entry in metadata.entry_points(group="opentelemetry_instrumentor"):
-        if entry.name in GENAI_INSTRUMENTORS:
-            wanted.setdefault(_MODULE_OF.get(entry.name, entry.name), []).append(entry)
-    if wanted:
-        finder = _InstrumentOnImport(wanted)
+    """Register the installed GenAI instrumentors, each library's to be turned on when the program
+    imports one of its trigger modules (importing every SDK up front would cost seconds per
+    process)."""
+    candidates = genai_instrumentors()
+    if candidates:
+        finder = _InstrumentOnImport(candidates)
         sys.meta_path.insert(0, finder)
-        for module in [m for m in wanted if m in sys.modules]:
+        for module in [m for m in finder.triggers if m in sys.modules]:
             finder.instrument(module)
 
 
 class _InstrumentOnImport(importlib.abc.MetaPathFinder):
-    def __init__(self, wanted: dict[str, list[metadata.EntryPoint]]) -> None:
-        self.wanted = wanted
+    def __init__(self, candidates: dict[str, list[_Instrumentor]]) -> None:
+        self.candidates = candidates
+        self.triggers: dict[str, list[str]] = {}
+        for library in candidates:
+            for module in TRIGGERS.get(library, (library,)):
+                self.triggers.setdefault(module, []).append(library)
         self._busy = False
 
     def find_spec(
         self, fullname: str, path: Any, target: Any = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self.wanted or self._busy:
+        if fullname not in self.triggers or self._busy:
             return None
         self._busy = True
         try:
             spec = importlib.util.find_spec(fullname)
         finally:
             self._busy = False
-        if spec is None or spec.loader is None:
+        if spec is None:
+            return None
+        loader = spec.loader
+        if loader is None and spec.submodule_search_locations is not None:
+            # A namespace package (langgraph is one): the loader the import system would give it
+            loader = importlib.machinery.NamespaceLoader.__new__(importlib.machinery.NamespaceLoader)
+            loader._path = spec.submodule_search_locations  # type: ignore[attr-defined]
+        if loader is None:
             return spec
-        spec.loader = _ThenInstrument(spec.loader, lambda: self.instrument(fullname))
+        spec.loader = _ThenInstrument(loader, lambda: self.instrument(fullname))
         return spec
 
     def instrument(self, module: str) -> None:
-        for entry in self.wanted.pop(module, []):
-            try:
-                entry.load()().instrument()
-            except Exception as exc:  # a library version it does not support
-                log.debug("agenttrace: instrumentor %s not enabled: %s", entry.name, exc)
+        """Turn on, once, the instrumentor of every library this module triggers: the first of each
+        library's candidates that turns on (the rest are never loaded). Taking a library's
+        candidates out of the table is atomic, so two threads importing it never both do it."""
+        for library in self.triggers.pop(module, []):
+            for instrumentor in self.candidates.pop(library, []):
+                try:
+                    instance = instrumentor.load()()
+                    instance.instrument()
+                except Exception as exc:  # a library version it does not support: try the next
+                    log.debug("agenttrace: %s not enabled: %s", instrumentor.distribution, exc)
+                    continue
+                # BaseInstrumentor declines a library version it does not support without raising
+                if getattr(instance, "is_instrumented_by_opentelemetry", True):
+                    log.debug("agenttrace: %s instrumented by %s", library, instrumentor.distribution)
+                    break
 
 
 class _ThenInstrument(importlib.abc.Loader):
