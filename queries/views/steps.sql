@@ -35,7 +35,7 @@ CREATE OR REPLACE MACRO agenttrace_prefixed_json(attrs, prefix) AS
     END;
 
 CREATE OR REPLACE VIEW steps AS
-WITH classified AS (
+WITH RECURSIVE classified AS (
     SELECT
         s.*,
         attributes['gen_ai.operation.name'] AS _op,
@@ -78,10 +78,10 @@ normalised AS (
             attributes['gen_ai.completion.0.finish_reason']
         ) AS _finish_raw
     FROM candidates
-)
+),
+projected AS (
 SELECT
     run_id,
-    CAST(row_number() OVER (PARTITION BY run_id ORDER BY start_time, span_id) AS INTEGER) AS step,
     _kind AS kind,
     name,
     span_id,
@@ -141,4 +141,139 @@ SELECT
     ended,
     duration_ms,
     trace_id
-FROM normalised;
+FROM normalised
+),
+-- One LLM call, one step. The LLM spans that describe one request (a framework's span with the SDK
+-- instrumentor's span of the request under it; two instrumentors of one SDK) count once, here and
+-- so in every token total. An LLM span describes (part of) the request of another when
+--   (a) it is below it, with only spans that are not steps between them (wrappers, HTTP and
+--       framework spans, other LLM spans), or
+--   (b) neither is below the other (a callback-based instrumentor, such as OpenInference's
+--       LangChain one, does not make its span current), but they are in the same trace, it lies
+--       within the other in time (give or take a millisecond), and both report the same input and
+--       output token counts and the same model (where both name one).
+-- An LLM span with nothing of that kind in it is a request. An LLM span over exactly one request
+-- describes that request; one over several (a framework's call that retried) is not a step: the
+-- requests are. Of the spans of one request, the richest is the step: the one with most of model,
+-- input tokens, output tokens and finish reason; on a tie, the innermost (the SDK's span, with the
+-- provider's own finish reason and usage; in (b), the one that starts later, else ends earlier,
+-- else has the greater span id). What the step's span lacks (model, tokens, finish
+-- reason, cost, provider, input, output) is taken from the other spans of its request, and if any
+-- of them ended in an error, so did the step (a framework that refused an incomplete response).
+llm_lineage AS (
+    SELECT run_id, trace_id, span_id AS inner_id, parent_span_id AS outer_id, 1 AS depth, false AS crossed
+    FROM classified
+    WHERE _kind = 'llm' AND parent_span_id IS NOT NULL
+    UNION ALL
+    SELECT l.run_id, l.trace_id, l.inner_id, c.parent_span_id, l.depth + 1,
+           l.crossed OR coalesce(c._kind <> 'llm', false)
+    FROM llm_lineage l
+    JOIN classified c ON c.run_id = l.run_id AND c.trace_id = l.trace_id AND c.span_id = l.outer_id
+    WHERE c.parent_span_id IS NOT NULL AND l.depth < 64
+),
+llm_calls AS (
+    SELECT
+        *,
+        CAST(model IS NOT NULL AS INTEGER) + CAST(input_tokens IS NOT NULL AS INTEGER)
+            + CAST(output_tokens IS NOT NULL AS INTEGER) + CAST(finish_reason_raw IS NOT NULL AS INTEGER) AS _richness
+    FROM projected
+    WHERE kind = 'llm'
+),
+llm_nesting AS (
+    SELECT l.run_id, l.outer_id, l.inner_id, l.depth AS dist
+    FROM llm_lineage l
+    JOIN llm_calls o ON o.run_id = l.run_id AND o.trace_id = l.trace_id AND o.span_id = l.outer_id
+    WHERE NOT l.crossed
+    UNION ALL
+    SELECT o.run_id, o.span_id, i.span_id, 1
+    FROM llm_calls o
+    JOIN llm_calls i
+      ON i.run_id = o.run_id AND i.trace_id = o.trace_id AND i.span_id <> o.span_id
+     AND i.start_time >= o.start_time - INTERVAL 1 MILLISECOND AND i.end_time <= o.end_time + INTERVAL 1 MILLISECOND
+     AND i.input_tokens = o.input_tokens AND i.output_tokens = o.output_tokens
+     AND (i.model = o.model OR i.model IS NULL OR o.model IS NULL)
+     AND (i.start_time > o.start_time OR (i.start_time = o.start_time AND (i.end_time < o.end_time
+          OR (i.end_time = o.end_time AND i.span_id > o.span_id))))
+    WHERE NOT EXISTS (SELECT 1 FROM llm_lineage l
+                      WHERE l.run_id = o.run_id AND l.inner_id = i.span_id AND l.outer_id = o.span_id)
+      AND NOT EXISTS (SELECT 1 FROM llm_lineage l
+                      WHERE l.run_id = o.run_id AND l.inner_id = o.span_id AND l.outer_id = i.span_id)
+),
+llm_reach AS (
+    SELECT run_id, outer_id, inner_id, dist FROM llm_nesting
+    UNION ALL
+    SELECT r.run_id, r.outer_id, n.inner_id, r.dist + n.dist
+    FROM llm_reach r
+    JOIN llm_nesting n ON n.run_id = r.run_id AND n.outer_id = r.inner_id
+    WHERE r.dist < 64
+),
+llm_requests AS (
+    SELECT c.run_id, c.span_id
+    FROM llm_calls c
+    WHERE NOT EXISTS (SELECT 1 FROM llm_reach r WHERE r.run_id = c.run_id AND r.outer_id = c.span_id)
+),
+llm_over AS (
+    SELECT r.run_id, r.outer_id AS span_id, count(DISTINCT r.inner_id) AS requests,
+           min(r.inner_id) AS request_id, min(r.dist) AS dist
+    FROM llm_reach r
+    JOIN llm_requests q ON q.run_id = r.run_id AND q.span_id = r.inner_id
+    GROUP BY r.run_id, r.outer_id
+),
+llm_members AS (
+    SELECT
+        c.*,
+        CASE WHEN o.span_id IS NULL THEN c.span_id WHEN o.requests = 1 THEN o.request_id END AS _request_id,
+        coalesce(o.dist, 0) AS _dist
+    FROM llm_calls c
+    LEFT JOIN llm_over o ON o.run_id = c.run_id AND o.span_id = c.span_id
+),
+llm_ranked AS (
+    SELECT
+        *,
+        _request_id IS NOT NULL AND row_number() OVER (
+            PARTITION BY run_id, _request_id ORDER BY _richness DESC, _dist, span_id
+        ) = 1 AS _kept
+    FROM llm_members
+),
+same_call_dropped AS (
+    SELECT run_id, span_id FROM llm_ranked WHERE NOT _kept
+),
+same_call_merged AS (
+    SELECT
+        k.run_id,
+        k.span_id,
+        any_value(d.model) FILTER (WHERE d.model IS NOT NULL) AS model,
+        any_value(d.finish_reason) FILTER (WHERE d.finish_reason IS NOT NULL) AS finish_reason,
+        any_value(d.finish_reason_raw) FILTER (WHERE d.finish_reason_raw IS NOT NULL) AS finish_reason_raw,
+        any_value(d.input_tokens) FILTER (WHERE d.input_tokens IS NOT NULL) AS input_tokens,
+        any_value(d.output_tokens) FILTER (WHERE d.output_tokens IS NOT NULL) AS output_tokens,
+        any_value(d.cost_usd) FILTER (WHERE d.cost_usd IS NOT NULL) AS cost_usd,
+        any_value(d.provider) FILTER (WHERE d.provider IS NOT NULL) AS provider,
+        any_value(d.input) FILTER (WHERE d.input IS NOT NULL) AS input,
+        any_value(d.output) FILTER (WHERE d.output IS NOT NULL) AS output,
+        any_value(coalesce(d.status_message, '')) FILTER (WHERE d.status_code = 'Error') AS error_message
+    FROM llm_ranked k
+    JOIN llm_ranked d ON d.run_id = k.run_id AND d._request_id = k._request_id AND NOT d._kept
+    WHERE k._kept
+    GROUP BY k.run_id, k.span_id
+)
+SELECT
+    p.run_id,
+    CAST(row_number() OVER (PARTITION BY p.run_id ORDER BY p.start_time, p.span_id) AS INTEGER) AS step,
+    p.* EXCLUDE (run_id) REPLACE (
+        coalesce(p.model, m.model) AS model,
+        coalesce(p.finish_reason, m.finish_reason) AS finish_reason,
+        coalesce(p.input_tokens, m.input_tokens) AS input_tokens,
+        coalesce(p.output_tokens, m.output_tokens) AS output_tokens,
+        coalesce(p.input, m.input) AS input,
+        coalesce(p.output, m.output) AS output,
+        coalesce(p.cost_usd, m.cost_usd) AS cost_usd,
+        coalesce(p.finish_reason_raw, m.finish_reason_raw) AS finish_reason_raw,
+        coalesce(p.provider, m.provider) AS provider,
+        CASE WHEN m.error_message IS NOT NULL THEN 'Error' ELSE p.status_code END AS status_code,
+        CASE WHEN m.error_message IS NOT NULL AND p.status_code IS DISTINCT FROM 'Error'
+             THEN nullif(m.error_message, '') ELSE p.status_message END AS status_message
+    )
+FROM projected p
+LEFT JOIN same_call_merged m ON m.run_id = p.run_id AND m.span_id = p.span_id
+WHERE NOT EXISTS (SELECT 1 FROM same_call_dropped d WHERE d.run_id = p.run_id AND d.span_id = p.span_id);
