@@ -23,12 +23,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .. import queries
 from ..errors import QueryError, StoreError
 from ..store.layout import KINDS, LOGS, PARTITION_PREFIX, SAMPLES, SPANS, StoreLayout
-from ..store.manifest import ORIGINS, Manifest, check_run, read_manifest
-from ..store.parts import part_decode_problem
+from ..store.manifest import ORIGINS, Manifest, RunCheck, check_run, manifested_runs, read_manifest, relative
+from ..store.parts import list_parts, part_decode_problem
 from ..store.reader import Snapshot, snapshot
 from ..store.schema import KIND_SCHEMAS
 
@@ -86,6 +87,9 @@ class Database:
         """A manifested run's listed parts, by kind and origin."""
         self._problems: list[tuple[str, str, str | None]] = []
         self._supervised: list[str] = []
+        self._verified: dict[Path, pa.Table] = {}
+        """Bytes of parts hashed against their manifest, read once (an audit reads these)."""
+        self._requested = list(runs) if runs is not None else None
         self._apply_manifests(manifests or {}, verify)
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
@@ -109,7 +113,13 @@ class Database:
             if table.num_rows:
                 spool_runs.update(table.column("RunId").to_pylist())
         checked: set[str] = set()  # runs whose parts are those their manifest lists
-        for run_id in sorted(set(by_run) | spool_runs):
+        candidates = set(by_run) | spool_runs | set(given)
+        # A run whose parts are all gone is still a run its supervisor recorded: ask for it by id,
+        # or list the runs that have a manifest.
+        candidates |= (
+            set(self._requested) if self._requested is not None else set(manifested_runs(self.layout))
+        )
+        for run_id in sorted(candidates):
             try:
                 manifest = given.get(run_id) or read_manifest(self.layout, run_id)
             except StoreError as exc:
@@ -120,7 +130,9 @@ class Database:
                 continue
             self._supervised.append(run_id)
             checked.add(run_id)
-            check = check_run(self.layout, manifest, by_run.get(run_id, []), verify_hashes=verify)
+            on_disk = [p for kind in KINDS for p in list_parts(self.layout.root / kind, [run_id])]
+            check = check_run(self.layout, manifest, on_disk, verify_hashes=verify)  # corrupt ones too
+            self._decode_verified(run_id, check)
             for kind, origins in check.kind_parts.items():
                 for origin, parts in origins.items():
                     self._by_origin.setdefault(kind, {}).setdefault(origin, []).extend(parts)
@@ -151,6 +163,22 @@ class Database:
                 snap.spool_samples = snap.spool_samples.filter(
                     pc.invert(pc.is_in(snap.spool_samples.column("RunId"), supervised))
                 )
+
+    def _decode_verified(self, run_id: str, check: RunCheck) -> None:
+        """Decode the parts whose bytes matched the manifest, from those bytes; a part that does
+        not decode is left out and named (its bytes are the supervisor's: a disk fault)."""
+        for origins in check.kind_parts.values():
+            for parts in origins.values():
+                for part in list(parts):
+                    data = check.verified.get(part)
+                    if data is None:
+                        continue
+                    try:
+                        self._verified[part] = pq.read_table(pa.BufferReader(data))
+                    except (pa.ArrowException, OSError, ValueError) as exc:
+                        parts.remove(part)
+                        rel = relative(self.layout, part)
+                        self._problems.append((run_id, f"part {rel} cannot be read: {exc}", rel))
 
     def is_supervised(self, run_id: str) -> bool:
         """Whether the run has a supervisor's manifest (even one that cannot be read)."""
@@ -213,7 +241,10 @@ class Database:
             for origin in ORIGINS:
                 sources.append((f"_part_{source}_{origin}", self._by_origin[kind][origin], schema))
         for name, parts, schema in sources:
-            if parts:
+            if parts and all(p in self._verified for p in parts):  # read once, when checked
+                table = pa.concat_tables([self._verified[p] for p in parts], promote_options="permissive")
+                relation = self.con.from_arrow(table)
+            elif parts:
                 relation = self.con.read_parquet([str(p) for p in parts], union_by_name=True)
             else:
                 relation = self.con.from_arrow(schema.empty_table())
@@ -233,7 +264,12 @@ class Database:
             named = [p for p in parts if str(p) in message]
             for part in named or [p for p in parts if part_decode_problem(p)]:
                 parts.remove(part)
-                self.warnings.append(f"skipped corrupt part {part}: {part_decode_problem(part) or reason}")
+                problem = part_decode_problem(part) or reason
+                self.warnings.append(f"skipped corrupt part {part}: {problem}")
+                run_id = part.parent.name.removeprefix(PARTITION_PREFIX)
+                if run_id in self._supervised:  # a manifested run's part: its record is incomplete
+                    rel = relative(self.layout, part)
+                    self._problems.append((run_id, f"part {rel} cannot be read: {problem}", rel))
                 skipped = True
         if skipped:
             self._register_sources()

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,9 @@ class RunCheck:
     )
     problems: list[tuple[str, str | None]] = field(default_factory=list)
     """(reason, the part or file it is about)."""
+    verified: dict[Path, bytes] = field(default_factory=dict)
+    """With `verify_hashes`: the bytes of each part that matched its sha256, read once. Readers
+    use these, not the file: a file swapped after the check cannot be what is audited."""
 
     @property
     def parts(self) -> dict[str, list[Path]]:
@@ -114,6 +118,8 @@ def write_manifest(layout: StoreLayout, manifest: Manifest) -> Path:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if target.is_dir() and not target.is_symlink():  # put there to block the manifest
+            shutil.rmtree(target)
         os.replace(tmp, target)
         fsync_dir(target.parent)
     except OSError as exc:
@@ -121,6 +127,15 @@ def write_manifest(layout: StoreLayout, manifest: Manifest) -> Path:
             tmp.unlink()
         raise StoreError(f"cannot write the run's manifest {target}: {exc.strerror or exc}") from exc
     return target
+
+
+def manifested_runs(layout: StoreLayout) -> list[str]:
+    """The runs that have a manifest."""
+    folder = layout.root / MANIFESTS
+    try:
+        return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+    except OSError:
+        return []
 
 
 def read_manifest(layout: StoreLayout, run_id: str) -> Manifest | None:
@@ -182,7 +197,8 @@ def check_run(
             continue
         if verify_hashes:
             try:
-                actual = sha256_of(part)
+                data = part.read_bytes()
+                actual = hashlib.sha256(data).hexdigest()
             except OSError as exc:
                 check.problems.append((f"part {rel} cannot be read to check it: {exc.strerror or exc}", rel))
                 continue
@@ -195,6 +211,7 @@ def check_run(
                     )
                 )
                 continue
+            check.verified[part] = data
         check.kind_parts.setdefault(part_kind(rel), {}).setdefault(entry.origin, []).append(part)
     for rel in sorted(set(listed) - set(on_disk)):
         entry = listed[rel]
@@ -218,6 +235,7 @@ __all__ = [
     "RunCheck",
     "check_run",
     "manifest_path",
+    "manifested_runs",
     "part_kind",
     "read_manifest",
     "sha256_of",
