@@ -3,11 +3,13 @@ code in the agent, against the scripted OpenAI-compatible fake model on loopback
 (examples/fake_model_server.py). And one LLM call is one step, however many instrumentors recorded it.
 
 The agents are in tests/frameworks/: pydantic-ai, LangGraph (langchain-core, langgraph and
-langchain-openai, never `langchain`) and the OpenAI Agents SDK (Responses API and chat
-completions). Each has three file tools; the fake model asks for `list_files`, then `read_file` and
-`word_count` together, then answers. Two OpenAI instrumentors are installed in the test
-environment (OpenInference's and the official `opentelemetry-instrumentation-openai-v2`), so every
-run here also checks that one LLM call is counted once.
+langchain-openai, never `langchain`), the OpenAI Agents SDK (Responses API and chat completions)
+and, against the Anthropic Messages fake of tests/agents, the Anthropic SDK alone. The first three
+have three file tools; the fake model asks for `list_files`, then `read_file` and `word_count`
+together, then answers. Two OpenAI instrumentors are installed in the test environment
+(OpenInference's and the official `opentelemetry-instrumentation-openai-v2`), and two Anthropic ones
+(OpenInference's and OpenLLMetry's), so every run here also checks that one LLM call is counted
+once.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from agenttrace.supervise import bootstrap
 REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = REPO / "tests" / "frameworks"
 sys.path.insert(0, str(REPO / "examples"))
+sys.path.insert(0, str(REPO / "tests" / "agents"))
 from fake_model_server import FakeModelServer, start_in_thread  # noqa: E402
+from fake_servers import PROMPT, FakeAnthropicServer  # noqa: E402
 
 TASK = "Which file lists the inventory?"
 TOOLS = ["list_files", "read_file", "word_count"]
@@ -109,6 +113,10 @@ def test_each_library_has_one_instrumentor_chosen_by_the_preference_order() -> N
     assert [i.distribution for i in found["pydantic_ai"]] == ["pydantic-ai-slim"]
     assert found["langchain"][0].distribution == "openinference-instrumentation-langchain"
     assert found["openai_agents"][0].distribution == "openinference-instrumentation-openai-agents"
+    assert [i.distribution for i in found["anthropic"]] == [
+        "openinference-instrumentation-anthropic",
+        "opentelemetry-instrumentation-anthropic",
+    ]
     for library, preferred in bootstrap.PREFERENCE.items():
         assert library in bootstrap.TRIGGERS, f"{library} has no trigger modules"
         assert len(set(preferred)) == len(preferred)
@@ -220,6 +228,40 @@ def test_a_framework_agent_whose_final_answer_is_cut_off_fails_on_completion_sig
     totals = llm_totals(tmp_path / "store")
     assert totals["calls"] == 3
     assert {k: totals[k] for k in ("input_tokens", "output_tokens")} == model_server.billed()
+
+
+@pytest.mark.parametrize("scenario", ["happy", "truncated"])
+def test_an_agent_on_the_anthropic_sdk_counts_each_call_once(tmp_path: Path, scenario: str) -> None:
+    """The bootstrap turns on one of the two Anthropic instrumentors installed (OpenInference's, not
+    OpenLLMetry's); the Anthropic SDK (1.x) also records its own GenAI span of each call under
+    it: two spans a call, one step. The fake Messages API is the one the Claude Code tests use
+    (tests/agents/fake_servers.py)."""
+    with FakeAnthropicServer(scenario) as server:
+        result = run_cli(
+            "run", "--json", "--store", str(tmp_path / "store"), "--",
+            sys.executable, str(FRAMEWORKS / "anthropic_agent.py"), "claude-fake", PROMPT,
+            cwd=tmp_path, timeout=120,
+            env={"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "sk-ant-not-a-real-key"},
+        )  # fmt: skip
+        billed = server.billed()
+    assert (tmp_path / "out.txt").read_text() == "hello\n"
+    scopes = {
+        s["scope_name"]
+        for s in query(tmp_path / "store", "SELECT DISTINCT scope_name FROM spans WHERE kind IS NOT NULL")
+    }
+    assert "openinference.instrumentation.anthropic" in scopes
+    assert "opentelemetry.instrumentation.anthropic" not in scopes
+    assert llm_totals(tmp_path / "store") == {
+        "calls": 2,
+        "input_tokens": billed["input_tokens"],
+        "output_tokens": billed["output_tokens"],
+    }
+    if scenario == "happy":
+        assert result.returncode == 0, result.stderr
+        assert gates(result)["completion_signal"] == "pass"
+    else:
+        assert result.returncode == 1, result.stderr
+        assert gates(result)["completion_signal"] == "fail"
 
 
 DOUBLY_INSTRUMENTED = """
