@@ -122,6 +122,14 @@ def test_each_library_has_one_instrumentor_chosen_by_the_preference_order() -> N
         assert len(set(preferred)) == len(preferred)
 
 
+def test_instrumentors_can_be_left_out_as_opentelemetry_instrument_allows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "openai, pydantic_ai")
+    found = bootstrap.genai_instrumentors()
+    assert "openai" not in found and "pydantic_ai" not in found and "langchain" in found
+
+
 PROBE = """
 import importlib, json, sys
 importlib.import_module(sys.argv[1])

@@ -231,7 +231,9 @@ def _rank(library: str, instrumentor: _Instrumentor) -> tuple[int, int, str]:
 
 
 def genai_instrumentors() -> dict[str, list[_Instrumentor]]:
-    """The installed GenAI instrumentors by library, each library's in the order they are tried."""
+    """The installed GenAI instrumentors by library, each library's in the order they are tried.
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (entry point or library names, comma-separated, as
+    `opentelemetry-instrument` reads it) leaves some out: `pydantic_ai` the built-in one."""
     disabled = {
         n.strip() for n in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",") if n.strip()
     }
@@ -319,6 +321,9 @@ class _ThenInstrument(importlib.abc.Loader):
     def exec_module(self, module: Any) -> None:
         self.inner.exec_module(module)
         self.after()
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_resource_reader, is_package, ...
+        return getattr(self.inner, name)
 
 
 # -- subprocesses -------------------------------------------------------------------------------
