@@ -1,7 +1,8 @@
 # Two commands do everything on a machine with Python 3.11 and pip:
 #   make demo   create .venv, install agenttrace, run the sample agent under `agenttrace run` with an
 #               objective, show its run
-#   make test   create .venv, install agenttrace with test dependencies, run the whole suite
+#   make test   create .venv, install agenttrace with test dependencies and the CLI coding agents
+#               (`make agents`: npm, Node.js >= 20), run the whole suite
 
 PYTHON ?= python3
 VENV := .venv
@@ -32,7 +33,7 @@ demo: $(VENV)/.installed
 	-$(DEMO_RUN) $(BIN)/python examples/research_agent.py --report demo-answer.md --model fake-truncating
 	$(BIN)/agenttrace show last --store $(DEMO_STORE)
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test agents
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/python -m pytest -q

@@ -67,6 +67,15 @@ def run(
             "or unprivileged user namespaces): the agent cannot touch its own record.",
         ),
     ] = False,
+    agent_telemetry: Annotated[
+        bool,
+        typer.Option(
+            "--agent-telemetry/--no-agent-telemetry",
+            help="When the command is Claude Code, Codex or Gemini CLI (`claude`, `codex`, `gemini`), "
+            "turn on its own OpenTelemetry export (traces, logs, metrics) to the run's receiver: "
+            "environment variables, or `-c otel.*` overrides for Codex. Its config files are not touched.",
+        ),
+    ] = True,
     store: StoreOption = None,
 ) -> None:
     """Run CMD as a supervised, recorded job, then audit it.
@@ -113,6 +122,7 @@ def run(
         say=lambda text: say(f"verifying: {text}"),
         gates=gates,
         protect_store=protect_store,
+        agent_telemetry=agent_telemetry,
     )
     notice = store_gates_notice(supervisor.settings.store)
     if notice:

@@ -39,7 +39,7 @@ from ..ids import is_safe_run_id, new_run_id
 from ..redact import redact_argv
 from ..store.layout import StoreLayout
 from ..store.manifest import Manifest, write_manifest
-from . import artifacts
+from . import agent_telemetry, artifacts
 from .claim_desk import CLAIMS_PATH, ENDPOINT_ENV, ClaimDesk
 from .protect import ProtectionError
 from .watcher import Proc, ProcessWatcher, become_subreaper
@@ -98,6 +98,7 @@ class Supervisor:
         say: Callable[[str], None] | None = None,
         gates: list[Gate] | None = None,
         protect_store: bool = False,
+        agent_telemetry: bool = True,
     ) -> None:
         if not command:
             raise ConfigError("no command to run: agenttrace run [OPTIONS] -- CMD [ARGS...]")
@@ -118,6 +119,8 @@ class Supervisor:
         self.gates = [dataclasses.replace(g, recorded=True) for g in gates]
         """Fixed before the agent starts, recorded on the root span; the run is audited with these."""
         self.protect_store = protect_store
+        self.agent_telemetry = agent_telemetry
+        """Turn on a known CLI agent's own telemetry (supervise/agent_telemetry.py)."""
         self.manifest = Manifest(self.run_id, os.getpid())
         self._manifest_lock = threading.Lock()
         self._desk: ClaimDesk | None = None
@@ -328,16 +331,18 @@ class Supervisor:
         """Start the agent; with --protect-store, in a mount namespace where the store is read-only
         (recorded on the root span as `agenttrace.run.store_protection`)."""
         assert self._root is not None
-        options = {
-            "env": self._child_env(endpoint),
-            "cwd": self.cwd,
-            "process_group": 0 if own_group else None,
-        }
+        env, argv = self._child_env(endpoint), self.command
+        if agent_telemetry.detect(self.command) is not None:
+            recipe = agent_telemetry.apply(self.command, env, endpoint) if self.agent_telemetry else None
+            if recipe is not None:
+                env, argv = recipe.env, recipe.argv
+            self._root.set_attribute(agent_telemetry.ATTRIBUTE, recipe.name if recipe is not None else "off")
+        options = {"env": env, "cwd": self.cwd, "process_group": 0 if own_group else None}
         if not self.protect_store:
-            return subprocess.Popen(self.command, **options)  # type: ignore[call-overload, no-any-return]
+            return subprocess.Popen(argv, **options)  # type: ignore[call-overload, no-any-return]
         from .protect import protected_popen
 
-        child, mode = protected_popen(self.command, [self.settings.store], **options)
+        child, mode = protected_popen(argv, [self.settings.store], **options)
         self._root.set_attribute("agenttrace.run.store_protection", mode)
         return child
 
@@ -352,7 +357,7 @@ class Supervisor:
         bootstrap = f"{BOOTSTRAP_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(BOOTSTRAP_DIR)
         env.update(
             {
-                "TRACEPARENT": carrier["traceparent"],
+                "TRACEPARENT": _sampled_only(carrier["traceparent"]),
                 "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                 "OTEL_RESOURCE_ATTRIBUTES": f"{existing},{resource}" if existing else resource,
@@ -611,6 +616,13 @@ def _overruled(verdict: Verdict, seen: list[str]) -> Verdict:
 
 _GONE = contextlib.suppress(ProcessLookupError, PermissionError)
 """Signalling a process that is already gone (or no longer ours) is not an error."""
+
+
+def _sampled_only(traceparent: str) -> str:
+    """The traceparent with trace-flags `01` or `00`: the SDK sets the random-trace-id flag too
+    (`03`), which some propagators refuse (Codex's accepts flags up to 2 only)."""
+    head, flags = traceparent.rsplit("-", 1)
+    return f"{head}-{int(flags, 16) & 0x01:02x}"
 
 
 def signal_name(number: int) -> str:
