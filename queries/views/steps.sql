@@ -15,6 +15,12 @@
 --
 -- Wrapper spans (OpenInference CHAIN, GenAI invoke_workflow, OpenLLMetry workflow/task) and
 -- plain HTTP or framework spans are not steps; they stay in `spans`.
+--
+-- Agents that name things their own way (Claude Code, Codex, Gemini CLI) are mapped by the tables
+-- in agent_events.sql: `agent_span_kinds` classifies their spans first (kind `container`: never a
+-- step), and their log events (`agent_events`: API requests and responses, tool decisions and
+-- results) are steps too. A log event that describes a span's step adds to it (see "Log events"
+-- below); one that describes no span is a step of its own.
 CREATE OR REPLACE MACRO agenttrace_finish_reason(raw) AS
     CASE lower(raw)
         WHEN 'tool_calls' THEN 'tool_call'
@@ -23,6 +29,8 @@ CREATE OR REPLACE MACRO agenttrace_finish_reason(raw) AS
         WHEN 'end_turn' THEN 'stop'
         WHEN 'stop_sequence' THEN 'stop'
         WHEN 'max_tokens' THEN 'length'
+        WHEN 'max_output_tokens' THEN 'length'
+        WHEN 'completed' THEN 'stop'
         WHEN 'safety' THEN 'content_filter'
         ELSE lower(raw)
     END;
@@ -42,6 +50,8 @@ WITH RECURSIVE classified AS (
         attributes['openinference.span.kind'] AS _oi,
         attributes['traceloop.span.kind'] AS _tl,
         CASE
+            WHEN _mapped = 'container' THEN NULL
+            WHEN _mapped IS NOT NULL THEN _mapped
             WHEN attributes['agenttrace.span.type'] = 'process' THEN 'process'
             WHEN attributes['agenttrace.span.type'] = 'verify' THEN 'verify'
             WHEN attributes['agenttrace.span.type'] = 'step' THEN coalesce(attributes['agenttrace.step.kind'], 'other')
@@ -58,7 +68,16 @@ WITH RECURSIVE classified AS (
               AND coalesce(attributes['gen_ai.system'], attributes['gen_ai.provider.name']) IS NOT NULL
               AND attributes['gen_ai.request.model'] IS NOT NULL THEN 'llm'
         END AS _kind
-    FROM spans s
+    FROM (
+        SELECT
+            sp.*,
+            (SELECT m.kind FROM agent_span_kinds m
+             WHERE (m.service_like IS NULL OR sp.service_name LIKE m.service_like)
+               AND (m.span_name IS NULL OR sp.name = m.span_name)
+               AND (m.when_key IS NULL OR sp.attributes[m.when_key] = coalesce(m.when_value, sp.attributes[m.when_key]))
+             ORDER BY m.priority LIMIT 1) AS _mapped
+        FROM spans sp
+    ) s
 ),
 candidates AS (
     SELECT c.*
@@ -96,9 +115,11 @@ SELECT
     END AS model,
     CASE WHEN _kind = 'tool' THEN coalesce(
         attributes['gen_ai.tool.name'], attributes['tool.name'], attributes['traceloop.entity.name'],
-        nullif(regexp_extract(name, '^execute_tool (.+)$', 1), ''))
+        attributes['tool_name'], nullif(regexp_extract(name, '^execute_tool (.+)$', 1), ''))
     END AS tool_name,
-    coalesce(attributes['gen_ai.tool.call.id'], attributes['tool.id'], attributes['tool_call.id']) AS tool_call_id,
+    coalesce(attributes['gen_ai.tool.call.id'], attributes['tool.id'], attributes['tool_call.id'],
+             attributes['gen_ai.tool.call_id'],
+             CASE WHEN _kind = 'tool' THEN coalesce(attributes['tool_use_id'], attributes['call_id']) END) AS tool_call_id,
     agenttrace_finish_reason(
         CASE WHEN starts_with(ltrim(_finish_raw), '[') THEN json_extract_string(_finish_raw, '$[0]') ELSE _finish_raw END
     ) AS finish_reason,
@@ -115,7 +136,7 @@ SELECT
             agenttrace_prefixed_json(attributes, 'gen_ai.prompt.'))
         WHEN 'tool' THEN coalesce(
             attributes['gen_ai.tool.call.arguments'], attributes['input.value'],
-            attributes['traceloop.entity.input'], attributes['tool.parameters'])
+            attributes['traceloop.entity.input'], attributes['tool.parameters'], attributes['gen_ai.input.messages'])
         WHEN 'process' THEN coalesce(attributes['process.command_line'], attributes['process.command_args'])
         ELSE coalesce(attributes['input.value'], attributes['traceloop.entity.input'])
     END AS input,
@@ -125,7 +146,8 @@ SELECT
             agenttrace_prefixed_json(attributes, 'llm.output_messages.'),
             agenttrace_prefixed_json(attributes, 'gen_ai.completion.'))
         WHEN 'tool' THEN coalesce(
-            attributes['gen_ai.tool.call.result'], attributes['output.value'], attributes['traceloop.entity.output'])
+            attributes['gen_ai.tool.call.result'], attributes['output.value'], attributes['traceloop.entity.output'],
+            attributes['gen_ai.output.messages'])
         WHEN 'process' THEN attributes['process.exit.code']
         ELSE coalesce(attributes['output.value'], attributes['traceloop.entity.output'])
     END AS output,
@@ -140,7 +162,14 @@ SELECT
     status_message,
     ended,
     duration_ms,
-    trace_id
+    trace_id,
+    CASE WHEN _kind = 'tool' THEN coalesce(
+        attributes['full_command'],
+        json_extract_string(TRY_CAST(attributes['gen_ai.tool.call.arguments'] AS JSON), '$.command'),
+        json_extract_string(TRY_CAST(attributes['gen_ai.input.messages'] AS JSON), '$.args.command'))
+    END AS command,
+    CASE WHEN _kind = 'tool' THEN TRY_CAST(lower(attributes['success']) AS BOOLEAN) END AS success,
+    CASE WHEN _kind = 'tool' THEN TRY_CAST(attributes['exit_code'] AS INTEGER) END AS exit_code
 FROM normalised
 ),
 -- One LLM call, one step. The LLM spans that describe one request (a framework's span with the SDK
@@ -256,10 +285,10 @@ same_call_merged AS (
     JOIN llm_ranked d ON d.run_id = k.run_id AND d._request_id = k._request_id AND NOT d._kept
     WHERE k._kept
     GROUP BY k.run_id, k.span_id
-)
+),
+span_steps AS (
 SELECT
     p.run_id,
-    CAST(row_number() OVER (PARTITION BY p.run_id ORDER BY p.start_time, p.span_id) AS INTEGER) AS step,
     p.* EXCLUDE (run_id) REPLACE (
         coalesce(p.model, m.model) AS model,
         coalesce(p.finish_reason, m.finish_reason) AS finish_reason,
@@ -276,4 +305,168 @@ SELECT
     )
 FROM projected p
 LEFT JOIN same_call_merged m ON m.run_id = p.run_id AND m.span_id = p.span_id
-WHERE NOT EXISTS (SELECT 1 FROM same_call_dropped d WHERE d.run_id = p.run_id AND d.span_id = p.span_id);
+WHERE NOT EXISTS (SELECT 1 FROM same_call_dropped d WHERE d.run_id = p.run_id AND d.span_id = p.span_id)
+),
+-- Log events (agent_events). The records of one tool call (a decision, then a result) are one
+-- call: they share a tool call id (a record without one is a call of its own); each LLM event is
+-- one call. A logged call describes a span's step, and adds to it, when
+--   tool: they have the same tool call id; or, where either has none, the same tool name, and
+--         the record names the step's span or its parent, or their times overlap (± 5 ms);
+--   llm:  the record's time lies within the step's span (± 5 ms), and where both give them, the
+--         same model and the same input and output tokens.
+-- Of the steps a call could describe, the one with the same id, else the one its record names,
+-- else the latest to start, takes it. The step keeps what its span says and takes what it lacks
+-- from the call (model, tokens, cost, finish reason, input, output, command, success, exit code);
+-- a call that failed (success false, an exit code other than 0, a rejected decision, an API
+-- error) makes the step an error, with the reason as its status message. A logged call that
+-- describes no span is a step of its own: its span_id is the call's event id (16 hex digits, no
+-- span has it), its parent the span its first record names, `ended` whether a record says it
+-- returned.
+logged AS (
+    SELECT
+        run_id,
+        coalesce(CASE WHEN kind = 'tool' THEN tool_call_id END, event_id) AS _call,
+        any_value(kind) AS kind,
+        arg_max(event, time) AS name,
+        min(event_id) AS event_id,
+        min(start_time) AS start_time,
+        max(end_time) AS end_time,
+        bool_or(phase <> 'start') AS ended,
+        arg_min(trace_id, time) AS trace_id,
+        arg_min(span_id, time) AS log_span_id,
+        list(DISTINCT span_id) FILTER (WHERE span_id IS NOT NULL) AS log_span_ids,
+        any_value(model) FILTER (WHERE model IS NOT NULL AND kind = 'llm') AS model,
+        any_value(tool_name) FILTER (WHERE tool_name IS NOT NULL) AS tool_name,
+        any_value(tool_call_id) FILTER (WHERE tool_call_id IS NOT NULL) AS tool_call_id,
+        arg_max(finish_reason_raw, time) FILTER (WHERE finish_reason_raw IS NOT NULL) AS finish_reason_raw,
+        any_value(input_tokens) FILTER (WHERE input_tokens IS NOT NULL) AS input_tokens,
+        any_value(output_tokens) FILTER (WHERE output_tokens IS NOT NULL) AS output_tokens,
+        any_value(cost_usd) FILTER (WHERE cost_usd IS NOT NULL) AS cost_usd,
+        arg_max(input, phase <> 'start') FILTER (WHERE input IS NOT NULL) AS input,
+        arg_max(output, time) FILTER (WHERE output IS NOT NULL) AS output,
+        any_value(command) FILTER (WHERE command IS NOT NULL) AS command,
+        bool_and(success) AS success,
+        arg_max(exit_code, exit_code <> 0) FILTER (WHERE exit_code IS NOT NULL) AS exit_code,
+        max(duration_ms) AS duration_ms,
+        max(status_code) AS status_code,
+        any_value(status_message) FILTER (WHERE status_message IS NOT NULL) AS status_message
+    FROM agent_events
+    GROUP BY ALL
+),
+log_matches AS (
+    SELECT
+        g.run_id,
+        g._call,
+        s.span_id AS step_span_id,
+        row_number() OVER (
+            PARTITION BY g.run_id, g._call
+            ORDER BY coalesce(g.tool_call_id = s.tool_call_id, false) DESC,
+                     coalesce(list_contains(g.log_span_ids, s.span_id), false) DESC,
+                     coalesce(list_contains(g.log_span_ids, s.parent_span_id), false) DESC,
+                     s.start_time DESC, s.span_id
+        ) AS _rank
+    FROM logged g
+    JOIN span_steps s ON s.run_id = g.run_id AND s.kind = g.kind
+    WHERE (g.kind = 'tool' AND (
+              coalesce(g.tool_call_id = s.tool_call_id, false)
+              OR ((g.tool_call_id IS NULL OR s.tool_call_id IS NULL)
+                  AND g.tool_name = s.tool_name
+                  AND (coalesce(list_contains(g.log_span_ids, s.span_id), false)
+                       OR coalesce(list_contains(g.log_span_ids, s.parent_span_id), false)
+                       OR (g.start_time <= coalesce(s.end_time, g.start_time) + INTERVAL 5 MILLISECOND
+                           AND coalesce(g.end_time, g.start_time) >= s.start_time - INTERVAL 5 MILLISECOND)))))
+       OR (g.kind = 'llm'
+           AND coalesce(g.end_time, g.start_time) >= s.start_time - INTERVAL 5 MILLISECOND
+           AND coalesce(g.end_time, g.start_time) <= coalesce(s.end_time, g.end_time, g.start_time) + INTERVAL 5 MILLISECOND
+           AND (g.model IS NULL OR s.model IS NULL OR g.model = s.model)
+           AND (g.input_tokens IS NULL OR s.input_tokens IS NULL OR g.input_tokens = s.input_tokens)
+           AND (g.output_tokens IS NULL OR s.output_tokens IS NULL OR g.output_tokens = s.output_tokens))
+),
+log_added AS (
+    SELECT
+        m.run_id,
+        m.step_span_id AS span_id,
+        any_value(g.model) FILTER (WHERE g.model IS NOT NULL) AS model,
+        any_value(g.tool_name) FILTER (WHERE g.tool_name IS NOT NULL) AS tool_name,
+        any_value(g.tool_call_id) FILTER (WHERE g.tool_call_id IS NOT NULL) AS tool_call_id,
+        arg_max(g.finish_reason_raw, g.end_time) FILTER (WHERE g.finish_reason_raw IS NOT NULL) AS finish_reason_raw,
+        any_value(g.input_tokens) FILTER (WHERE g.input_tokens IS NOT NULL) AS input_tokens,
+        any_value(g.output_tokens) FILTER (WHERE g.output_tokens IS NOT NULL) AS output_tokens,
+        any_value(g.cost_usd) FILTER (WHERE g.cost_usd IS NOT NULL) AS cost_usd,
+        any_value(g.input) FILTER (WHERE g.input IS NOT NULL) AS input,
+        any_value(g.output) FILTER (WHERE g.output IS NOT NULL) AS output,
+        any_value(g.command) FILTER (WHERE g.command IS NOT NULL) AS command,
+        bool_and(g.success) AS success,
+        arg_max(g.exit_code, g.exit_code <> 0) FILTER (WHERE g.exit_code IS NOT NULL) AS exit_code,
+        max(g.status_code) AS status_code,
+        any_value(g.status_message) FILTER (WHERE g.status_message IS NOT NULL) AS status_message
+    FROM log_matches m
+    JOIN logged g ON g.run_id = m.run_id AND g._call = m._call
+    WHERE m._rank = 1
+    GROUP BY m.run_id, m.step_span_id
+),
+all_steps AS (
+    SELECT
+        s.* REPLACE (
+            coalesce(s.model, a.model) AS model,
+            coalesce(s.tool_name, a.tool_name) AS tool_name,
+            coalesce(s.tool_call_id, a.tool_call_id) AS tool_call_id,
+            coalesce(s.finish_reason, agenttrace_finish_reason(a.finish_reason_raw)) AS finish_reason,
+            coalesce(s.finish_reason_raw, a.finish_reason_raw) AS finish_reason_raw,
+            coalesce(s.input_tokens, a.input_tokens) AS input_tokens,
+            coalesce(s.output_tokens, a.output_tokens) AS output_tokens,
+            coalesce(s.cost_usd, a.cost_usd) AS cost_usd,
+            coalesce(s.input, a.input) AS input,
+            coalesce(s.output, a.output) AS output,
+            coalesce(s.command, a.command) AS command,
+            coalesce(a.success, s.success) AS success,
+            coalesce(a.exit_code, s.exit_code) AS exit_code,
+            CASE WHEN a.status_code = 'Error' THEN 'Error' ELSE s.status_code END AS status_code,
+            CASE WHEN a.status_code = 'Error' AND s.status_code IS DISTINCT FROM 'Error'
+                 THEN a.status_message ELSE s.status_message END AS status_message
+        ),
+        CASE WHEN a.span_id IS NULL THEN 'span' ELSE 'span+log' END AS source
+    FROM span_steps s
+    LEFT JOIN log_added a ON a.run_id = s.run_id AND a.span_id = s.span_id
+    UNION ALL BY NAME
+    SELECT
+        g.run_id,
+        g.kind,
+        g.name,
+        g.event_id AS span_id,
+        g.log_span_id AS parent_span_id,
+        g.start_time,
+        g.end_time,
+        coalesce(g.status_code, 'Unset') AS status_code,
+        g.model,
+        g.tool_name,
+        g.tool_call_id,
+        agenttrace_finish_reason(g.finish_reason_raw) AS finish_reason,
+        g.input_tokens,
+        g.output_tokens,
+        g.input,
+        g.output,
+        g.cost_usd,
+        g.finish_reason_raw,
+        CAST(NULL AS VARCHAR) AS provider,
+        g.status_message,
+        g.ended,
+        coalesce(g.duration_ms, (epoch_us(CAST(g.end_time AS TIMESTAMPTZ)) - epoch_us(CAST(g.start_time AS TIMESTAMPTZ))) / 1e3) AS duration_ms,
+        g.trace_id,
+        g.command,
+        g.success,
+        g.exit_code,
+        'log' AS source
+    FROM logged g
+    WHERE NOT EXISTS (SELECT 1 FROM log_matches m WHERE m.run_id = g.run_id AND m._call = g._call AND m._rank = 1)
+)
+-- A tool step whose agent reports no result text (Claude Code's telemetry has none) has as its
+-- output what the agent does report: {"success": ..., "exit_code": ...}.
+SELECT
+    run_id,
+    CAST(row_number() OVER (PARTITION BY run_id ORDER BY start_time, span_id) AS INTEGER) AS step,
+    * EXCLUDE (run_id) REPLACE (
+        coalesce(output, CASE WHEN kind = 'tool' AND (success IS NOT NULL OR exit_code IS NOT NULL)
+                              THEN CAST(json_object('success', success, 'exit_code', exit_code) AS VARCHAR) END) AS output
+    )
+FROM all_steps;
