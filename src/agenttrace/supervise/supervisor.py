@@ -15,14 +15,12 @@ listed, with its sha256 and who reported it, in the run's manifest, which the au
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import os
 import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +36,12 @@ from ..errors import AgentTraceError, ConfigError
 from ..ids import is_safe_run_id, new_run_id
 from ..redact import redact_argv
 from ..store.layout import StoreLayout
-from ..store.manifest import Manifest, write_manifest
 from . import agent_telemetry, artifacts
 from .claim_desk import CLAIMS_PATH, ENDPOINT_ENV, ClaimDesk
+from .ledger import Ledger, overruled, what_failed
+from .process_spans import Orphan, ProcessSpans
 from .protect import ProtectionError
-from .watcher import Proc, ProcessWatcher, become_subreaper
+from .watcher import ProcessWatcher, become_subreaper
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
     from ..audit.gates import Gate
     from ..audit.verdict import Verdict
     from ..objective import Objective
-    from ..store.writer import PartWritten
 
 KILL_GRACE_S = 3.0
 """Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
@@ -59,16 +57,6 @@ PROC_EVENTS_ENV = "AGENTTRACE_PROC_EVENTS"
 """`0` turns off the kernel's process events: the watcher polls /proc alone."""
 
 OrphanPolicy = Literal["fail", "kill"]
-
-
-@dataclass
-class Orphan:
-    pid: int
-    argv: list[str]
-    age_s: float
-    span_id: str | None
-    """The span of the process that started it (its parent process), if known."""
-    killed: bool = False
 
 
 @dataclass
@@ -121,8 +109,7 @@ class Supervisor:
         self.protect_store = protect_store
         self.agent_telemetry = agent_telemetry
         """Turn on a known CLI agent's own telemetry (supervise/agent_telemetry.py)."""
-        self.manifest = Manifest(self.run_id, os.getpid())
-        self._manifest_lock = threading.Lock()
+        self.ledger = Ledger(self.layout, self.run_id, os.getpid())
         self._desk: ClaimDesk | None = None
 
         self._say = say or (lambda text: None)
@@ -161,7 +148,7 @@ class Supervisor:
 
         configure(self.settings.store, flush_interval=self.settings.flush_interval)
         sink_for(self.settings.store, self.settings.flush_interval).part_listeners.append(
-            self._part_listener("supervisor")
+            self.ledger.listener("supervisor")
         )
         subreaper = become_subreaper()
         before = artifacts.snapshot(self.cwd, [self.settings.store])
@@ -195,7 +182,7 @@ class Supervisor:
             host="127.0.0.1",
             port=0,
             run_id=self.run_id,
-            on_part=self._part_listener("agent"),
+            on_part=self.ledger.listener("agent"),
             routes={CLAIMS_PATH: self._desk.handle},
         )
         server.start()
@@ -224,11 +211,18 @@ class Supervisor:
                 what = "command not found" if code == 127 else "command cannot be run"
                 return RunResult(self.run_id, "failed", code, None, error=f"{what}: {self.command[0]}")
             self._child_pgid = child.pid if own_group else None
+            self._spans = ProcessSpans(
+                self._tracer,
+                self.run_id,
+                self._root,
+                lambda pid: self._watcher.procs.get(pid) if self._watcher is not None else None,
+                signal_name,
+            )
             watcher = ProcessWatcher(
                 child.pid,
-                self._process_started,
-                self._process_ended,
-                on_exec=self._process_exec,
+                self._spans.started,
+                self._spans.ended,
+                on_exec=self._spans.exec,
                 use_events=os.environ.get(PROC_EVENTS_ENV, "1") != "0",
             )
             self._watcher = watcher  # before start(): the callbacks look processes up in it
@@ -239,14 +233,14 @@ class Supervisor:
             child.returncode = 0  # reaped by the watcher; keep Popen from waiting on it again
             root_proc = watcher.root
             self._settle(watcher)
-            orphans = self._orphans(watcher)
+            orphans = self._spans.orphans(watcher)
             if orphans and self.on_orphans == "kill":
                 self._stop_tree(watcher, [o.pid for o in orphans])
                 for orphan in orphans:
                     orphan.killed = not any(p.pid == orphan.pid for p in watcher.alive())
             watcher.stop()
             for proc in watcher.alive():  # left running (--on-orphans fail): the record says so
-                self._end_still_running(proc)
+                self._spans.still_running(proc)
             if state == "exited":
                 failed = root_proc.exit_code != 0 or root_proc.signal is not None or bool(orphans)
                 state = "failed" if failed else "succeeded"
@@ -374,22 +368,9 @@ class Supervisor:
         return env
 
     # -- the manifest and the verdict -------------------------------------------------------------
-    def _part_listener(self, origin: str) -> Callable[[PartWritten], None]:
-        def listen(part: PartWritten) -> None:
-            if part.run_id != self.run_id:
-                return
-            with self._manifest_lock:
-                self.manifest.add(self.layout, part.path, part.sha256, part.rows, origin)
-                if part.tampered:
-                    self.manifest.problems.append(part.tampered)
-
-        return listen
-
     def seal_manifest(self) -> None:
         """Write the run's manifest: every part this process wrote for the run. Raises StoreError."""
-        with self._manifest_lock:
-            self.manifest.complete = True
-            write_manifest(self.layout, self.manifest)
+        self.ledger.seal()
 
     def audit(self, result: RunResult) -> Verdict:
         """Audit the finished run with the gates fixed at its start, over the parts its manifest
@@ -403,74 +384,21 @@ class Supervisor:
         from ..audit.record import audit_and_record, record_verdict
 
         try:
-            self.seal_manifest()
+            self.ledger.seal()
         except AgentTraceError as exc:  # the agent blocked the manifest's path: audit from memory
-            with self._manifest_lock:
-                self.manifest.problems.append(f"the run's manifest could not be written: {exc}")
-        with self._manifest_lock:
-            manifest = copy.deepcopy(self.manifest)  # parts written meanwhile are not audited
+            self.ledger.note(f"the run's manifest could not be written: {exc}")
         verdict = audit_and_record(
-            self.settings.store, self.run_id, self.root_context, self.gates, manifest=manifest, record=False
-        )
-        seen = _what_failed(result)
+            self.settings.store, self.run_id, self.root_context, self.gates, manifest=self.ledger.copy(),
+            record=False,
+        )  # fmt: skip
+        seen = what_failed(result)
         if verdict.succeeded and seen:
-            verdict = _overruled(verdict, seen)
+            verdict = overruled(verdict, seen)
         record_verdict(verdict, self.root_context.trace_id, self.root_context.span_id)
         _finish(self.run_id, str(self.settings.store))
         with contextlib.suppress(AgentTraceError):  # already a problem of the verdict just given
-            self.seal_manifest()
+            self.ledger.seal()
         return verdict
-
-    def _span_of(self, pid: int) -> Span | None:
-        """The span of a process the watcher knows (the one that started another, say)."""
-        proc = self._watcher.procs.get(pid) if self._watcher is not None else None
-        return proc.handle if proc is not None and isinstance(proc.handle, Span) else None
-
-    @staticmethod
-    def _program(proc: Proc) -> dict[str, str | list[str]]:
-        """What a process runs, as span attributes (secrets redacted); changes at exec."""
-        argv = redact_argv(proc.argv)
-        return {
-            "process.executable.name": proc.name,
-            "process.command_line": shlex.join(argv),
-            "process.command_args": argv,
-        }
-
-    def _process_started(self, proc: Proc) -> None:
-        parent_span = self._span_of(proc.ppid) or self._root
-        proc.handle = self._tracer.start_span(
-            f"process {proc.name}",
-            context=trace.set_span_in_context(parent_span) if parent_span else otel_context.Context(),
-            start_time=proc.start_ns,
-            attributes={
-                constants.RUN_ID: self.run_id,
-                constants.SPAN_TYPE: "process",
-                "agenttrace.process.source": "watcher",
-                "process.pid": proc.pid,
-                "process.parent_pid": proc.ppid,
-                **self._program(proc),
-            },
-        )
-
-    def _process_exec(self, proc: Proc) -> None:
-        span = proc.handle
-        if isinstance(span, Span):
-            span.update_name(f"process {proc.name}")
-            span.set_attributes(self._program(proc))
-
-    def _process_ended(self, proc: Proc) -> None:
-        span = proc.handle
-        if not isinstance(span, Span):
-            return
-        if proc.exit_code is not None:
-            span.set_attribute("process.exit.code", proc.exit_code)
-            if proc.exit_code != 0:
-                span.set_status(Status(StatusCode.ERROR, f"exit code {proc.exit_code}"))
-        if proc.signal is not None:
-            span.set_attribute("agenttrace.process.signal", str(proc.signal))
-            span.set_status(Status(StatusCode.ERROR, f"killed by signal {signal_name(proc.signal)}"))
-        span.set_attribute("agenttrace.process.exit_known", proc.exit_known)
-        span.end(end_time=proc.end_ns)
 
     def _settle(self, watcher: ProcessWatcher) -> None:
         """Let the watcher catch up: a process forked a moment ago may still be in the middle of
@@ -482,26 +410,6 @@ class Supervisor:
             if not young or time.monotonic() >= deadline:
                 return
             time.sleep(0.02)
-
-    def _orphans(self, watcher: ProcessWatcher) -> list[Orphan]:
-        now = time.time_ns()
-        found = []
-        for proc in watcher.alive():
-            span = proc.handle
-            if isinstance(span, Span):
-                span.set_attribute("agenttrace.process.alive_at_exit", True)
-                span.set_attribute("agenttrace.process.age_at_exit_s", round((now - proc.start_ns) / 1e9, 3))
-            parent_span = self._span_of(proc.ppid)
-            span_id = f"{parent_span.get_span_context().span_id:016x}" if parent_span is not None else None
-            found.append(Orphan(proc.pid, proc.argv, (now - proc.start_ns) / 1e9, span_id))
-        return found
-
-    def _end_still_running(self, proc: Proc) -> None:
-        span = proc.handle
-        if isinstance(span, Span):
-            span.set_attribute("agenttrace.process.still_running", True)
-            span.set_status(Status(StatusCode.ERROR, "still running when the supervisor exited"))
-            span.end()
 
     def _verify(self, result: RunResult) -> None:
         """The verification phase: the objective's deliverables and criteria, and every file a
@@ -579,39 +487,6 @@ class Supervisor:
         root.set_attribute(constants.RUN_STATE, state)
         self._state(state)
         root.end()
-
-
-def _what_failed(result: RunResult) -> list[str]:
-    """What the supervisor itself saw go wrong with the run (any of it fails the run)."""
-    seen = []
-    if result.state != "succeeded":
-        seen.append(f"the run ended {result.state}")
-    if result.signal is not None:
-        seen.append(f"the agent was killed by signal {signal_name(result.signal)}")
-    elif result.exit_code not in (0, None):
-        seen.append(f"the agent exited with code {result.exit_code}")
-    if result.orphans:
-        seen.append(f"{len(result.orphans)} process(es) were still running when the agent exited")
-    return seen
-
-
-def _overruled(verdict: Verdict, seen: list[str]) -> Verdict:
-    """A verdict of success that contradicts what the supervisor saw: the run failed."""
-    from ..audit.verdict import GateResult
-
-    reason = (
-        "the stored record says the run succeeded, but the supervisor saw "
-        + "; ".join(seen)
-        + ": the store was changed under the audit"
-    )
-    gates = [
-        GateResult(g.gate, "fail", [*g.violations, {"reason": reason, "span_id": None}])
-        if g.gate.name == "integrity"
-        else g
-        for g in verdict.gates
-    ]
-    reasons = [*verdict.reasons, f"integrity: {reason}"]
-    return dataclasses.replace(verdict, state="failed", gates=gates, reasons=reasons)
 
 
 _GONE = contextlib.suppress(ProcessLookupError, PermissionError)
