@@ -343,3 +343,34 @@ def test_a_final_answer_cut_off_fails_completion_signal(store: Path, cli: str) -
     gates = audit(store, run_id)
     assert gates["completion_signal"] == "fail"
     assert gates["tool_calls_returned"] == "pass"
+
+
+def test_gemini_tool_events_without_call_ids_go_to_their_own_spans(store: Path) -> None:
+    """Gemini's tool_call event has no call id and names the batch's schedule_tool_calls span,
+    the parent of every tool_call span of the batch: each event goes to the call that ended
+    closest to it. A second shell call, 30 ms later in the same batch, exits 2."""
+    shift = 30_000_000
+
+    def second_call(bodies: Bodies) -> None:
+        (span,) = [s for s in spans(bodies) if s["name"] == "tool_call"]
+        twin = copy.deepcopy(span)
+        twin["spanId"] = "7cd6afa64abd6630"
+        twin["startTimeUnixNano"] = str(int(span["startTimeUnixNano"]) + shift)
+        twin["endTimeUnixNano"] = str(int(span["endTimeUnixNano"]) + shift)
+        set_attribute(twin, "gen_ai.tool.call_id", {"stringValue": "run_shell_command_second"})
+        bodies["traces"][0]["resourceSpans"][0]["scopeSpans"][0]["spans"].append(twin)
+        (event,) = events(bodies, "gemini_cli.tool_call")
+        later = copy.deepcopy(event)
+        later["timeUnixNano"] = str(int(event["timeUnixNano"]) + shift)
+        later["observedTimeUnixNano"] = later["timeUnixNano"]
+        metadata = [{"key": "exitCode", "value": {"intValue": 2}}]
+        set_attribute(later, "metadata", {"kvlistValue": {"values": metadata}})
+        bodies["logs"][-1]["resourceLogs"][0]["scopeLogs"][0]["logRecords"].append(later)
+
+    run_id = loaded(store, "gemini", second_call)
+    tools = [r for r in steps(store, run_id) if r["kind"] == "tool"]
+    assert [(t["tool_call_id"], t["status_code"], t["exit_code"], t["source"]) for t in tools] == [
+        ("run_shell_command__run_shell_command_1796137100066_0", "Ok", None, "span+log"),
+        ("run_shell_command_second", "Error", 2, "span+log"),
+    ]
+    assert len([r for r in steps(store, run_id) if r["source"] == "log"]) == 0

@@ -21,6 +21,12 @@
 -- step), and their log events (`agent_events`: API requests and responses, tool decisions and
 -- results) are steps too. A log event that describes a span's step adds to it (see "Log events"
 -- below); one that describes no span is a step of its own.
+--
+-- Columns beyond DESIGN.md's: cost_usd, finish_reason_raw (as the agent said it), provider,
+-- status_message, ended, duration_ms, trace_id; for tool steps `command` (the shell command, from
+-- Claude's full_command / tool_input, Codex's arguments.cmd, Gemini's args.command), `success`
+-- (the agent's own flag) and `exit_code` (Gemini's metadata.exitCode, Codex's "Process exited with
+-- code N"); `source`: span | log | span+log (what the step was made from).
 CREATE OR REPLACE MACRO agenttrace_finish_reason(raw) AS
     CASE lower(raw)
         WHEN 'tool_calls' THEN 'tool_call'
@@ -312,11 +318,12 @@ WHERE NOT EXISTS (SELECT 1 FROM same_call_dropped d WHERE d.run_id = p.run_id AN
 -- one call. A logged call describes a span's step, and adds to it, when
 --   tool: they have the same tool call id; or, where either has none, the same tool name, and
 --         the record names the step's span or its parent, or their times overlap (± 5 ms);
---   llm:  the record's time lies within the step's span (± 5 ms), and where both give them, the
---         same model and the same input and output tokens.
+--   llm:  the record names the step's span; or its time lies within the step's span (± 5 ms),
+--         and where both give them, the model and the input and output tokens are the same.
 -- Of the steps a call could describe, the one with the same id, else the one its record names,
--- else the latest to start, takes it. The step keeps what its span says and takes what it lacks
--- from the call (model, tokens, cost, finish reason, input, output, command, success, exit code);
+-- else (tool) the one that ended closest to it, else the latest to start, takes it. The step
+-- keeps what its span says and takes what it lacks from the call (model, tokens, cost, finish
+-- reason, input, output, command, success, exit code);
 -- a call that failed (success false, an exit code other than 0, a rejected decision, an API
 -- error) makes the step an error, with the reason as its status message. A logged call that
 -- describes no span is a step of its own: its span_id is the call's event id (16 hex digits, no
@@ -362,7 +369,9 @@ log_matches AS (
             PARTITION BY g.run_id, g._call
             ORDER BY coalesce(g.tool_call_id = s.tool_call_id, false) DESC,
                      coalesce(list_contains(g.log_span_ids, s.span_id), false) DESC,
-                     coalesce(list_contains(g.log_span_ids, s.parent_span_id), false) DESC,
+                     CASE WHEN g.kind = 'tool' THEN abs(
+                         epoch_us(CAST(coalesce(g.end_time, g.start_time) AS TIMESTAMPTZ))
+                         - epoch_us(CAST(coalesce(s.end_time, s.start_time) AS TIMESTAMPTZ))) END,
                      s.start_time DESC, s.span_id
         ) AS _rank
     FROM logged g
@@ -375,6 +384,7 @@ log_matches AS (
                        OR coalesce(list_contains(g.log_span_ids, s.parent_span_id), false)
                        OR (g.start_time <= coalesce(s.end_time, g.start_time) + INTERVAL 5 MILLISECOND
                            AND coalesce(g.end_time, g.start_time) >= s.start_time - INTERVAL 5 MILLISECOND)))))
+       OR (g.kind = 'llm' AND coalesce(list_contains(g.log_span_ids, s.span_id), false))
        OR (g.kind = 'llm'
            AND coalesce(g.end_time, g.start_time) >= s.start_time - INTERVAL 5 MILLISECOND
            AND coalesce(g.end_time, g.start_time) <= coalesce(s.end_time, g.end_time, g.start_time) + INTERVAL 5 MILLISECOND
