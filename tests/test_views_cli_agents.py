@@ -374,3 +374,75 @@ def test_gemini_tool_events_without_call_ids_go_to_their_own_spans(store: Path) 
         ("run_shell_command_second", "Error", 2, "span+log"),
     ]
     assert len([r for r in steps(store, run_id) if r["source"] == "log"]) == 0
+
+
+def supervisor_spans(bodies: Bodies) -> dict[str, Any]:
+    """What `agenttrace run` records around a CLI agent: the run's span (the supervisor's pid),
+    the agent's root process under it (the npm shim's `claude.exe`, its parent the supervisor),
+    and the shell the Bash tool started under that."""
+    times = [int(r.get("timeUnixNano") or 0) or int(r["observedTimeUnixNano"]) for r in log_records(bodies)]
+    start, end = min(times) - 5_000_000, max(times) + 5_000_000
+
+    def span(span_id: str, parent: str | None, name: str, attrs: dict[str, str]) -> dict[str, Any]:
+        return {
+            "traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": span_id,
+            **({"parentSpanId": parent} if parent else {}),
+            "name": name,
+            "kind": 1,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(end),
+            "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()],
+            "status": {},
+        }
+
+    process = {"agenttrace.span.type": "process", "process.exit.code": "0"}
+    scope = {
+        "scope": {"name": "agenttrace"},
+        "spans": [
+            span(
+                "a000000000000001",
+                None,
+                "claude",
+                {"agenttrace.span.type": "run", "agenttrace.supervisor.pid": "100"},
+            ),
+            span(
+                "a000000000000002",
+                "a000000000000001",
+                "process claude.exe",
+                {
+                    **process,
+                    "process.pid": "101",
+                    "process.parent_pid": "100",
+                    "process.command_line": "claude -p",
+                },
+            ),
+            span(
+                "a000000000000003",
+                "a000000000000002",
+                "process bash",
+                {
+                    **process,
+                    "process.pid": "102",
+                    "process.parent_pid": "101",
+                    "process.command_line": "bash -c",
+                },
+            ),
+        ],
+    }
+    return {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [scope]}]}
+
+
+def test_the_agents_own_process_is_not_a_step(store: Path) -> None:
+    def supervised(bodies: Bodies) -> None:
+        bodies["traces"].append(supervisor_spans(bodies))
+
+    run_id = loaded(store, "claude", supervised)
+    assert [r["kind"] for r in steps(store, run_id)] == KINDS["claude"]
+
+
+def test_an_agent_that_reports_nothing_keeps_its_process_as_its_step(store: Path) -> None:
+    bodies = capture("claude")
+    run_id = "silent-session"
+    load(store, run_id, {"traces": [supervisor_spans(bodies)], "logs": [], "metrics": []})
+    assert [(r["kind"], r["name"]) for r in steps(store, run_id)] == [("process", "process claude.exe")]

@@ -92,6 +92,18 @@ candidates AS (
       ON p.run_id = c.run_id AND p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
     WHERE c._kind IS NOT NULL
       AND NOT (c._kind = 'process' AND p._kind IS NOT NULL AND p._kind <> 'agent')
+      -- The agent's own root process (the one `agenttrace run` started: under the run's span,
+      -- its parent the supervisor) is a container, not a step, when the agent reports steps of
+      -- its own (LLM or tool spans, or log events): a CLI agent's `claude.exe` or `node`. An
+      -- agent that reports nothing keeps it as its one step.
+      AND NOT coalesce(
+          c._kind = 'process'
+          AND p.attributes['agenttrace.span.type'] = 'run'
+          AND c.attributes['process.parent_pid']
+              = coalesce(p.attributes['agenttrace.supervisor.pid'], p.attributes['process.pid'])
+          AND (EXISTS (SELECT 1 FROM classified o WHERE o.run_id = c.run_id AND o._kind IN ('llm', 'tool'))
+               OR EXISTS (SELECT 1 FROM agent_events e WHERE e.run_id = c.run_id)),
+          false)
 ),
 normalised AS (
     SELECT
