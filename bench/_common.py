@@ -67,6 +67,23 @@ def spread(values: Sequence[float]) -> str:
     return f"{fmt_s(median(values))} (min {fmt_s(min(values))}, max {fmt_s(max(values))}, n={len(values)})"
 
 
+def alternate(
+    reps: int, tmp: Path, sides: list[tuple[str, Callable[[Path], dict[str, Any] | None]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Each side's results over `reps` repetitions, each in its own folder under `tmp`, the sides'
+    order alternating: neither side always runs on a warm machine. A side returning None (not
+    installed) is left out of that repetition."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in sides}
+    for rep in range(reps):
+        rep_dir = tmp / f"rep{rep}"
+        rep_dir.mkdir()
+        for name, side in sides if rep % 2 == 0 else list(reversed(sides)):
+            result = side(rep_dir)
+            if result is not None:
+                results[name].append(result)
+    return results
+
+
 def header(title: str, quick: bool) -> None:
     print(f"== {title}{' (--quick)' if quick else ''} ==")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), pid {os.getpid()}")

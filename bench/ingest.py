@@ -33,6 +33,7 @@ from typing import Any
 
 from _common import (
     SHARED_BENCH,
+    alternate,
     clean_environment,
     final_json,
     fmt_bytes,
@@ -155,17 +156,16 @@ def main() -> None:
         f"{len(bodies)} bodies, {fmt_bytes(sum(map(len, bodies)))} of protobuf"
     )
 
-    ours, ceiling = [], []
     with tempfile.TemporaryDirectory(prefix="agenttrace-bench-", dir=args.tmp) as tmp_dir:
-        tmp = Path(tmp_dir)
-        for rep in range(args.reps):  # alternate the order: neither side always runs on a warm machine
-            rep_dir = tmp / f"rep{rep}"
-            rep_dir.mkdir()
-            sides = [("ours", agenttrace_side), ("rotel", rotel_side)]
-            for name, side in sides if rep % 2 == 0 else reversed(sides):
-                result = side(gen, bodies, n, rep_dir)
-                if result is not None:
-                    (ours if name == "ours" else ceiling).append(result)
+        results = alternate(
+            args.reps,
+            Path(tmp_dir),
+            [
+                ("ours", lambda d: agenttrace_side(gen, bodies, n, d)),
+                ("rotel", lambda d: rotel_side(gen, bodies, n, d)),
+            ],
+        )
+        ours, ceiling = results["ours"], results["rotel"]
         phoenix = None if args.no_phoenix else phoenix_side(args.runs, args.steps)
 
     def med(results: list[dict[str, Any]], key: str) -> float:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import clean_environment, final_json, fmt_bytes, header, load_gen_otlp, median, parser
+from _common import alternate, clean_environment, final_json, fmt_bytes, header, load_gen_otlp, median, parser
 from _servers import start_rotel_blackhole, start_serve, stop
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1 import common_pb2
@@ -207,17 +207,16 @@ def main() -> None:
         f"{fmt_bytes(sum(map(len, bodies)))} of protobuf ({fmt_bytes(sum(map(len, bodies)) / n)}/record)"
     )
 
-    ours, ceiling = [], []
     with tempfile.TemporaryDirectory(prefix="agenttrace-bench-", dir=args.tmp) as tmp_dir:
-        tmp = Path(tmp_dir)
-        for rep in range(args.reps):  # alternate the order: neither side always runs on a warm machine
-            rep_dir = tmp / f"rep{rep}"
-            rep_dir.mkdir()
-            sides = [("ours", agenttrace_side), ("rotel", rotel_side)]
-            for name, side in sides if rep % 2 == 0 else reversed(sides):
-                result = side(gen, bodies, n, rep_dir)
-                if result is not None:
-                    (ours if name == "ours" else ceiling).append(result)
+        results = alternate(
+            args.reps,
+            Path(tmp_dir),
+            [
+                ("ours", lambda d: agenttrace_side(gen, bodies, n, d)),
+                ("rotel", lambda d: rotel_side(gen, bodies, n, d)),
+            ],
+        )
+        ours, ceiling = results["ours"], results["rotel"]
 
     def med(results: list[dict[str, Any]], key: str) -> float:
         return median([r[key] for r in results])
