@@ -36,7 +36,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test agents
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench examples
