@@ -402,3 +402,18 @@ def test_a_hung_agent_killed_by_the_timeout_leaves_its_open_spans_unfinished(tmp
     assert the_run(tmp_path)["state"] == "timed_out"
     (span,) = query(tmp_path / "store", "SELECT ended FROM spans WHERE name = 'execute_tool wait_forever'")
     assert span["ended"] is False, "its start record came over OTLP before the agent was killed"
+
+
+def test_show_draws_a_python_spawned_process_once_with_what_it_ran_under_it(tmp_path: Path) -> None:
+    """The watcher and the Python bootstrap both record `sh`: `show` draws it once (the exact
+    record), and `sleep`, which only the watcher saw, under it."""
+    (tmp_path / "agent.py").write_text('import subprocess\nsubprocess.run(["sh", "-c", "sleep 0.3; true"])\n')
+    result = agenttrace_run(tmp_path, "--", sys.executable, "agent.py")
+    assert result.returncode == 0, result.stderr
+    shown = run_cli("show", "last", "--store", str(tmp_path / "store")).stdout.splitlines()
+    sh_lines = [line for line in shown if "process sh " in line]
+    assert len(sh_lines) == 1, shown
+    (sleep_line,) = [line for line in shown if "process sleep " in line]
+    indent = lambda line: len(line) - len(line.lstrip(" │├└─"))  # noqa: E731
+    assert shown.index(sleep_line) == shown.index(sh_lines[0]) + 1, shown
+    assert indent(sleep_line) > indent(sh_lines[0]), shown

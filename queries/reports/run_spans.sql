@@ -1,7 +1,23 @@
 -- The spans of `agenttrace show`, each with its step number and kind, and its first exception.
+-- A process seen twice under `agenttrace run` (the watcher's record and the exact one the Python
+-- bootstrap made when it spawned it: same pid, started within 2 s, as in the `processes` view) is
+-- drawn once, as the exact one; what the watcher saw under its record is drawn under the exact one.
+WITH twins AS (
+    SELECT w.span_id AS watcher_span_id, any_value(e.span_id) AS exact_span_id
+    FROM spans w
+    JOIN spans e
+      ON e.run_id = w.run_id
+     AND e.attributes['process.pid'] = w.attributes['process.pid']
+     AND e.attributes['agenttrace.process.source'] = 'python'
+     AND abs(epoch(e.start_time) - epoch(w.start_time)) < 2
+    WHERE w.run_id = $run_id
+      AND w.attributes['agenttrace.process.source'] = 'watcher'
+      AND w.origin IS DISTINCT FROM 'agent'
+    GROUP BY w.span_id
+)
 SELECT
     s.span_id,
-    s.parent_span_id,
+    coalesce(t.exact_span_id, s.parent_span_id) AS parent_span_id,
     s.name,
     s.start_time,
     s.end_time,
@@ -19,5 +35,7 @@ SELECT
     s.attributes['agenttrace.claim.text'] AS claim_text
 FROM spans s
 LEFT JOIN steps st ON st.run_id = s.run_id AND st.span_id = s.span_id
+LEFT JOIN twins t ON t.watcher_span_id = s.parent_span_id
 WHERE s.run_id = $run_id
+  AND s.span_id NOT IN (SELECT watcher_span_id FROM twins)
 ORDER BY s.start_time, s.span_id;
