@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -83,3 +84,22 @@ def start_rotel_blackhole(tmp: Path) -> tuple[subprocess.Popen[bytes], str] | No
     )
     wait_listening(server, port, "rotel")
     return server, f"http://127.0.0.1:{port}/v1/traces"
+
+
+def post_until_stored(
+    post: Callable[[], None], count: Callable[[], int], n: int
+) -> tuple[int, float, float, float]:
+    """Time `post()` (every body answered), then until a reader (`count()`) sees all `n` records:
+    (records seen, seconds to the last answer, seconds to the first reader's count, seconds until
+    queryable). A 200 means the records are in the spool, which every reader reads: a reader
+    opened then must see them all; its own start-up (DuckDB, views) is reported apart."""
+    start = time.perf_counter()
+    post()
+    acked = time.perf_counter() - start
+    got = count()
+    with_reader = time.perf_counter() - start
+    queryable = acked if got == n else None  # all visible to the first reader after the 200s
+    while got < n and time.perf_counter() - start < 300:
+        time.sleep(0.02)
+        got = count()
+    return got, acked, with_reader, queryable if queryable is not None else time.perf_counter() - start

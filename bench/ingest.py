@@ -42,7 +42,7 @@ from _common import (
     median,
     parser,
 )
-from _servers import free_port, start_rotel_blackhole, start_serve, stop
+from _servers import free_port, post_until_stored, start_rotel_blackhole, start_serve, stop
 
 from agenttrace.analysis import Database
 from agenttrace.store.layout import StoreLayout
@@ -60,19 +60,9 @@ def agenttrace_side(gen: Any, bodies: list[bytes], n: int, tmp: Path) -> dict[st
     store = tmp / "agenttrace-store"
     server, url = start_serve(store)
     try:
-        start = time.perf_counter()
-        gen.post_all(url, bodies)
-        acked = time.perf_counter() - start
-        # A 200 means the spans are in the spool, which every reader reads: a reader opened now
-        # must see them all. Its own start-up (DuckDB, views) is a reader cost, reported apart.
-        got = stored_spans(store)
-        with_reader = time.perf_counter() - start
-        queryable = acked if got == n else None  # all visible to the first reader after the 200s
-        while got < n and time.perf_counter() - start < 300:
-            time.sleep(0.02)
-            got = stored_spans(store)
-        if queryable is None:
-            queryable = time.perf_counter() - start
+        got, acked, with_reader, queryable = post_until_stored(
+            lambda: gen.post_all(url, bodies), lambda: stored_spans(store), n
+        )
     finally:
         stop(server)
     size = sum(p.stat().st_size for p in (store / "spans").rglob("*.parquet"))

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import alternate, clean_environment, final_json, fmt_bytes, header, load_gen_otlp, median, parser
-from _servers import start_rotel_blackhole, start_serve, stop
+from _servers import post_until_stored, start_rotel_blackhole, start_serve, stop
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
@@ -145,17 +145,9 @@ def agenttrace_side(gen: Any, bodies: list[bytes], n: int, tmp: Path) -> dict[st
     server, traces_url = start_serve(store)
     url = traces_url.removesuffix("/v1/traces") + "/v1/logs"
     try:
-        start = time.perf_counter()
-        gen.post_all(url, bodies)
-        acked = time.perf_counter() - start
-        got = stored_records(store)
-        with_reader = time.perf_counter() - start
-        queryable = acked if got == n else None  # all visible to the first reader after the 200s
-        while got < n and time.perf_counter() - start < 300:
-            time.sleep(0.02)
-            got = stored_records(store)
-        if queryable is None:
-            queryable = time.perf_counter() - start
+        got, acked, with_reader, queryable = post_until_stored(
+            lambda: gen.post_all(url, bodies), lambda: stored_records(store), n
+        )
     finally:
         stop(server)
     sealed = stored_records(store)  # after a clean stop: every record sealed into Parquet
