@@ -37,7 +37,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -223,16 +223,13 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-class ScriptedHTTPServer(ThreadingHTTPServer):
-    """A loopback HTTP server that records every exchange; subclasses answer them (`answer`)."""
+class LoopbackServer(ThreadingHTTPServer):
+    """A threaded HTTP server on loopback, started on a thread of its own and stopped with it."""
 
     daemon_threads = True
-    vendor: ClassVar[str] = ""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", verbose: bool = False) -> None:
-        super().__init__((host, port), _Handler)
-        self.verbose = verbose
-        self.requests: list[Exchange] = []
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__((host, port), handler)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -246,14 +243,7 @@ class ScriptedHTTPServer(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
-    def record(self, exchange: Exchange) -> None:
-        with self._lock:
-            self.requests.append(exchange)
-
-    def answer(self, exchange: Exchange, raw: bytes) -> Reply:
-        raise NotImplementedError
-
-    def start(self) -> ScriptedHTTPServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self.serve_forever, name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
@@ -265,11 +255,29 @@ class ScriptedHTTPServer(ThreadingHTTPServer):
             self._thread = None
         self.server_close()
 
-    def __enter__(self) -> ScriptedHTTPServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ScriptedHTTPServer(LoopbackServer):
+    """A loopback HTTP server that records every exchange; subclasses answer them (`answer`)."""
+
+    vendor: ClassVar[str] = ""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", verbose: bool = False) -> None:
+        super().__init__(_Handler, port, host)
+        self.verbose = verbose
+        self.requests: list[Exchange] = []
+
+    def record(self, exchange: Exchange) -> None:
+        with self._lock:
+            self.requests.append(exchange)
+
+    def answer(self, exchange: Exchange, raw: bytes) -> Reply:
+        raise NotImplementedError
 
 
 class FakeModelServer(ScriptedHTTPServer):

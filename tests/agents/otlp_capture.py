@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from fake_servers import read_body
+from fake_servers import LoopbackServer, read_body
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -141,48 +139,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class OtlpCaptureServer(ThreadingHTTPServer):
+class OtlpCaptureServer(LoopbackServer):
     """Loopback OTLP/HTTP receiver that keeps everything it gets in `captures`."""
 
-    daemon_threads = True
-
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
-        super().__init__((host, port), _Handler)
+        super().__init__(_Handler, port, host)
         self.captures: list[Capture] = []
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up mid-answer (a CLI exiting while it exports) is not an error here."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
     def record(self, capture: Capture) -> None:
         with self._lock:
             self.captures.append(capture)
-
-    def start(self) -> OtlpCaptureServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="otlp-capture", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join(5)
-            self._thread = None
-        self.server_close()
-
-    def __enter__(self) -> OtlpCaptureServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ reading what came in
 
