@@ -18,16 +18,14 @@ import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import query, run_cli
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Span, Status, StatusCode
+from test_views_steps import Recorder, span_id
 
 from agenttrace.supervise import bootstrap
 
@@ -312,39 +310,7 @@ def test_three_llm_spans_of_one_call_count_once_in_steps_and_in_the_budget(
 
 
 # -- the rule, on spans written with the SDK -------------------------------------------------------
-T0 = 1_780_000_000_000_000_000
 MakeProvider = Callable[..., TracerProvider]
-
-
-class Recorder:
-    def __init__(self, provider: TracerProvider, run_id: str) -> None:
-        self.tracer = provider.get_tracer("fixture")
-        self.run_id = run_id
-
-    def span(
-        self,
-        name: str,
-        start_ms: float,
-        end_ms: float,
-        attributes: Mapping[str, Any] | None = None,
-        parent: Span | None = None,
-        error: str | None = None,
-    ) -> Span:
-        context = trace.set_span_in_context(parent) if parent is not None else otel_context.Context()
-        span = self.tracer.start_span(
-            name,
-            context=context,
-            attributes={"agenttrace.run.id": self.run_id, **(attributes or {})},
-            start_time=T0 + int(start_ms * 1e6),
-        )
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_time=T0 + int(end_ms * 1e6))
-        return span
-
-
-def span_id(span: Span) -> str:
-    return f"{span.get_span_context().span_id:016x}"
 
 
 def genai(model: str, tokens: tuple[int, int] | None, finish: str | None = "stop") -> dict[str, Any]:

@@ -19,7 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 import agenttrace
 
@@ -64,6 +64,7 @@ class Recorder:
         attributes: Mapping[str, Any] | None = None,
         parent: Span | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
+        error: str | None = None,
     ) -> Span:
         context = trace.set_span_in_context(parent) if parent is not None else otel_context.Context()
         span = self.tracer.start_span(
@@ -73,6 +74,8 @@ class Recorder:
             attributes={RUN_ID: self.run_id, **(attributes or {})},
             start_time=at(start_ms),
         )
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
         span.end(end_time=at(end_ms))
         return span
 
