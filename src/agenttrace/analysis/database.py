@@ -151,18 +151,10 @@ class Database:
             parts[:] = [p for p in parts if p.parent.name.removeprefix(PARTITION_PREFIX) not in checked]
         if self._supervised:
             supervised = pa.array(self._supervised)
-            if snap.spool_spans.num_rows:
-                snap.spool_spans = snap.spool_spans.filter(
-                    pc.invert(pc.is_in(snap.spool_spans.column("RunId"), supervised))
-                )
-            if snap.spool_logs.num_rows:
-                snap.spool_logs = snap.spool_logs.filter(
-                    pc.invert(pc.is_in(snap.spool_logs.column("RunId"), supervised))
-                )
-            if snap.spool_samples.num_rows:
-                snap.spool_samples = snap.spool_samples.filter(
-                    pc.invert(pc.is_in(snap.spool_samples.column("RunId"), supervised))
-                )
+            for kind in KINDS:
+                table = snap.spool(kind)
+                if table.num_rows:
+                    snap.set_spool(kind, table.filter(pc.invert(pc.is_in(table.column("RunId"), supervised))))
 
     def _decode_verified(self, run_id: str, check: RunCheck) -> None:
         """Decode the parts whose bytes matched the manifest, from those bytes; a part that does

@@ -61,6 +61,9 @@ class Snapshot:
         """The spool records of one kind."""
         return {SPANS: self.spool_spans, LOGS: self.spool_logs, SAMPLES: self.spool_samples}[kind]
 
+    def set_spool(self, kind: str, table: pa.Table) -> None:
+        setattr(self, {SPANS: "spool_spans", LOGS: "spool_logs", SAMPLES: "spool_samples"}[kind], table)
+
 
 def run_ids(layout: StoreLayout) -> list[str]:
     """Every run id with parts or spool records, sorted."""
