@@ -382,6 +382,9 @@ def test_otlp_json_with_int_values_as_numbers_and_as_strings(store: Path, served
             ],
             "traceId": trace,
             "spanId": "051581bf3cb55c13",
+            # Codex 0.17x fills the event name field with where its code logged the event; the
+            # `event.name` attribute is the name.
+            "eventName": "event otel/src/events/session_telemetry.rs:1123",
         },
         {"timeUnixNano": 1767323046000000000, "body": {"stringValue": "plain"}, "eventName": "done"},
     ]
