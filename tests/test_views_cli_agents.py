@@ -305,6 +305,8 @@ def test_a_failed_command_known_only_from_log_events_is_an_error_step(store: Pat
     run_id = loaded(store, cli, EXIT2[cli], logs_only=True)
     (tool,) = [r for r in steps(store, run_id) if r["kind"] == "tool"]
     assert tool["status_code"] == "Error" and tool["source"] == "log"
+    # a step with no span behind it still counts as a failure no later call recovered
+    assert audit(store, run_id)["unrecovered_errors"] == "fail"
 
 
 # -- a final answer cut off at the token limit -------------------------------------------------

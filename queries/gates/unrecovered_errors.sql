@@ -13,10 +13,9 @@ WITH work AS (
             WHEN 'tool' THEN 'tool ' || coalesce(s.tool_name, s.name)
             ELSE 'process ' || coalesce(p.executable, s.name)
         END AS what,
-        coalesce(sp.status_message, '') AS message,
+        coalesce(s.status_message, '') AS message,
         p.exit_code
-    FROM steps s
-    JOIN spans sp ON sp.run_id = s.run_id AND sp.span_id = s.span_id
+    FROM steps s  -- steps, not spans: a tool call a CLI agent only logged is a step with no span
     LEFT JOIN processes p ON p.run_id = s.run_id AND p.span_id = s.span_id
     WHERE s.run_id = $run_id AND s.kind IN ('llm', 'tool', 'process') AND s.ended
 )
