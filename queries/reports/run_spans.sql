@@ -2,6 +2,9 @@
 -- A process seen twice under `agenttrace run` (the watcher's record and the exact one the Python
 -- bootstrap made when it spawned it: same pid, started within 2 s, as in the `processes` view) is
 -- drawn once, as the exact one; what the watcher saw under its record is drawn under the exact one.
+-- A process exec'd with a TRACEPARENT naming another span than its parent's (the watcher's
+-- `agenttrace.process.traceparent.*`: Claude Code's Bash tool hands on its span) is drawn under that
+-- span when it is drawn too: the agent's word moves where a process is drawn, never whether.
 WITH twins AS (
     SELECT w.span_id AS watcher_span_id, any_value(e.span_id) AS exact_span_id
     FROM spans w
@@ -14,10 +17,20 @@ WITH twins AS (
       AND w.attributes['agenttrace.process.source'] = 'watcher'
       AND w.origin IS DISTINCT FROM 'agent'
     GROUP BY w.span_id
+),
+declared AS (
+    SELECT s.span_id, any_value(d.span_id) AS parent_span_id
+    FROM spans s
+    JOIN spans d
+      ON d.run_id = s.run_id AND d.span_id <> s.span_id
+     AND d.trace_id = s.attributes['agenttrace.process.traceparent.trace_id']
+     AND d.span_id = s.attributes['agenttrace.process.traceparent.span_id']
+    WHERE s.run_id = $run_id AND d.span_id NOT IN (SELECT watcher_span_id FROM twins)
+    GROUP BY s.span_id
 )
 SELECT
     s.span_id,
-    coalesce(t.exact_span_id, s.parent_span_id) AS parent_span_id,
+    coalesce(dp.parent_span_id, t.exact_span_id, s.parent_span_id) AS parent_span_id,
     s.name,
     s.start_time,
     s.end_time,
@@ -36,6 +49,7 @@ SELECT
 FROM spans s
 LEFT JOIN steps st ON st.run_id = s.run_id AND st.span_id = s.span_id
 LEFT JOIN twins t ON t.watcher_span_id = s.parent_span_id
+LEFT JOIN declared dp ON dp.span_id = s.span_id
 WHERE s.run_id = $run_id
   AND s.span_id NOT IN (SELECT watcher_span_id FROM twins)
 ORDER BY s.start_time, s.span_id;

@@ -10,7 +10,8 @@
 --   verify  agenttrace verification spans
 --   process agenttrace process spans spawned directly by the agent or an agent span (a process
 --           spawned inside any other step, be it a tool call, an LLM call, an agenttrace.step()
---           or another process, is that step's child, not a step of its own)
+--           or another process, is that step's child, not a step of its own, also when wrapper or
+--           container spans stand between them, or the step is the span its TRACEPARENT names)
 --   other   agenttrace.step() spans with no declared kind
 --
 -- Wrapper spans (OpenInference CHAIN, GenAI invoke_workflow, OpenLLMetry workflow/task) and
@@ -85,13 +86,37 @@ WITH RECURSIVE classified AS (
         FROM spans sp
     ) s
 ),
+-- Above each process span, nearest first, the spans that are no step kind (containers, wrappers,
+-- the run), up to the first that is one. A process starts from the span its TRACEPARENT named (the
+-- watcher's `agenttrace.process.traceparent.*`: Claude Code's Bash tool hands its span on) when
+-- that span is in the run, else from its parent: the agent's word decides only where it is counted.
+process_lineage AS (
+    SELECT c.run_id, c.span_id AS process_id, coalesce(d.trace_id, c.trace_id) AS above_trace_id,
+           coalesce(d.span_id, c.parent_span_id) AS above_id, 1 AS depth
+    FROM classified c
+    LEFT JOIN classified d
+      ON d.run_id = c.run_id AND d.span_id <> c.span_id
+     AND d.trace_id = c.attributes['agenttrace.process.traceparent.trace_id']
+     AND d.span_id = c.attributes['agenttrace.process.traceparent.span_id']
+    WHERE c._kind = 'process'
+    UNION ALL
+    SELECT l.run_id, l.process_id, x.trace_id, x.parent_span_id, l.depth + 1
+    FROM process_lineage l
+    JOIN classified x ON x.run_id = l.run_id AND x.trace_id = l.above_trace_id AND x.span_id = l.above_id
+    WHERE x._kind IS NULL AND x.parent_span_id IS NOT NULL AND l.depth < 64
+),
 candidates AS (
     SELECT c.*
     FROM classified c
     LEFT JOIN classified p
       ON p.run_id = c.run_id AND p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
     WHERE c._kind IS NOT NULL
-      AND NOT (c._kind = 'process' AND p._kind IS NOT NULL AND p._kind <> 'agent')
+      -- a process under a step of another kind than `agent` (the nearest step-kind span above it,
+      -- through containers and wrappers) is part of that step
+      AND NOT (c._kind = 'process' AND EXISTS (
+          SELECT 1 FROM process_lineage l
+          JOIN classified a ON a.run_id = l.run_id AND a.trace_id = l.above_trace_id AND a.span_id = l.above_id
+          WHERE l.run_id = c.run_id AND l.process_id = c.span_id AND a._kind IS NOT NULL AND a._kind <> 'agent'))
       -- The agent's own root process (the one `agenttrace run` started: under the run's span,
       -- its parent the supervisor) is a container, not a step, when the agent reports steps of
       -- its own (LLM or tool spans, or log events): a CLI agent's `claude.exe` or `node`. An

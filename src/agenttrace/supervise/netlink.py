@@ -44,6 +44,8 @@ class ProcEvent:
 class Connector:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.overruns = 0
+        """How many times the kernel dropped events (the socket's buffer was full)."""
         self._wall_offset = time.time_ns() - time.monotonic_ns()
 
     def fileno(self) -> int:
@@ -58,6 +60,7 @@ class Connector:
             except (BlockingIOError, InterruptedError):
                 return events
             except OSError:  # ENOBUFS: the kernel dropped events; the /proc poll covers the gap
+                self.overruns += 1
                 return events
             offset = 0
             while offset + _DATA <= len(data):

@@ -16,6 +16,10 @@ from .. import constants
 from ..redact import redact_argv
 from .watcher import Proc, ProcessWatcher
 
+DECLARED_TRACE_ID = "agenttrace.process.traceparent.trace_id"
+DECLARED_SPAN_ID = "agenttrace.process.traceparent.span_id"
+"""The span named by the TRACEPARENT a process was exec'd with, where it is not its parent's."""
+
 
 @dataclass
 class Orphan:
@@ -51,13 +55,20 @@ class ProcessSpans:
 
     @staticmethod
     def program(proc: Proc) -> dict[str, str | list[str]]:
-        """What a process runs, as span attributes (secrets redacted); changes at exec."""
+        """What a process runs, as span attributes (secrets redacted); changes at exec. With the span
+        its TRACEPARENT names, where that is not its parent's (see `ProcessWatcher._declare`): the
+        reports draw it there; its parent stays the process that started it."""
         argv = redact_argv(proc.argv)
-        return {
+        attributes: dict[str, str | list[str]] = {
             "process.executable.name": proc.name,
             "process.command_line": shlex.join(argv),
             "process.command_args": argv,
         }
+        if proc.declared is not None:
+            trace_id, _, span_id = proc.declared.partition("-")
+            attributes[DECLARED_TRACE_ID] = trace_id
+            attributes[DECLARED_SPAN_ID] = span_id
+        return attributes
 
     def started(self, proc: Proc) -> None:
         parent_span = self.span_of(proc.ppid) or self._root
@@ -79,7 +90,10 @@ class ProcessSpans:
         span = proc.handle
         if isinstance(span, Span):
             span.update_name(f"process {proc.name}")
-            span.set_attributes(self.program(proc))
+            attributes = self.program(proc)
+            if proc.declared is None and (getattr(span, "attributes", None) or {}).get(DECLARED_SPAN_ID):
+                attributes |= {DECLARED_TRACE_ID: "", DECLARED_SPAN_ID: ""}  # its new program has none
+            span.set_attributes(attributes)
 
     def ended(self, proc: Proc) -> None:
         span = proc.handle

@@ -1,4 +1,5 @@
-"""What Linux's /proc says of a process: parent, start time, name and command line.
+"""What Linux's /proc says of a process: parent, start time, name, command line, and the W3C
+TRACEPARENT in its environment.
 
 Reads only what a poller needs, and treats a process that vanishes mid-read as gone.
 """
@@ -6,6 +7,7 @@ Reads only what a poller needs, and treats a process that vanishes mid-read as g
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 
@@ -75,3 +77,26 @@ def exe_name(pid: int) -> str | None:
         return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
         return None
+
+
+_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+
+
+def traceparent(pid: int) -> str | None:
+    """The span named by TRACEPARENT in the environment the process was exec'd with, as
+    `<trace id>-<span id>`; "" when it has none (or not a valid W3C one); None when the environment
+    cannot be read (a zombie, a process that is gone, or another user's)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    if not raw:  # a zombie's memory is gone (a live process with no environment at all is rare)
+        return None
+    for entry in raw.split(b"\0"):
+        if entry.startswith(b"TRACEPARENT="):
+            match = _TRACEPARENT.fullmatch(entry[len(b"TRACEPARENT=") :].strip().lower())
+            if match is None or match[1] == b"ff" or not match[2].strip(b"0") or not match[3].strip(b"0"):
+                return ""
+            return f"{match[2].decode()}-{match[3].decode()}"
+    return ""

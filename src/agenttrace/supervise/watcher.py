@@ -14,6 +14,16 @@ which is all there is elsewhere. What polling alone can know, stated honestly:
   `waitpid`, exact; a grandchild's is read from /proc while it is a zombie, which is seen only if
   its parent reaps it after our poll; otherwise it is unknown (None), never guessed.
 `mode` says which: `events+poll` or `poll`.
+
+A process's name comes from /proc, read when its fork or exec is reported; one that has already
+exited and been reaped by then cannot be read. What is known anyway is kept: a name read at its
+fork that already showed the new program is not thrown away when the (older) exec event arrives,
+and a process that never exec'd (the events say so, none were dropped) ran its parent's program.
+
+Where a process was exec'd with a TRACEPARENT other than its parent's (Claude Code hands its Bash
+tool's processes the tool's span), `Proc.declared` names that span: the agent says where the
+process belongs. It only moves where the process is drawn (show, step); it is the agent's word,
+so it never replaces the parent the supervisor saw, and decides nothing in any gate.
 """
 
 from __future__ import annotations
@@ -64,6 +74,15 @@ class Proc:
     exit_known: bool = False
     exec_unread: bool = False
     """It exec'd, and its new argv could not be read yet: `argv` is its parent's, not its own."""
+    exec_credit: int = 0
+    """Execs already reflected in what was read of it, whose events are still to come."""
+    exec_events: int = 0
+    overruns: int = 0
+    """The kernel's dropped-event count when it was added: events about it may be missing if it grows."""
+    traceparent: str | None = None
+    """`<trace id>-<span id>` of the TRACEPARENT in its environment, "" none, None unread."""
+    declared: str | None = None
+    """The span (`<trace id>-<span id>`) its TRACEPARENT names, where that is not its parent's."""
     handle: object = None
     """Whatever the owner attaches (the supervisor: the process's span)."""
 
@@ -169,14 +188,19 @@ class ProcessWatcher:
         elif known is None or not known.alive:
             return
         elif event.kind == "exec":
-            self._exec(known, procfs.stat(event.pid))
+            known.exec_events += 1
+            self._exec(known, procfs.stat(event.pid), event=True)
         elif event.kind == "exit":
             if not known.exit_known:
                 known.set_status(event.status)
             if not known.name or known.exec_unread:  # a zombie still shows its name
                 st = procfs.stat(event.pid)
+                parent = self.procs.get(known.ppid)
                 if st is not None and st.comm and st.start_ns == known.start_ns:
                     known.argv, known.name, known.comm = [st.comm], st.comm, st.comm
+                elif parent is not None and parent.name and self._never_execd(known):
+                    # forked and gone before it could be read, and it never exec'd: its parent's program
+                    known.argv, known.name, known.comm = list(parent.argv), parent.name, parent.comm
                 else:  # its parent's argv would be a lie: say it is unknown
                     known.argv, known.name = [], "?"
                 known.exec_unread = False
@@ -250,22 +274,33 @@ class ProcessWatcher:
             return  # gone: the next scan ends it
         if st.state != "Z" and st.comm != proc.comm:
             self._exec(proc, st)
+            if self._events is not None and not proc.exec_unread:
+                proc.exec_credit += 1  # its exec event is still to come
         if st.state == "Z" and st.ppid != self._me:  # ours are reaped with their status
             if st.exit_status is not None:
                 proc.set_status(st.exit_status)
             self._end(proc)
 
-    def _exec(self, proc: Proc, st: procfs.ProcStat | None) -> None:
+    def _exec(self, proc: Proc, st: procfs.ProcStat | None, event: bool = False) -> None:
         """The process now runs another program: take its argv (or, if it is already gone, the
         name the kernel still shows for it) instead of the parent's it was forked with."""
+        credited = event and proc.exec_credit > 0
+        if credited:
+            proc.exec_credit -= 1
         argv = procfs.cmdline(proc.pid)
         if argv:
             proc.argv = argv
             proc.name = procfs.exe_name(proc.pid) or os.path.basename(argv[0])
             if st is not None:
                 proc.comm = st.comm
+            traceparent = procfs.traceparent(proc.pid)
+            if traceparent is not None:
+                proc.traceparent = traceparent
+                self._declare(proc)
         elif st is not None and st.state == "Z" and st.comm:
             proc.argv, proc.name, proc.comm = [st.comm], st.comm, st.comm
+        elif credited:
+            return  # what was read of it already showed this exec's program
         else:
             proc.exec_unread = True  # in the middle of exec, or gone: a later poll or its exit says
             return
@@ -282,10 +317,50 @@ class ProcessWatcher:
             argv=argv,
             name=procfs.exe_name(st.pid) or (os.path.basename(argv[0]) if argv else st.comm),
             comm=st.comm,
+            overruns=self._overruns(),
+            traceparent=procfs.traceparent(st.pid),
         )
+        parent = self.procs.get(st.ppid)
+        if parent is not None and st.comm and parent.comm and st.comm != parent.comm:
+            proc.exec_credit = 1  # it has exec'd already: that exec's event, when it comes, is old news
         self.procs[st.pid] = proc
+        self._declare(proc)
         self.on_start(proc)
         return proc
+
+    def _overruns(self) -> int:
+        return self._events.overruns if self._events is not None else 0
+
+    def _never_execd(self, proc: Proc) -> bool:
+        """The kernel's events say it never exec'd: it was followed from its fork, and none were dropped."""
+        events = self._events is not None and proc.exec_events == 0 and proc.overruns == self._overruns()
+        return events and not proc.exec_unread
+
+    def _declare(self, proc: Proc) -> None:
+        """Set `proc.declared` if its TRACEPARENT names another span than the one it inherited: the
+        nearest ancestor's whose environment was read (else the command's, as `agenttrace run` set
+        it). Never the span `agenttrace run` handed the command, nor where nothing is known to compare.
+
+        Safe to take from the agent: it only moves where the process is drawn. The process keeps its
+        span, its parent process's span as parent, its exit status and `alive_at_exit`, so it stays
+        in the `processes` view and before the `orphan_processes` gate whatever TRACEPARENT says."""
+        if proc.pid == self.root_pid or not proc.traceparent:
+            proc.declared = None
+            return
+        root = self.procs.get(self.root_pid)
+        handed = root.traceparent if root is not None else None
+        inherited, seen = None, {proc.pid}
+        ancestor = self.procs.get(proc.ppid)
+        while ancestor is not None and ancestor.pid not in seen:
+            if ancestor.traceparent is not None:
+                inherited = ancestor.traceparent
+                break
+            seen.add(ancestor.pid)
+            ancestor = self.procs.get(ancestor.ppid)
+        if inherited is None:
+            inherited = handed
+        known = inherited is not None and handed is not None
+        proc.declared = proc.traceparent if known and proc.traceparent not in (inherited, handed) else None
 
     def _end(self, proc: Proc, end_ns: int | None = None) -> None:
         if not proc.alive:
