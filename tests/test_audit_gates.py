@@ -3,6 +3,7 @@ gate set recorded at its start and read back intact; a built-in gate cannot be r
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -74,6 +75,31 @@ def test_added_gates_are_marked_not_recorded(tmp_path: Path) -> None:
     assert [g.name for g in gates if not g.recorded] == ["token_cap"]
     assert all(g.recorded for g in gates if g.source == "builtin")
     assert [g.recorded for g in audit_gates(None, None)] == [False] * len(builtin_gates())
+
+
+def test_a_builtin_gate_fixed_since_the_run_was_recorded_applies_to_it(tmp_path: Path) -> None:
+    """Built-in gates ship with the code that audits: an old run is audited with this version's
+    (marked not recorded), its `--gates` gates with what it recorded, and a built-in gate this
+    version no longer has with what it recorded."""
+    items = json.loads(record_gates(load_gates(user_dir(tmp_path))))
+    old_sql = "-- description: the old rule\nSELECT 'old rule' AS reason, NULL AS span_id"
+    for item in items:
+        if item["name"] == "unfinished_spans":
+            item["sql"] = old_sql
+            item["sha256"] = hashlib.sha256(old_sql.encode()).hexdigest()
+    retired = "-- description: retired\nSELECT 'retired' AS reason, NULL AS span_id WHERE false"
+    items.append(
+        {"name": "retired_gate", "source": "builtin", "sql": retired,
+         "sha256": hashlib.sha256(retired.encode()).hexdigest()}
+    )  # fmt: skip
+    gates = {g.name: g for g in audit_gates(json.dumps(items), None)}
+    current = {g.name: g for g in builtin_gates()}
+    assert gates["unfinished_spans"].sql == current["unfinished_spans"].sql
+    assert not gates["unfinished_spans"].recorded
+    assert gates["exit_status"].recorded and gates["exit_status"].sql == current["exit_status"].sql
+    assert gates["retired_gate"].sql == retired and gates["retired_gate"].recorded
+    assert gates["token_cap"].sql == MINE and gates["token_cap"].recorded
+    assert set(gates) == {*current, "retired_gate", "token_cap"}
 
 
 def test_the_store_gates_folder_is_not_read_and_a_user_is_told(configured: Path) -> None:

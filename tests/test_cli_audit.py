@@ -231,6 +231,46 @@ def test_tools_that_return_pass(configured: Path) -> None:
     assert statuses(verdict)["unfinished_spans"] == "pass"
 
 
+LEAVES_ITS_SESSION_OPEN = """\
+import sys
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+provider = TracerProvider(resource=Resource.create({"service.name": sys.argv[1]}))
+provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+tracer = provider.get_tracer("agent")
+session = tracer.start_span("session_loop")  # never ended, so never exported
+with tracer.start_as_current_span("session_task.run", context=trace.set_span_in_context(session)):
+    pass
+provider.shutdown()
+sys.exit(int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("service", "exit_code", "status"),
+    [("codex_exec", 0, "pass"), ("my-agent", 0, "fail"), ("codex_exec", 1, "fail")],
+)
+def test_a_parent_never_sent_is_excused_only_for_a_known_agent_that_exited_0(
+    tmp_path: Path, service: str, exit_code: int, status: str
+) -> None:
+    """An agent whose spans name a parent it never sent left that span open when its telemetry
+    stopped: unfinished work, unless the agent is one known to leave its session spans open at a
+    clean exit (agent_unsent_parents: Codex) and it exited 0."""
+    (tmp_path / "agent.py").write_text(LEAVES_ITS_SESSION_OPEN)
+    store = supervised(tmp_path, "--", sys.executable, "agent.py", service, str(exit_code))
+    _, verdict = audit(store)
+    found = gate(verdict, "unfinished_spans")
+    assert found["status"] == status, found
+    if status == "fail":
+        (violation,) = found["violations"]
+        assert violation["name"] == "session_task.run"
+        assert violation["reason"].startswith("span `session_task.run` names a parent (")
+
+
 @agenttrace.tool
 def flaky(attempt: int) -> str:
     if attempt < 2:

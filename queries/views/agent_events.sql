@@ -27,6 +27,18 @@ SELECT * FROM (VALUES
     (31, NULL, NULL, 'gen_ai.operation.name', 'tool_call', 'tool')
 ) AS t(priority, service_like, span_name, when_key, when_value, kind);
 
+-- agent_unsent_parents: agents known to leave spans open, and so unsent, when they exit cleanly:
+-- their last spans name a parent that never arrives. `service_like` is a LIKE pattern on the
+-- service.name of the spans naming it. unfinished_spans does not count such a parent as work left
+-- unfinished when the agent exited 0 and every span under it ended.
+CREATE OR REPLACE VIEW agent_unsent_parents AS
+SELECT * FROM (VALUES
+    -- Codex 0.17x shuts its exporter down before its session spans end (seen in 1 of 24 clean
+    -- sessions under load: session_task.run, op.dispatch.shutdown and 9 more name three parents
+    -- never sent).
+    ('codex%', 'Codex ends its session spans after its exporter has shut down')
+) AS t(service_like, why);
+
 -- agent_event_kinds: log events (OTLP log records) that are LLM or tool calls. `event` is the
 -- record's `event.name` attribute, else its event name; `scope_like` (a LIKE pattern on the
 -- instrumentation scope, NULL: any) tells agents apart that use the same short names; `when_key`

@@ -18,6 +18,10 @@ name is its file's stem; a built-in name cannot be taken by a user gate.
 `agenttrace run` fixes the gate set before the agent starts and records it in the run (name,
 sha256 and SQL text of each gate, on the run's root span); the run's verdict comes from that
 record (`gates_from_record`), so nothing the agent writes during the run can change its gates.
+A later audit (`audit_gates`) takes the `--gates` gates from the record and the built-in gates
+from the installed agenttrace: they ship with the code that audits, and a built-in gate fixed
+since the run was recorded then applies to it (marked `recorded: false`); a built-in gate this
+version no longer has is taken from the record.
 """
 
 from __future__ import annotations
@@ -165,10 +169,11 @@ def gates_from_record(text: str) -> list[Gate]:
 
 
 def audit_gates(recorded: str | None, extra: Path | None) -> list[Gate]:
-    """The gates to audit a run with: those it recorded at its start (else, for a run that did not
-    record any, the built-in gates), plus any `--gates DIR`, which are marked as not recorded and
-    replace a recorded gate of the same name."""
-    base = gates_from_record(recorded) if recorded is not None else builtin_gates()
+    """The gates to audit a run with: this version's built-in gates (marked recorded when the run
+    recorded the same SQL), the run's recorded `--gates` gates and any recorded built-in gate this
+    version lacks, plus any `--gates DIR`, which are marked as not recorded and replace a recorded
+    gate of the same name."""
+    base = builtin_gates() if recorded is None else _current_builtins(gates_from_record(recorded))
     if extra is None:
         return base
     added = user_gates(extra)
@@ -178,6 +183,18 @@ def audit_gates(recorded: str | None, extra: Path | None) -> list[Gate]:
     return sorted(
         [g for g in base if g.name not in names] + added, key=lambda g: (g.source != "builtin", g.name)
     )
+
+
+def _current_builtins(pinned: list[Gate]) -> list[Gate]:
+    by_name = {g.name: g for g in pinned}
+    current = [
+        replace(g, recorded=by_name[g.name].sha256 == g.sha256)
+        for g in builtin_gates()
+        if g.name not in by_name or by_name[g.name].source == "builtin"
+    ]
+    names = {g.name for g in current}
+    kept = [g for g in pinned if g.name not in names]
+    return sorted(current + kept, key=lambda g: (g.source != "builtin", g.name))
 
 
 def store_gates_notice(store: Path) -> str | None:

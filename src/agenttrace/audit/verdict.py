@@ -51,7 +51,15 @@ class Verdict:
     def unrecorded_gates(self) -> list[str]:
         """Gates evaluated that are not the run's recorded ones (`--gates DIR`, or every gate of a
         run that recorded none)."""
-        return [g.gate.name for g in self.gates if not g.gate.recorded]
+        return [g.gate.name for g in self.gates if not g.gate.recorded and g.gate.source != "builtin"]
+
+    @property
+    def updated_gates(self) -> list[str]:
+        """Built-in gates whose SQL changed since the run recorded its gate set: audited with this
+        version's."""
+        if not self.gates_recorded:
+            return []
+        return [g.gate.name for g in self.gates if not g.gate.recorded and g.gate.source == "builtin"]
 
     def as_json(self) -> dict[str, Any]:
         return {

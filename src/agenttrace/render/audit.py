@@ -43,7 +43,15 @@ def verdict_table(verdict: Verdict) -> Group:
                 style="yellow",
             )
         )
-    elif not verdict.gates_recorded and verdict.supervised:
+    if verdict.updated_gates:
+        parts.append(
+            Text(
+                "  built-in gates changed since the run was recorded, audited with this version's: "
+                + ", ".join(verdict.updated_gates),
+                style="yellow",
+            )
+        )
+    if not verdict.gates_recorded and verdict.supervised:
         parts.append(
             Text(
                 "  the gate set the run recorded is gone with its records: audited with the gates of "
