@@ -8,12 +8,26 @@ WITH last_llm AS (
     ORDER BY start_time DESC, step DESC
     LIMIT 1
 ),
-verdict AS (
+-- The Responses API has no finish reason: a response cut off has status `incomplete` and says why
+-- in `incomplete_details.reason` (max_output_tokens, content_filter), which the OpenAI SDK's span
+-- records in its output. A framework that refuses the response (the OpenAI Agents SDK) ends its
+-- own span in an error that quotes the reason: read there when the output was not recorded.
+signalled AS (
     SELECT
         *,
-        lower(coalesce(finish_reason_raw, finish_reason, '')) AS _reason,
-        coalesce(finish_reason_raw, finish_reason) AS _said
+        coalesce(
+            finish_reason_raw,
+            finish_reason,
+            json_extract_string(TRY_CAST(output AS JSON), '$.incomplete_details.reason'),
+            CASE WHEN status_code = 'Error' THEN
+                nullif(regexp_extract(status_message, 'incomplete_details\W.{0,40}?\breason\W+(\w+)', 1), '')
+            END
+        ) AS _said
     FROM last_llm
+),
+verdict AS (
+    SELECT *, lower(coalesce(_said, '')) AS _reason
+    FROM signalled
 )
 SELECT
     CASE
