@@ -3,13 +3,13 @@ code in the agent, against the scripted OpenAI-compatible fake model on loopback
 (examples/fake_model_server.py). And one LLM call is one step, however many instrumentors recorded it.
 
 The agents are in tests/frameworks/: pydantic-ai, LangGraph (langchain-core, langgraph and
-langchain-openai, never `langchain`), the OpenAI Agents SDK (Responses API and chat completions)
-and, against the Anthropic Messages fake of tests/agents, the Anthropic SDK alone. The first three
-have three file tools; the fake model asks for `list_files`, then `read_file` and `word_count`
-together, then answers. Two OpenAI instrumentors are installed in the test environment
-(OpenInference's and the official `opentelemetry-instrumentation-openai-v2`), and two Anthropic ones
-(OpenInference's and OpenLLMetry's), so every run here also checks that one LLM call is counted
-once.
+langchain-openai, never `langchain`), the OpenAI Agents SDK (Responses API and chat completions),
+LiteLLM (over the OpenAI SDK) and, against the Anthropic Messages fake of tests/agents, the
+Anthropic SDK alone. All but the last have three file tools; the fake model asks for `list_files`,
+then `read_file` and `word_count` together, then answers. Two OpenAI instrumentors are installed in
+the test environment (OpenInference's and the official `opentelemetry-instrumentation-openai-v2`),
+two Anthropic ones and two LiteLLM ones (OpenInference's and OpenLLMetry's), so every run here also
+checks that one LLM call is counted once.
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import query, run_cli
-from opentelemetry.sdk.trace import TracerProvider
-from test_views_steps import Recorder, span_id
 
 from agenttrace.supervise import bootstrap
 
@@ -36,7 +34,12 @@ sys.path.insert(0, str(REPO / "tests" / "agents"))
 from fake_model_server import FakeModelServer, start_in_thread  # noqa: E402
 from fake_servers import PROMPT, FakeAnthropicServer  # noqa: E402
 
+# The rule that makes the LLM spans of one call one step, on spans written with the SDK, is in
+# test_views_steps_one_call.py.
+
 TASK = "Which file lists the inventory?"
+OFFLINE = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+"""LiteLLM fetches its model cost map from GitHub at import unless told to use the copy it ships."""
 TOOLS = ["list_files", "read_file", "word_count"]
 AGENTS = {
     "pydantic-ai": ["pydantic_ai_agent.py"],
@@ -44,6 +47,10 @@ AGENTS = {
     "openai-agents": ["openai_agents_agent.py"],  # the Responses API, the SDK's default
     "openai-agents-chat": ["openai_agents_agent.py", "--chat"],
 }
+"""Agents whose framework records its tool calls as tool spans."""
+LITELLM = ["litellm_agent.py"]
+"""LiteLLM has no tools: the agent's tools run commands, which are recorded as processes."""
+CUT_SHORT = "the last LLM response was cut short (finish reason "
 
 
 @pytest.fixture
@@ -61,9 +68,10 @@ def run_agent(
     model: str = "fake-gpt",
     options: tuple[str, ...] = (),
     prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Any:
     """`agenttrace run --json [OPTIONS] -- python [PREFIX] AGENT MODEL TASK [FLAGS]`, in a directory
-    with two files, the agent pointed at the fake model server."""
+    with two files, the agent pointed at the fake model server (ENV added to its environment)."""
     (tmp_path / "inventory.md").write_text("# Inventory\nThree boxes of screws.\nTwo hammers.\n")
     (tmp_path / "notes.txt").write_text("misc notes\n")
     script, *flags = agent
@@ -72,7 +80,8 @@ def run_agent(
         sys.executable, *prefix, str(FRAMEWORKS / script), model, TASK, *flags,
         cwd=tmp_path,
         timeout=120,
-        env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-not-a-real-key"},
+        env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-not-a-real-key", **OFFLINE,
+             **(env or {})},
     )  # fmt: skip
 
 
@@ -115,6 +124,10 @@ def test_each_library_has_one_instrumentor_chosen_by_the_preference_order() -> N
         "openinference-instrumentation-anthropic",
         "opentelemetry-instrumentation-anthropic",
     ]
+    assert [i.distribution for i in found["litellm"]] == [
+        "openinference-instrumentation-litellm",
+        "opentelemetry-instrumentation-litellm",
+    ]
     for library, preferred in bootstrap.PREFERENCE.items():
         assert library in bootstrap.TRIGGERS, f"{library} has no trigger modules"
         assert len(set(preferred)) == len(preferred)
@@ -148,6 +161,11 @@ if "openai" in modules:
 if "agents" in modules:
     from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
     state["openai_agents"] = OpenAIAgentsInstrumentor().is_instrumented_by_opentelemetry
+if "litellm" in modules:
+    from openinference.instrumentation.litellm import LiteLLMInstrumentor
+    from opentelemetry.instrumentation.litellm import LiteLLMInstrumentor as OpenLLMetry
+    state["litellm"] = LiteLLMInstrumentor().is_instrumented_by_opentelemetry
+    state["litellm_openllmetry"] = OpenLLMetry().is_instrumented_by_opentelemetry
 print(json.dumps(state))
 """
 
@@ -162,14 +180,23 @@ print(json.dumps(found))
 def test_the_first_module_of_a_library_imported_turns_its_instrumentor_on(tmp_path: Path) -> None:
     """A LangGraph program never imports `langchain`: langgraph, langchain_core or
     langchain_openai, whichever comes first, turns the LangChain instrumentor on. The OpenAI SDK
-    gets one instrumentor of the two installed; pydantic-ai its own instrumentation. (Each probe is
-    a Python process the agent starts, instrumented like the agent.)"""
+    gets one instrumentor of the two installed, and so does LiteLLM (which imports the OpenAI SDK);
+    pydantic-ai its own instrumentation. (Each probe is a Python process the agent starts,
+    instrumented like the agent.)"""
     (tmp_path / "probe.py").write_text(PROBE)
     (tmp_path / "probes.py").write_text(PROBES)
-    modules = ["langgraph", "langchain_core.messages", "langchain_openai", "agents", "pydantic_ai", "json"]
+    modules = [
+        "langgraph",
+        "langchain_core.messages",
+        "langchain_openai",
+        "agents",
+        "pydantic_ai",
+        "litellm",
+        "json",
+    ]
     result = run_cli(
         "run", "--store", str(tmp_path / "store"), "--", sys.executable, "probes.py", *modules,
-        cwd=tmp_path, timeout=120,
+        cwd=tmp_path, timeout=120, env=OFFLINE,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
@@ -182,6 +209,7 @@ def test_the_first_module_of_a_library_imported_turns_its_instrumentor_on(tmp_pa
         "langchain_openai": {**langchain, **one_openai},
         "agents": {**nothing, **one_openai, "openai_agents": True},
         "pydantic_ai": {**nothing, "pydantic_ai": True},
+        "litellm": {**nothing, **one_openai, "litellm": True, "litellm_openllmetry": False},
         "json": nothing,
     }
 
@@ -223,17 +251,79 @@ def test_a_framework_agent_with_tool_calls_succeeds_with_its_steps_and_billed_to
     assert {k: totals[k] for k in ("input_tokens", "output_tokens")} == model_server.billed()
 
 
-@pytest.mark.parametrize("framework", list(AGENTS))
+def test_a_litellm_agent_whose_tools_run_commands_succeeds_with_its_steps_and_billed_tokens(
+    tmp_path: Path, model_server: FakeModelServer
+) -> None:
+    """Each `litellm.completion` is recorded twice, by the LiteLLM instrumentor chosen (OpenInference's,
+    not OpenLLMetry's) and, under it, by the OpenAI SDK's (one of the two installed): one step a
+    call. The tools' commands are its other steps, in order."""
+    result = run_agent(tmp_path, model_server, LITELLM)
+    assert result.returncode == 0, result.stderr
+    assert verdict(result)["state"] == "succeeded"
+    assert gates(result)["completion_signal"] == "pass"
+    assert "`inventory.md` best matches the task. It has 3 lines and 8 words" in result.stdout
+    store = tmp_path / "store"
+    scopes = query(
+        store,
+        "SELECT scope_name, count(*) AS n FROM spans WHERE scope_name LIKE '%instrumentation%' GROUP BY ALL",
+    )
+    assert {s["scope_name"]: s["n"] for s in scopes} == {
+        "openinference.instrumentation.litellm": 3,
+        "openinference.instrumentation.openai": 3,
+    }
+    steps = [s for s in query(store, "SELECT * FROM steps ORDER BY step") if s["kind"] in ("llm", "process")]
+    assert [(s["kind"], s["name"]) for s in steps] == [
+        ("llm", "ChatCompletion"),
+        ("process", "process find"),
+        ("llm", "ChatCompletion"),
+        ("process", "process cat"),
+        ("process", "process wc"),
+        ("llm", "ChatCompletion"),
+    ]
+    llm = [s for s in steps if s["kind"] == "llm"]
+    assert [(s["model"], s["finish_reason"]) for s in llm] == [
+        ("fake-gpt", "tool_call"), ("fake-gpt", "tool_call"), ("fake-gpt", "stop")
+    ]  # fmt: skip
+    assert len(model_server.responses) == 3
+    totals = llm_totals(store)
+    assert totals == {"calls": 3, **model_server.billed()}
+
+
+@pytest.mark.parametrize("framework", [*AGENTS, "litellm"])
 def test_a_framework_agent_whose_final_answer_is_cut_off_fails_on_completion_signal(
     tmp_path: Path, model_server: FakeModelServer, framework: str
 ) -> None:
-    result = run_agent(tmp_path, model_server, AGENTS[framework], model="fake-truncating")
+    """Whatever the framework does with the cut-off answer (hands it on, or refuses it and the agent
+    exits 1), the reason is that the answer was cut short."""
+    agent = LITELLM if framework == "litellm" else AGENTS[framework]
+    result = run_agent(tmp_path, model_server, agent, model="fake-truncating")
     assert result.returncode == 1, result.stderr
     assert verdict(result)["state"] == "failed"
     assert gates(result)["completion_signal"] == "fail", verdict(result)["reasons"]
+    (signal,) = [r for r in verdict(result)["reasons"] if r.startswith("completion_signal: ")]
+    assert signal.removeprefix("completion_signal: ").startswith(CUT_SHORT), signal
     totals = llm_totals(tmp_path / "store")
     assert totals["calls"] == 3
     assert {k: totals[k] for k in ("input_tokens", "output_tokens")} == model_server.billed()
+
+
+def test_a_responses_api_answer_cut_off_reads_as_cut_short_with_outputs_hidden(
+    tmp_path: Path, model_server: FakeModelServer
+) -> None:
+    """The Responses API has no finish reason: the cut-off is in the response's `incomplete_details`,
+    which the OpenAI SDK's span records in its output. With outputs hidden, what says so is the error
+    the OpenAI Agents SDK raised on the incomplete response."""
+    hidden = {"OPENINFERENCE_HIDE_OUTPUTS": "true"}
+    result = run_agent(tmp_path, model_server, AGENTS["openai-agents"], model="fake-truncating", env=hidden)
+    assert result.returncode == 1, result.stderr
+    (step,) = query(
+        tmp_path / "store",
+        "SELECT output, status_code FROM steps WHERE kind = 'llm' ORDER BY step DESC LIMIT 1",
+    )
+    assert step == {"output": "__REDACTED__", "status_code": "Error"}
+    (violation,) = next(g for g in verdict(result)["gates"] if g["name"] == "completion_signal")["violations"]
+    assert violation["finish_reason"] == "max_output_tokens"
+    assert violation["reason"].startswith(CUT_SHORT + "`max_output_tokens`)")
 
 
 @pytest.mark.parametrize("scenario", ["happy", "truncated"])
@@ -307,135 +397,3 @@ def test_three_llm_spans_of_one_call_count_once_in_steps_and_in_the_budget(
     (over,) = next(g for g in verdict(result)["gates"] if g["name"] == "budget")["violations"]
     assert over["used"] == billed["input_tokens"] + billed["output_tokens"]
     assert over["reason"].startswith(f"the run used {int(over['used'])} tokens in 3 LLM call(s)")
-
-
-# -- the rule, on spans written with the SDK -------------------------------------------------------
-MakeProvider = Callable[..., TracerProvider]
-
-
-def genai(model: str, tokens: tuple[int, int] | None, finish: str | None = "stop") -> dict[str, Any]:
-    attributes: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model}
-    if tokens:
-        attributes |= {"gen_ai.usage.input_tokens": tokens[0], "gen_ai.usage.output_tokens": tokens[1]}
-    if finish:
-        attributes["gen_ai.response.finish_reasons"] = [finish]
-    return attributes
-
-
-def openinference(model: str | None, tokens: tuple[int, int] | None, finish: str | None = "stop") -> dict:
-    attributes: dict[str, Any] = {"openinference.span.kind": "LLM", "llm.system": "openai"}
-    if model:
-        attributes["llm.model_name"] = model
-    if tokens:
-        attributes |= {"llm.token_count.prompt": tokens[0], "llm.token_count.completion": tokens[1]}
-    if finish:
-        attributes["llm.finish_reason"] = finish
-    return attributes
-
-
-def llm_steps(store: Path, run_id: str) -> list[tuple[Any, ...]]:
-    rows = query(
-        store,
-        "SELECT step, name, span_id, model, input_tokens, output_tokens, finish_reason, status_code "
-        "FROM steps WHERE run_id = $r AND kind = 'llm' ORDER BY step",
-        {"r": run_id},
-    )
-    return [tuple(r.values()) for r in rows]
-
-
-def test_a_framework_span_over_the_sdk_span_of_one_request_is_one_step(
-    store: Path, make_provider: MakeProvider
-) -> None:
-    provider = make_provider(store)
-    rec = Recorder(provider, "nested")
-    agent = rec.span("invoke_agent files", 0, 100, {"gen_ai.operation.name": "invoke_agent"})
-    chat = rec.span("chat m", 1, 30, genai("m", (100, 7), "tool_call"), parent=agent)
-    http = rec.span("POST", 2, 29, {"http.request.method": "POST"}, parent=chat)  # not a step
-    sdk = rec.span("ChatCompletion", 3, 28, openinference("m", (100, 7), "tool_calls"), parent=http)
-    tool = rec.span("execute_tool ls", 31, 35, {"gen_ai.operation.name": "execute_tool"}, parent=agent)
-    second = rec.span("chat m", 40, 60, genai("m", (120, 9)), parent=agent)
-    sdk2 = rec.span("ChatCompletion", 41, 59, openinference("m", (120, 9)), parent=second)
-    provider.force_flush()
-    assert llm_steps(store, "nested") == [
-        (2, "ChatCompletion", span_id(sdk), "m", 100, 7, "tool_call", "Unset"),
-        (4, "ChatCompletion", span_id(sdk2), "m", 120, 9, "stop", "Unset"),
-    ]
-    assert [r["span_id"] for r in query(store, "SELECT span_id FROM steps WHERE kind = 'tool'")] == [
-        span_id(tool)
-    ]
-
-
-def test_a_callback_instrumentor_span_beside_the_sdk_span_is_the_same_call_when_time_and_usage_agree(
-    store: Path, make_provider: MakeProvider
-) -> None:
-    """OpenInference's LangChain spans are not current: the SDK span of the same request is their
-    sibling, not their child. Same trace, within it in time, same tokens and model: one call."""
-    provider = make_provider(store)
-    rec = Recorder(provider, "siblings")
-    graph = rec.span("LangGraph", 0, 100, {"openinference.span.kind": "CHAIN"})
-    framework = rec.span("ChatOpenAI", 1, 30, openinference("m", (50, 5)), parent=graph)
-    sdk = rec.span("ChatCompletion", 2, 29, openinference("m", (50, 5)), parent=graph)
-    # later, the same prompt again: the same usage, but another call (not within the first)
-    again = rec.span("ChatCompletion", 40, 60, openinference("m", (50, 5)), parent=graph)
-    # a call overlapping the first with other token counts is another call too
-    other = rec.span("ChatCompletion", 10, 20, openinference("m", (51, 5)), parent=graph)
-    provider.force_flush()
-    rows = llm_steps(store, "siblings")
-    assert [r[2] for r in rows] == [span_id(sdk), span_id(other), span_id(again)]
-    assert span_id(framework) not in [r[2] for r in rows]
-
-
-def test_a_framework_span_over_two_requests_counts_the_two_requests(
-    store: Path, make_provider: MakeProvider
-) -> None:
-    """A retried request under one framework span: what was billed is the two requests."""
-    provider = make_provider(store)
-    rec = Recorder(provider, "retried")
-    chat = rec.span("chat m", 0, 50, genai("m", (30, 5)))
-    first = rec.span("ChatCompletion", 1, 10, openinference("m", (30, 0), None), parent=chat, error="503")
-    retry = rec.span("ChatCompletion", 20, 49, openinference("m", (30, 5)), parent=chat)
-    provider.force_flush()
-    rows = llm_steps(store, "retried")
-    assert [r[2] for r in rows] == [span_id(first), span_id(retry)]
-    assert sum(r[4] for r in rows) == 60
-
-
-def test_the_richest_span_of_a_call_is_its_step_and_takes_what_the_others_know(
-    store: Path, make_provider: MakeProvider
-) -> None:
-    provider = make_provider(store)
-    rec = Recorder(provider, "richest")
-    # openai-agents over the Responses API: its span has the finish reason, the SDK's does not
-    response = rec.span("response", 0, 20, openinference("m", (70, 8), "stop"))
-    rec.span("Response", 1, 19, openinference("m", (70, 8), None), parent=response)
-    # the framework refused an incomplete response: its span is an error without usage; the SDK's
-    # has the usage. One step: the SDK's span, in error, with the usage.
-    refused = rec.span("response", 30, 50, openinference(None, None, None), error="response.incomplete")
-    incomplete = rec.span("Response", 31, 49, openinference("m", (90, 16), None), parent=refused)
-    provider.force_flush()
-    rows = llm_steps(store, "richest")
-    assert rows == [
-        (1, "response", span_id(response), "m", 70, 8, "stop", "Unset"),
-        (2, "Response", span_id(incomplete), "m", 90, 16, None, "Error"),
-    ]
-    (step,) = query(store, "SELECT status_message FROM steps WHERE span_id = $s", {"s": span_id(incomplete)})
-    assert step["status_message"] == "response.incomplete"
-
-
-def test_llm_calls_made_inside_a_tool_are_their_own_steps(store: Path, make_provider: MakeProvider) -> None:
-    provider = make_provider(store)
-    rec = Recorder(provider, "subagent")
-    outer = rec.span("chat m", 0, 100, genai("m", (10, 1)))
-    tool = rec.span("execute_tool ask", 1, 99, {"gen_ai.operation.name": "execute_tool"}, parent=outer)
-    inner = rec.span("chat m", 2, 98, genai("m", (10, 1)), parent=tool)
-    provider.force_flush()
-    assert [r[2] for r in llm_steps(store, "subagent")] == [span_id(outer), span_id(inner)]
-
-
-def test_the_rule_leaves_other_runs_alone(store: Path, make_provider: MakeProvider) -> None:
-    provider = make_provider(store)
-    a, b = Recorder(provider, "run-a"), Recorder(provider, "run-b")
-    a.span("chat m", 0, 10, genai("m", (5, 1)))
-    b.span("chat m", 0, 10, genai("m", (5, 1)))
-    provider.force_flush()
-    assert len(llm_steps(store, "run-a")) == 1 and len(llm_steps(store, "run-b")) == 1

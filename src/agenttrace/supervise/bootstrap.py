@@ -183,14 +183,16 @@ PREFERENCE: dict[str, tuple[str, ...]] = {
                       "opentelemetry-instrumentation-openai-agents-v2",
                       "opentelemetry-instrumentation-openai-agents"),
     "pydantic_ai": ("pydantic-ai-slim",),
-    "litellm": ("openinference-instrumentation-litellm",),
+    "litellm": ("openinference-instrumentation-litellm", "opentelemetry-instrumentation-litellm"),
 }  # fmt: skip
 """Where several instrumentors of one library are installed, the distributions in the order they
 are preferred: the first that turns on is the only one. OpenInference comes first (it records the
 messages, tool calls and token counts as span attributes, which `steps` shows), then the official
 OpenTelemetry instrumentor, then OpenLLMetry's. Instrumentors not listed come after, OpenInference
 ones first, then by distribution name. `pydantic-ai-slim` is pydantic-ai's own instrumentation
-(`Agent.instrument_all()`, GenAI semantic conventions), turned on by the bootstrap itself."""
+(`Agent.instrument_all()`, GenAI semantic conventions), turned on by the bootstrap itself.
+(LiteLLM's own `otel` callback needs code in the program; the OpenAI SDK that LiteLLM calls is a
+library of its own, instrumented under it.)"""
 
 
 class _PydanticAIInstrumentor:
