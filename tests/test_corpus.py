@@ -1,32 +1,36 @@
-"""The labelled corpus (tests/corpus/): every stored run gets the verdict a person gave it."""
+"""The labelled corpus (tests/corpus/): every stored run audited, and the verdicts compared with the
+labels people gave them. Fails on any false "succeeded", on more than 2% false "failed", and on any
+misjudged run not explained in tests/corpus/known.json."""
 
 from __future__ import annotations
 
-import json
-import shutil
+import sys
 from pathlib import Path
 
-import pytest
-from conftest import run_cli
+from conftest import BIN
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
-CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "label.json").exists())
+sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
+from judge import cases, judge_all, known, table
+
+MAX_FALSE_FAILED = 0.02
 
 
 def test_the_corpus_is_there() -> None:
-    assert len(CASES) >= 3, CASES
+    assert len(cases()) >= 5, cases()
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_each_run_gets_its_label(case: str, tmp_path: Path) -> None:
-    label = json.loads((CORPUS / case / "label.json").read_text())
-    store = tmp_path / "store"
-    shutil.copytree(CORPUS / case / "store", store)  # audits never change what they read; be sure
-    result = run_cli("audit", label["run_id"], "--json", "--store", str(store), cwd=tmp_path)
-    assert result.returncode == (0 if label["state"] == "succeeded" else 1), result.stderr
-    verdict = json.loads(result.stdout)
-    failing = sorted(
-        g["name"] for g in verdict["gates"] if g["status"] == "fail" and g["severity"] == "error"
-    )
-    assert (verdict["state"], failing) == (label["state"], sorted(label["failing_gates"])), label["why"]
-    assert not list(tmp_path.rglob("copied.csv")), "a gate the agent wrote was run"
+def test_verdicts_on_the_labelled_runs() -> None:
+    judgements = judge_all(BIN / "agenttrace")
+    print(table(judgements))
+    explained = known()
+    assert not [j.case for j in judgements if j.ran_a_stored_gate], "a gate the agent wrote was run"
+    false_succeeded = [j.case for j in judgements if j.outcome == "false succeeded"]
+    assert not false_succeeded, table(judgements)
+    false_failed = [j for j in judgements if j.outcome == "false failed"]
+    assert len(false_failed) <= MAX_FALSE_FAILED * len(judgements), table(judgements)
+    unexplained = [j.case for j in judgements if j.outcome != "right" and j.case not in explained]
+    assert not unexplained, table(judgements)
+    stale = [
+        c for c, k in explained.items() if [j.outcome for j in judgements if j.case == c] != [k["outcome"]]
+    ]
+    assert not stale, f"known.json no longer matches these runs' verdicts: {stale}\n{table(judgements)}"
