@@ -1,0 +1,3 @@
+def f1(x):
+    # TODO: handle None
+    return x + 1

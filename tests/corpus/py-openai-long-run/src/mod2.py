@@ -1,0 +1,3 @@
+def f2(x):
+    # TODO: handle None
+    return x + 2

@@ -1,0 +1,3 @@
+def f3(x):
+    # TODO: handle None
+    return x + 3

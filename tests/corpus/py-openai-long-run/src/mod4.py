@@ -1,0 +1,3 @@
+def f4(x):
+    # TODO: handle None
+    return x + 4

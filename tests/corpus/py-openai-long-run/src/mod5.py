@@ -1,0 +1,3 @@
+def f5(x):
+    # TODO: handle None
+    return x + 5

@@ -1,0 +1,3 @@
+def f6(x):
+    # TODO: handle None
+    return x + 6
