@@ -231,6 +231,35 @@ def test_tools_that_return_pass(configured: Path) -> None:
     assert statuses(verdict)["unfinished_spans"] == "pass"
 
 
+def test_a_last_response_asking_for_a_tool_that_never_ran_fails_completion_signal(configured: Path) -> None:
+    with agenttrace.run("gave-up"):
+        agenttrace.llm("gpt-4o", finish_reason="tool_calls")
+    code, verdict = audit(configured)
+    assert code == 1
+    (violation,) = gate(verdict, "completion_signal")["violations"]
+    assert violation["reason"] == (
+        "the last LLM response (step 1) asked for a tool call that never ran: "
+        "the run ended without the model's final answer"
+    )
+
+
+@pytest.mark.parametrize("then", ["the tool ran", "an answer tool"])
+def test_a_last_tool_request_that_ran_or_that_is_the_answer_passes(configured: Path, then: str) -> None:
+    """One-shot function calling (ask the model, run the tool it chose, done) ends on a tool call
+    that ran; pydantic-ai gives a structured answer as its `final_result` tool call."""
+    with agenttrace.run("one-shot"):
+        if then == "the tool ran":
+            agenttrace.llm("gpt-4o", finish_reason="tool_calls")
+            with agenttrace.tool_call("deploy", call_id="call_1"):
+                pass
+        else:
+            call = {"role": "assistant", "parts": [{"type": "tool_call", "name": "final_result", "id": "c1"}]}
+            agenttrace.llm("gpt-4o", finish_reason="tool_calls", output_messages=[call])
+    code, verdict = audit(configured)
+    assert gate(verdict, "completion_signal")["status"] == "pass", verdict["reasons"]
+    assert code == 0
+
+
 LEAVES_ITS_SESSION_OPEN = """\
 import sys
 from opentelemetry import trace

@@ -1,4 +1,4 @@
--- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused or an error.
+-- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused, an error, or a request for a tool call that never ran.
 -- severity: error
 -- applies: SELECT count(*) > 0 FROM steps WHERE run_id = $run_id AND kind = 'llm'
 WITH last_llm AS (
@@ -25,9 +25,23 @@ signalled AS (
         ) AS _said
     FROM last_llm
 ),
+-- A last response that asks for tool calls is no final answer. It is unfinished work when nothing
+-- ran after it (no tool, process, agent or agenttrace step started later): the agent gave up, hit
+-- its loop limit or failed there. A tool that is how the agent answers (pydantic-ai's
+-- `final_result`: agent_answer_tools) is an answer, not a request.
 verdict AS (
-    SELECT *, lower(coalesce(_said, '')) AS _reason
-    FROM signalled
+    SELECT
+        v.*,
+        lower(coalesce(v._said, '')) AS _reason,
+        coalesce(v.finish_reason = 'tool_call', false)
+            AND NOT EXISTS (
+                SELECT 1 FROM steps later
+                WHERE later.run_id = v.run_id AND later.kind IN ('tool', 'process', 'agent', 'other')
+                  AND later.start_time >= v.start_time AND later.step > v.step)
+            AND NOT EXISTS (
+                SELECT 1 FROM agent_answer_tools a
+                WHERE contains(coalesce(v.output, ''), '"' || a.tool_name || '"')) AS _unrun_request
+    FROM signalled v
 )
 SELECT
     CASE
@@ -41,6 +55,9 @@ SELECT
             THEN 'the model refused in its last response (finish reason `refusal`)'
         WHEN _reason IN ('error', 'malformed_function_call') OR status_code = 'Error'
             THEN 'the last LLM call ended in an error' || coalesce(' (finish reason `' || _said || '`)', '')
+        WHEN _unrun_request
+            THEN 'the last LLM response (step ' || step || ') asked for a tool call that never ran: '
+                 || 'the run ended without the model''s final answer'
     END AS reason,
     span_id,
     step,
@@ -50,4 +67,5 @@ FROM verdict
 WHERE _reason IN ('length', 'max_tokens', 'max_output_tokens', 'model_context_window_exceeded',
                   'context_length_exceeded', 'content_filter', 'safety', 'recitation', 'blocklist',
                   'prohibited_content', 'spii', 'refusal', 'error', 'malformed_function_call')
-   OR status_code = 'Error';
+   OR status_code = 'Error'
+   OR _unrun_request;

@@ -39,6 +39,15 @@ SELECT * FROM (VALUES
     ('codex%', 'Codex ends its session spans after its exporter has shut down')
 ) AS t(service_like, why);
 
+-- agent_answer_tools: tools through which an agent gives its final answer (a structured answer as
+-- a tool call), so a last LLM response calling one is an answer, not a request left unrun
+-- (completion_signal).
+CREATE OR REPLACE VIEW agent_answer_tools AS
+SELECT * FROM (VALUES
+    ('final_result', 'pydantic-ai: a structured output is the final_result tool call'),
+    ('final_answer', 'smolagents: the final_answer tool ends the run')
+) AS t(tool_name, why);
+
 -- agent_event_kinds: log events (OTLP log records) that are LLM or tool calls. `event` is the
 -- record's `event.name` attribute, else its event name; `scope_like` (a LIKE pattern on the
 -- instrumentation scope, NULL: any) tells agents apart that use the same short names; `when_key`
