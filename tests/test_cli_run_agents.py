@@ -8,6 +8,7 @@ still recorded. Only raw spans and logs are checked here, not steps or gate verd
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from agenttrace.supervise.agent_telemetry import apply, codex_overrides, detect
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "agents"))
 from cli_agents import AgentRun, run_cli_agent  # noqa: E402
+from fake_servers import Scenario  # noqa: E402
 
 CLIS = ("claude", "codex", "gemini")
 ENDPOINT = "http://127.0.0.1:4999"
@@ -256,3 +258,46 @@ def test_codex_keeps_the_users_otel_settings_and_never_writes_their_config(tmp_p
     assert after == before
     # Without CODEX_HOME it is ~/.codex/config.toml that is read
     assert agent_telemetry.codex_home({"HOME": str(tmp_path)}) == tmp_path / ".codex"
+
+
+def test_claudes_bash_tool_processes_are_drawn_under_its_tool_step(tmp_path: Path) -> None:
+    """Claude Code hands its Bash tool's span to the tool's processes (TRACEPARENT): `show` draws
+    that bash, and what it ran, under the tool step, not under claude.exe; `step RUN 2` lists them
+    with their commands and exit codes; neither is a step of its own. (The command sleeps so that
+    the watcher, polling /proc, surely sees it; the nesting does not depend on it.)"""
+    scenario = Scenario("sleepy", "echo hello > out.txt; sleep 0.5", "I wrote hello to out.txt. Done.")
+    store, run_id = tmp_path / "store", "claude-tool"
+    wrapper = [str(BIN / "agenttrace"), "run", "--store", str(store), "--run-id", run_id, "--"]
+    work, home = tmp_path / "work", tmp_path / "home"
+    run = run_cli_agent("claude", scenario, work, None, home=home, wrapper=wrapper)  # type: ignore[arg-type]
+    assert (tmp_path / "work" / "out.txt").read_text().strip() == "hello", run.describe()
+
+    shown = run_cli("show", "--store", str(store), run_id).stdout
+    lines = shown.splitlines()
+    (tool,) = [i for i, line in enumerate(lines) if "#2 tool claude_code.tool" in line]
+    depth = lines[tool].index("#2")
+    subtree = []  # the lines drawn under the tool step
+    for line in lines[tool + 1 :]:
+        label = len(line) - len(line.lstrip(" │├└─"))
+        if label <= depth:
+            break
+        subtree.append((label, line[label:]))
+    labels = [text.split("  ")[0] for _, text in subtree]
+    assert "claude_code.tool.execution" in labels, shown
+    assert "process bash" in labels and "process sleep" in labels, shown
+    (bash_at,) = [label for label, text in subtree if text.startswith("process bash")]
+    (sleep_at,) = [label for label, text in subtree if text.startswith("process sleep")]
+    assert sleep_at > bash_at, shown  # sleep under bash
+    (bash,) = [text for _, text in subtree if text.startswith("process bash")]
+    assert "exit 0" in bash, shown
+    assert "?" not in " ".join(labels), shown
+
+    steps = query(store, "SELECT step, kind FROM steps WHERE run_id = $r ORDER BY step", {"r": run_id})
+    assert [(s["step"], s["kind"]) for s in steps] == [(1, "llm"), (2, "tool"), (3, "llm")], steps
+    answer = json.loads(run_cli("step", "--store", str(store), run_id, "2", "--json").stdout)
+    processes = [c for c in answer["children"] if c["kind"] == "process"]
+    commands = {c["command_line"].split()[0]: c for c in processes}
+    assert "echo hello > out.txt" in commands["/bin/bash"]["command_line"], processes
+    assert commands["/bin/bash"]["exit_code"] == 0 and commands["sleep"]["exit_code"] == 0, processes
+    text = run_cli("step", "--store", str(store), run_id, "2").stdout
+    assert "process `sleep 0.5` (exit 0)" in text, text

@@ -60,6 +60,27 @@ def span_label(span: dict[str, Any], orphaned: bool = False) -> Text:
     return label
 
 
+def _break_cycles(spans: list[dict[str, Any]], children: dict[str | None, list[dict[str, Any]]]) -> None:
+    """Spans whose parents form a ring are reachable from no root: draw the earliest of each ring at
+    the top, so that no span goes undrawn (a process is drawn under the span its TRACEPARENT named,
+    which is the agent's word)."""
+    reached: set[str] = set()
+    todo: list[str | None] = [None]
+    while True:
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child["span_id"] not in reached:
+                    reached.add(child["span_id"])
+                    todo.append(child["span_id"])
+        stranded = next((s for s in spans if s["span_id"] not in reached), None)
+        if stranded is None:
+            return
+        children[stranded["parent_span_id"]].remove(stranded)
+        children.setdefault(None, []).append(stranded)
+        reached.add(stranded["span_id"])
+        todo.append(stranded["span_id"])
+
+
 def span_tree(
     run: dict[str, Any], spans: list[dict[str, Any]], limit: int, claims: list[dict[str, Any]] | None = None
 ) -> Group:
@@ -69,6 +90,7 @@ def span_tree(
     for span in spans:
         parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
         children.setdefault(parent, []).append(span)
+    _break_cycles(spans, children)
     root = Tree(run_header(run), guide_style="dim")
     drawn = 0
     stack: list[tuple[Tree, dict[str, Any]]] = [(root, s) for s in reversed(children.get(None, []))]

@@ -30,7 +30,7 @@ _DATA = _HEADER + _EVENT.size  # 52: where the event's union starts
 @dataclass(frozen=True)
 class ProcEvent:
     kind: str
-    """fork | exec | exit"""
+    """fork | exec | exit | overrun (the kernel dropped events here: the socket's buffer was full)"""
     pid: int
     """The process (thread group id): the child for a fork."""
     ppid: int = 0
@@ -44,8 +44,6 @@ class ProcEvent:
 class Connector:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.overruns = 0
-        """How many times the kernel dropped events (the socket's buffer was full)."""
         self._wall_offset = time.time_ns() - time.monotonic_ns()
 
     def fileno(self) -> int:
@@ -60,7 +58,7 @@ class Connector:
             except (BlockingIOError, InterruptedError):
                 return events
             except OSError:  # ENOBUFS: the kernel dropped events; the /proc poll covers the gap
-                self.overruns += 1
+                events.append(ProcEvent("overrun", 0, time_ns=time.time_ns()))
                 return events
             offset = 0
             while offset + _DATA <= len(data):

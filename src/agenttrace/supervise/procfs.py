@@ -91,7 +91,7 @@ def traceparent(pid: int) -> str | None:
             raw = f.read()
     except OSError:
         return None
-    if not raw:  # a zombie's memory is gone (a live process with no environment at all is rare)
+    if not raw:  # a zombie's memory is gone, or it is in the middle of exec (or has no environment)
         return None
     for entry in raw.split(b"\0"):
         if entry.startswith(b"TRACEPARENT="):

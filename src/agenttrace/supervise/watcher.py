@@ -124,6 +124,7 @@ class ProcessWatcher:
         self.root_exited = threading.Event()
         self._me = os.getpid()
         self._foreign: dict[int, int] = {}  # pid -> start_ns of processes that are not ours
+        self._dropped = 0  # times the kernel dropped events, in the order they were read
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="agenttrace-watcher", daemon=True)
@@ -177,7 +178,9 @@ class ProcessWatcher:
 
     def _on_event(self, event: ProcEvent) -> None:
         known = self.procs.get(event.pid)
-        if event.kind == "fork":
+        if event.kind == "overrun":
+            self._dropped += 1
+        elif event.kind == "fork":
             parent = self.procs.get(event.ppid)
             ours = event.ppid == self._me or (parent is not None and parent.alive)
             if ours and (known is None or not known.alive) and event.pid != self.root_pid:
@@ -276,6 +279,12 @@ class ProcessWatcher:
             self._exec(proc, st)
             if self._events is not None and not proc.exec_unread:
                 proc.exec_credit += 1  # its exec event is still to come
+        elif st.state != "Z" and proc.traceparent is None:  # read in the middle of its exec
+            proc.traceparent = procfs.traceparent(proc.pid)
+            if proc.traceparent:
+                self._declare(proc)
+                if proc.declared is not None and self.on_exec is not None:
+                    self.on_exec(proc)
         if st.state == "Z" and st.ppid != self._me:  # ours are reaped with their status
             if st.exit_status is not None:
                 proc.set_status(st.exit_status)
@@ -329,7 +338,7 @@ class ProcessWatcher:
         return proc
 
     def _overruns(self) -> int:
-        return self._events.overruns if self._events is not None else 0
+        return self._dropped
 
     def _never_execd(self, proc: Proc) -> bool:
         """The kernel's events say it never exec'd: it was followed from its fork, and none were dropped."""
