@@ -1,0 +1,3 @@
+from .cfg import load_cfg
+
+settings = load_cfg("app.toml")

@@ -1,0 +1,2 @@
+def load_cfg(path):
+    return open(path).read()
