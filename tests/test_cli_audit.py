@@ -243,18 +243,25 @@ def test_a_last_response_asking_for_a_tool_that_never_ran_fails_completion_signa
     )
 
 
-@pytest.mark.parametrize("then", ["the tool ran", "an answer tool"])
-def test_a_last_tool_request_that_ran_or_that_is_the_answer_passes(configured: Path, then: str) -> None:
-    """One-shot function calling (ask the model, run the tool it chose, done) ends on a tool call
-    that ran; pydantic-ai gives a structured answer as its `final_result` tool call."""
-    with agenttrace.run("one-shot"):
-        if then == "the tool ran":
-            agenttrace.llm("gpt-4o", finish_reason="tool_calls")
-            with agenttrace.tool_call("deploy", call_id="call_1"):
-                pass
-        else:
-            call = {"role": "assistant", "parts": [{"type": "tool_call", "name": "final_result", "id": "c1"}]}
-            agenttrace.llm("gpt-4o", finish_reason="tool_calls", output_messages=[call])
+def test_a_last_tool_request_whose_tool_ran_still_has_no_final_answer(configured: Path) -> None:
+    with agenttrace.run("request-limit"):
+        agenttrace.llm("gpt-4o", finish_reason="tool_calls")
+        with agenttrace.tool_call("deploy", call_id="call_1"):
+            pass
+    code, verdict = audit(configured)
+    assert code == 1
+    (violation,) = gate(verdict, "completion_signal")["violations"]
+    assert violation["reason"] == (
+        "the last LLM response (step 1) asked for a tool call, and the model never saw its result: "
+        "the run ended without the model's final answer"
+    )
+
+
+def test_a_structured_answer_given_as_a_tool_call_passes(configured: Path) -> None:
+    """pydantic-ai gives a structured answer as its `final_result` tool call (agent_answer_tools)."""
+    with agenttrace.run("structured"):
+        call = {"role": "assistant", "parts": [{"type": "tool_call", "name": "final_result", "id": "c1"}]}
+        agenttrace.llm("gpt-4o", finish_reason="tool_calls", output_messages=[call])
     code, verdict = audit(configured)
     assert gate(verdict, "completion_signal")["status"] == "pass", verdict["reasons"]
     assert code == 0

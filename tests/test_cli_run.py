@@ -207,7 +207,8 @@ def test_a_bash_agent_yields_its_process_tree_and_exit_codes(tmp_path: Path) -> 
     )
     script.chmod(0o755)
     result = agenttrace_run(tmp_path, "--", "./agent.sh")
-    assert result.returncode == 0, result.stderr
+    # the agent went on past a command that exited 4 and exited 0: not done (issue 12, class 3)
+    assert result.returncode == 1, result.stderr
     (mode,) = query(
         tmp_path / "store",
         "SELECT attributes['agenttrace.watcher.mode'] AS mode FROM spans "
@@ -230,7 +231,15 @@ def test_a_bash_agent_yields_its_process_tree_and_exit_codes(tmp_path: Path) -> 
     (grep,) = [p for p in children if p["command_line"] not in ("sleep 0.2", "sh -c 'sleep 0.2; exit 4'")]
     assert grep["command_line"] in ("grep -q zzz-not-there /etc/hostname", "grep", ""), grep
     assert grep["exit_code"] == 1
-    assert the_run(tmp_path)["state"] == "succeeded"
+    assert the_run(tmp_path)["state"] == "failed"
+    # The commands a shell agent runs are its steps: the failed `sh` is an unrecovered error;
+    # `grep` exiting 1 is an answer (no match), not an error, when its name was read.
+    audited = run_cli("audit", "last", "--json", "--store", str(tmp_path / "store"))
+    (gate,) = [g for g in json.loads(audited.stdout)["gates"] if g["name"] == "unrecovered_errors"]
+    failed = [v["reason"] for v in gate["violations"]]
+    assert any("failed at step" in r and "(exit code 4)" in r for r in failed), failed
+    if grep["command_line"]:
+        assert not any("grep" in r for r in failed), failed
 
 
 def test_files_written_by_the_agent_are_artifacts_with_their_hashes(tmp_path: Path) -> None:

@@ -443,8 +443,10 @@ def test_the_agents_own_process_is_not_a_step(store: Path) -> None:
     assert [r["kind"] for r in steps(store, run_id)] == KINDS["claude"]
 
 
-def test_an_agent_that_reports_nothing_keeps_its_process_as_its_step(store: Path) -> None:
+def test_an_agent_that_reports_nothing_has_the_commands_it_ran_as_steps(store: Path) -> None:
+    """DESIGN.md: the agent's own root process is a container; the commands a shell agent (one
+    that reports no steps of its own) runs directly are its steps."""
     bodies = capture("claude")
     run_id = "silent-session"
     load(store, run_id, {"traces": [supervisor_spans(bodies)], "logs": [], "metrics": []})
-    assert [(r["kind"], r["name"]) for r in steps(store, run_id)] == [("process", "process claude.exe")]
+    assert [(r["kind"], r["name"]) for r in steps(store, run_id)] == [("process", "process bash")]

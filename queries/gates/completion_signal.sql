@@ -1,4 +1,4 @@
--- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused, an error, or a request for a tool call that never ran.
+-- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused, an error, or a request for a tool call (the model's final answer never came).
 -- severity: error
 -- applies: SELECT count(*) > 0 FROM steps WHERE run_id = $run_id AND kind = 'llm'
 WITH last_llm AS (
@@ -25,22 +25,22 @@ signalled AS (
         ) AS _said
     FROM last_llm
 ),
--- A last response that asks for tool calls is no final answer. It is unfinished work when nothing
--- ran after it (no tool, process, agent or agenttrace step started later): the agent gave up, hit
--- its loop limit or failed there. A tool that is how the agent answers (pydantic-ai's
--- `final_result`: agent_answer_tools) is an answer, not a request.
+-- A last response that asks for tool calls is no final answer: the model never saw the results
+-- (the agent gave up, hit its loop or request limit, or failed there), whether or not the tools
+-- then ran. A tool that is how the agent answers (pydantic-ai's `final_result`:
+-- agent_answer_tools) is an answer, not a request.
 verdict AS (
     SELECT
         v.*,
         lower(coalesce(v._said, '')) AS _reason,
         coalesce(v.finish_reason = 'tool_call', false)
             AND NOT EXISTS (
-                SELECT 1 FROM steps later
-                WHERE later.run_id = v.run_id AND later.kind IN ('tool', 'process', 'agent', 'other')
-                  AND later.start_time >= v.start_time AND later.step > v.step)
-            AND NOT EXISTS (
                 SELECT 1 FROM agent_answer_tools a
-                WHERE contains(coalesce(v.output, ''), '"' || a.tool_name || '"')) AS _unrun_request
+                WHERE contains(coalesce(v.output, ''), '"' || a.tool_name || '"')) AS _tool_request,
+        EXISTS (
+            SELECT 1 FROM steps later
+            WHERE later.run_id = v.run_id AND later.kind IN ('tool', 'process', 'agent', 'other')
+              AND later.start_time >= v.start_time AND later.step > v.step) AS _ran_after
     FROM signalled v
 )
 SELECT
@@ -55,9 +55,12 @@ SELECT
             THEN 'the model refused in its last response (finish reason `refusal`)'
         WHEN _reason IN ('error', 'malformed_function_call') OR status_code = 'Error'
             THEN 'the last LLM call ended in an error' || coalesce(' (finish reason `' || _said || '`)', '')
-        WHEN _unrun_request
+        WHEN _tool_request AND NOT _ran_after
             THEN 'the last LLM response (step ' || step || ') asked for a tool call that never ran: '
                  || 'the run ended without the model''s final answer'
+        WHEN _tool_request
+            THEN 'the last LLM response (step ' || step || ') asked for a tool call, and the model never '
+                 || 'saw its result: the run ended without the model''s final answer'
     END AS reason,
     span_id,
     step,
@@ -68,4 +71,4 @@ WHERE _reason IN ('length', 'max_tokens', 'max_output_tokens', 'model_context_wi
                   'context_length_exceeded', 'content_filter', 'safety', 'recitation', 'blocklist',
                   'prohibited_content', 'spii', 'refusal', 'error', 'malformed_function_call')
    OR status_code = 'Error'
-   OR _unrun_request;
+   OR _tool_request;

@@ -1,6 +1,17 @@
--- description: Every failed LLM call, tool call or process was followed by a later success of the same model, tool or program.
+-- description: Every failed LLM call, tool call, agent or process was recovered: by a later success of the same tool, agent or program (of any LLM call, for a model), or, for a tool, by the model seeing the failure and a later tool succeeding in a run that ends on a completion.
 -- severity: error
--- applies: SELECT count(*) > 0 FROM steps WHERE run_id = $run_id AND kind IN ('llm', 'tool', 'process')
+-- applies: SELECT count(*) > 0 FROM steps WHERE run_id = $run_id AND kind IN ('llm', 'tool', 'agent', 'process')
+--
+-- The rules, as a person reading the reasons would apply them:
+--   * a failure: a step that ended in an error (an LLM call, a tool call whose result says it
+--     failed, an agent span the framework ended in an error such as "Max turns exceeded", a
+--     process that exited non-zero or was killed); an exit code that is an answer (`grep` 1: no
+--     match; the `answer_exits` table) is not one;
+--   * recovered by a retry: a later success of the same tool, agent or program; for an LLM call,
+--     any later successful LLM call (a retried request's error span often lacks the model name);
+--   * recovered by another route (a tool or a process the agent ran as one): the model saw the
+--     failure (an LLM call that succeeded after it), a tool call or process after that succeeded,
+--     and the run's last LLM response is a completion (finish reason `stop`).
 WITH work AS (
     SELECT
         s.step,
@@ -11,13 +22,34 @@ WITH work AS (
         CASE s.kind
             WHEN 'llm' THEN 'model ' || coalesce(s.model, s.name)
             WHEN 'tool' THEN 'tool ' || coalesce(s.tool_name, s.name)
+            WHEN 'agent' THEN 'agent ' || s.name
             ELSE 'process ' || coalesce(p.executable, s.name)
         END AS what,
         coalesce(s.status_message, '') AS message,
-        p.exit_code
+        coalesce(p.exit_code, s.exit_code) AS exit_code,
+        coalesce(p.executable, nullif(regexp_extract(s.command, '^\s*(?:\S*/)?([^\s/]+)', 1), '')) AS program
     FROM steps s  -- steps, not spans: a tool call a CLI agent only logged is a step with no span
     LEFT JOIN processes p ON p.run_id = s.run_id AND p.span_id = s.span_id
-    WHERE s.run_id = $run_id AND s.kind IN ('llm', 'tool', 'process') AND s.ended
+    WHERE s.run_id = $run_id AND s.kind IN ('llm', 'tool', 'agent', 'process') AND s.ended
+),
+judged AS (
+    SELECT
+        w.*,
+        w.status_code = 'Error'
+            AND NOT EXISTS (SELECT 1 FROM answer_exits a WHERE a.program = w.program AND a.exit_code = w.exit_code)
+            AS failed,
+        CASE WHEN w.kind = 'llm' THEN 'llm' ELSE w.what END AS same
+    FROM work w
+),
+last_llm AS (
+    SELECT finish_reason, status_code FROM steps
+    WHERE run_id = $run_id AND kind = 'llm'
+    ORDER BY start_time DESC, step DESC
+    LIMIT 1
+),
+ends_on_completion AS (
+    SELECT coalesce(bool_and(finish_reason = 'stop' AND status_code IS DISTINCT FROM 'Error'), false) AS yes
+    FROM last_llm
 )
 SELECT
     'the ' || f.what || ' failed at step ' || f.step
@@ -26,10 +58,18 @@ SELECT
     f.span_id,
     f.step,
     f.what
-FROM work f
-WHERE f.status_code = 'Error'
+FROM judged f
+WHERE f.failed
   AND NOT EXISTS (
-      SELECT 1 FROM work later
-      WHERE later.what = f.what AND later.start_time > f.start_time AND later.status_code <> 'Error'
+      SELECT 1 FROM judged later
+      WHERE later.same = f.same AND later.start_time > f.start_time AND NOT later.failed
+  )
+  AND NOT (
+      f.kind IN ('tool', 'process') AND (SELECT yes FROM ends_on_completion)
+      AND EXISTS (
+          SELECT 1 FROM judged saw
+          JOIN judged after_it ON after_it.kind IN ('tool', 'process') AND after_it.start_time > saw.start_time AND NOT after_it.failed
+          WHERE saw.kind = 'llm' AND saw.start_time > f.start_time AND NOT saw.failed
+      )
   )
 ORDER BY f.step;

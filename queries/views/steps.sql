@@ -105,30 +105,48 @@ process_lineage AS (
     JOIN classified x ON x.run_id = l.run_id AND x.trace_id = l.above_trace_id AND x.span_id = l.above_id
     WHERE x._kind IS NULL AND x.parent_span_id IS NOT NULL AND l.depth < 64
 ),
+-- The agent's own root process (the one `agenttrace run` started: under the run's span, its
+-- parent the supervisor) is a container, never a step (DESIGN.md: a person counting the agent's
+-- actions does not count the agent). The commands it runs directly are steps when the agent
+-- reports no steps of its own (no LLM or tool spans, no log events): a shell agent. An agent that
+-- reports its own steps (a CLI agent's `node` starting `codex`, `claude.exe` starting `env`) runs
+-- its own machinery there, not steps; its commands come as its tool steps.
+root_processes AS (
+    SELECT c.run_id, c.span_id
+    FROM classified c
+    JOIN classified p ON p.run_id = c.run_id AND p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+    WHERE c._kind = 'process'
+      AND p.attributes['agenttrace.span.type'] = 'run'
+      AND c.attributes['process.parent_pid']
+          = coalesce(p.attributes['agenttrace.supervisor.pid'], p.attributes['process.pid'])
+),
+shell_agents AS (
+    SELECT DISTINCT run_id FROM root_processes r
+    WHERE NOT EXISTS (SELECT 1 FROM classified o WHERE o.run_id = r.run_id AND o._kind IN ('llm', 'tool'))
+      AND NOT EXISTS (SELECT 1 FROM agent_events e WHERE e.run_id = r.run_id)
+),
 candidates AS (
     SELECT c.*
     FROM classified c
-    LEFT JOIN classified p
-      ON p.run_id = c.run_id AND p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
     WHERE c._kind IS NOT NULL
       -- a process under a step of another kind than `agent` (the nearest step-kind span above it,
-      -- through containers and wrappers) is part of that step
+      -- through containers and wrappers) is part of that step; under a shell agent's root
+      -- process, it is a step
       AND NOT (c._kind = 'process' AND EXISTS (
           SELECT 1 FROM process_lineage l
           JOIN classified a ON a.run_id = l.run_id AND a.trace_id = l.above_trace_id AND a.span_id = l.above_id
-          WHERE l.run_id = c.run_id AND l.process_id = c.span_id AND a._kind IS NOT NULL AND a._kind <> 'agent'))
-      -- The agent's own root process (the one `agenttrace run` started: under the run's span,
-      -- its parent the supervisor) is a container, not a step, when the agent reports steps of
-      -- its own (LLM or tool spans, or log events): a CLI agent's `claude.exe` or `node`. An
-      -- agent that reports nothing keeps it as its one step.
-      AND NOT coalesce(
-          c._kind = 'process'
-          AND p.attributes['agenttrace.span.type'] = 'run'
-          AND c.attributes['process.parent_pid']
-              = coalesce(p.attributes['agenttrace.supervisor.pid'], p.attributes['process.pid'])
-          AND (EXISTS (SELECT 1 FROM classified o WHERE o.run_id = c.run_id AND o._kind IN ('llm', 'tool'))
-               OR EXISTS (SELECT 1 FROM agent_events e WHERE e.run_id = c.run_id)),
-          false)
+          WHERE l.run_id = c.run_id AND l.process_id = c.span_id AND a._kind IS NOT NULL AND a._kind <> 'agent'
+            AND NOT (a.span_id IN (SELECT span_id FROM root_processes r WHERE r.run_id = c.run_id)
+                     AND c.run_id IN (SELECT run_id FROM shell_agents))))
+      AND NOT EXISTS (SELECT 1 FROM root_processes r WHERE r.run_id = c.run_id AND r.span_id = c.span_id)
+      -- a process the watcher saw that the Python bootstrap recorded exactly (same pid, started
+      -- within 2 s) is one step, the exact record
+      AND NOT coalesce(c._kind = 'process' AND c.attributes['agenttrace.process.source'] = 'watcher'
+          AND EXISTS (SELECT 1 FROM classified e
+                      WHERE e.run_id = c.run_id AND e._kind = 'process'
+                        AND e.attributes['agenttrace.process.source'] = 'python'
+                        AND e.attributes['process.pid'] = c.attributes['process.pid']
+                        AND abs(epoch(e.start_time) - epoch(c.start_time)) < 2), false)
 ),
 normalised AS (
     SELECT
@@ -508,11 +526,17 @@ all_steps AS (
     WHERE NOT EXISTS (SELECT 1 FROM log_matches m WHERE m.run_id = g.run_id AND m._call = g._call AND m._rank = 1)
 )
 -- A tool step whose agent reports no result text (Claude Code's telemetry has none) has as its
--- output what the agent does report: {"success": ..., "exit_code": ...}.
+-- output what the agent does report: {"success": ..., "exit_code": ...}. A Responses API answer
+-- that asks for tools (`function_call` output items) has finish reason `tool_call`, whatever the
+-- instrumentor made of its status `completed` (the API has no finish reason).
 SELECT
     run_id,
     CAST(row_number() OVER (PARTITION BY run_id ORDER BY start_time, span_id) AS INTEGER) AS step,
     * EXCLUDE (run_id) REPLACE (
+        CASE WHEN kind = 'llm' AND coalesce(finish_reason, 'stop') = 'stop'
+                  AND starts_with(ltrim(coalesce(output, '')), '{')
+                  AND list_contains(json_extract_string(TRY_CAST(output AS JSON), '$.output[*].type'), 'function_call')
+             THEN 'tool_call' ELSE finish_reason END AS finish_reason,
         coalesce(output, CASE WHEN kind = 'tool' AND (success IS NOT NULL OR exit_code IS NOT NULL)
                               THEN CAST(json_object('success', success, 'exit_code', exit_code) AS VARCHAR) END) AS output
     )

@@ -48,7 +48,7 @@ class Judgement:
 
 
 def cases() -> list[str]:
-    return sorted(p.name for p in CORPUS.iterdir() if (p / "label.json").exists())
+    return sorted(p.name for p in CORPUS.iterdir() if (p / "label.json").exists() and (p / "store").is_dir())
 
 
 def known() -> dict[str, dict[str, str]]:

@@ -36,8 +36,8 @@ from ..store.schema import KIND_SCHEMAS
 log = logging.getLogger(__name__)
 
 VIEWS = (
-    "raw", "spans", "logs", "metrics", "processes", "agent_events", "steps", "artifacts", "claims",
-    "gpu_samples", "runs", "verifications", "claim_evidence",
+    "raw", "spans", "logs", "metrics", "processes", "agent_events", "answer_exits", "steps", "artifacts",
+    "claims", "gpu_samples", "runs", "verifications", "claim_evidence",
 )  # fmt: skip
 """View files in the order they are created (later views read earlier ones)."""
 
