@@ -209,15 +209,14 @@ def test_genai_latest_run_is_numbered_steps_with_tools_tokens_and_finish_reasons
     tools = {"grep": grep, "read_file": read}
     first, second = tie_order(*((span, name) for name, span in tools.items()))
     assert columns(rows) == [
-        (1, "agent", "invoke_agent coder", None, None, None, None, None, None, None),
-        (2, "llm", "chat gpt-4o", "gpt-4o-2024-08-06", None, None, "tool_call", "tool_call", 812, 64),
-        (3, *tool_rows[first]),
-        (4, *tool_rows[second]),
-        (5, "llm", "chat gpt-4o", "gpt-4o-2024-08-06", None, None, "stop", "stop", 900, 45),
+        # the top-level agent span holds the calls: a container, not a step (DESIGN.md)
+        (1, "llm", "chat gpt-4o", "gpt-4o-2024-08-06", None, None, "tool_call", "tool_call", 812, 64),
+        (2, *tool_rows[first]),
+        (3, *tool_rows[second]),
+        (4, "llm", "chat gpt-4o", "gpt-4o-2024-08-06", None, None, "stop", "stop", 900, 45),
     ]
     by_name = {row["tool_name"]: row for row in rows if row["kind"] == "tool"}
     assert [row["span_id"] for row in rows] == [
-        span_id(agent),
         span_id(ask),
         span_id(tools[first]),
         span_id(tools[second]),
@@ -226,7 +225,7 @@ def test_genai_latest_run_is_numbered_steps_with_tools_tokens_and_finish_reasons
     assert {row["run_id"] for row in rows} == {"genai-new-1"}
     assert [row["provider"] for row in rows if row["kind"] == "llm"] == ["openai", "openai"]
     # The LLM step shows the tool calls the model asked for, with the ids the tool steps carry.
-    requested = json.loads(rows[1]["output"])[0]["parts"]
+    requested = json.loads(rows[0]["output"])[0]["parts"]
     assert [(p["id"], p["name"]) for p in requested] == [("call_1", "grep"), ("call_2", "read_file")]
     assert (by_name["grep"]["input"], by_name["grep"]["output"]) == ('{"pattern": "TODO"}', '["a.py:3"]')
     assert (by_name["read_file"]["input"], by_name["read_file"]["output"]) == (
@@ -302,7 +301,7 @@ def test_genai_old_names_are_normalised(store: Path, make_provider: MakeProvider
 # OpenInference
 
 
-def test_openinference_run_keeps_agents_llms_and_tools_but_not_chains(
+def test_openinference_run_keeps_llms_and_tools_not_the_agent_holding_them_or_chains(
     store: Path, make_provider: MakeProvider
 ) -> None:
     provider = make_provider(store)
@@ -369,19 +368,18 @@ def test_openinference_run_keeps_agents_llms_and_tools_but_not_chains(
     rows = steps(store, "openinference-1")
 
     assert columns(rows) == [
-        (1, "agent", "coder", None, None, None, None, None, None, None),
-        (2, "llm", "ChatCompletion", "gpt-4o", None, None, "tool_call", "tool_calls", 700, 30),
-        (3, "tool", "grep", None, "grep", "call_oi_1", None, None, None, None),
-        (4, "llm", "ChatCompletion", "gpt-4o", None, None, "stop", "stop", 760, 12),
+        (1, "llm", "ChatCompletion", "gpt-4o", None, None, "tool_call", "tool_calls", 700, 30),
+        (2, "tool", "grep", None, "grep", "call_oi_1", None, None, None, None),
+        (3, "llm", "ChatCompletion", "gpt-4o", None, None, "stop", "stop", 760, 12),
     ]
-    assert [row["span_id"] for row in rows] == [span_id(s) for s in (agent, ask, grep, answer)]
+    assert [row["span_id"] for row in rows] == [span_id(s) for s in (ask, grep, answer)]
     assert [row["provider"] for row in rows if row["kind"] == "llm"] == ["openai", "openai"]
     # Flattened messages come back as one JSON object, with the tool call id the TOOL span carries.
-    requested = json.loads(rows[1]["output"])
+    requested = json.loads(rows[0]["output"])
     assert requested["llm.output_messages.0.message.tool_calls.0.tool_call.id"] == "call_oi_1"
     assert requested["llm.output_messages.0.message.tool_calls.0.tool_call.function.name"] == "grep"
-    assert json.loads(rows[1]["input"])["llm.input_messages.0.message.content"] == "fix the TODO"
-    assert (rows[2]["input"], rows[2]["output"]) == ('{"pattern": "TODO"}', "a.py:3: # TODO: fix")
+    assert json.loads(rows[0]["input"])["llm.input_messages.0.message.content"] == "fix the TODO"
+    assert (rows[1]["input"], rows[1]["output"]) == ('{"pattern": "TODO"}', "a.py:3: # TODO: fix")
     names = [r["name"] for r in query(store, "SELECT name FROM spans WHERE run_id = 'openinference-1'")]
     assert sorted(names) == sorted(
         ["AgentWorkflow.run", "coder", "ChatCompletion", "parse tool calls", "grep", "ChatCompletion"]
@@ -409,13 +407,11 @@ def test_openinference_steps_tie_on_start_time_break_by_span_id(
 
     # Not creation order, end order or name order: the smallest span id first.
     assert [(r["step"], r["kind"], r["tool_name"], r["tool_call_id"]) for r in rows] == [
-        (1, "agent", None, None),
-        (2, "tool", "wc", "call_wc"),
-        (3, "tool", "cat", "call_cat"),
-        (4, "tool", "ls", "call_ls"),
+        (1, "tool", "wc", "call_wc"),
+        (2, "tool", "cat", "call_cat"),
+        (3, "tool", "ls", "call_ls"),
     ]
-    assert rows[0]["span_id"] == span_id(agent)
-    assert [r["span_id"] for r in rows[1:]] == sorted(r["span_id"] for r in rows[1:])
+    assert agent and [r["span_id"] for r in rows] == sorted(r["span_id"] for r in rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -495,7 +491,7 @@ def write_openllmetry_run(store: Path, make_provider: MakeProvider, run_id: str)
     return spans
 
 
-def test_openllmetry_run_keeps_agents_llms_and_tools_but_not_workflows_or_tasks(
+def test_openllmetry_run_keeps_llms_and_tools_not_the_agent_holding_them_or_workflows(
     store: Path, make_provider: MakeProvider
 ) -> None:
     spans = write_openllmetry_run(store, make_provider, "openllmetry-1")
@@ -504,16 +500,13 @@ def test_openllmetry_run_keeps_agents_llms_and_tools_but_not_workflows_or_tasks(
 
     # OpenLLMetry's @tool spans carry no tool call id, so tool_call_id is not asserted here.
     assert columns(rows, ("step", "kind", "name", "model", "tool_name", "input_tokens", "output_tokens")) == [
-        (1, "agent", "coder.agent", None, None, None, None),
-        (2, "llm", "openai.chat", "gpt-4o-2024-08-06", None, 650, 40),
-        (3, "tool", "grep.tool", None, "grep", None, None),
-        (4, "llm", "openai.chat", "gpt-4o-2024-08-06", None, 700, 9),
+        (1, "llm", "openai.chat", "gpt-4o-2024-08-06", None, 650, 40),
+        (2, "tool", "grep.tool", None, "grep", None, None),
+        (3, "llm", "openai.chat", "gpt-4o-2024-08-06", None, 700, 9),
     ]
-    assert [row["span_id"] for row in rows] == [
-        span_id(spans[key]) for key in ("agent", "ask", "grep", "answer")
-    ]
+    assert [row["span_id"] for row in rows] == [span_id(spans[key]) for key in ("ask", "grep", "answer")]
     assert [row["provider"] for row in rows if row["kind"] == "llm"] == ["openai", "openai"]
-    assert (rows[2]["input"], rows[2]["output"]) == (
+    assert (rows[1]["input"], rows[1]["output"]) == (
         '{"args": [], "kwargs": {"pattern": "TODO"}}',
         '"a.py:3: # TODO: fix"',
     )

@@ -60,8 +60,8 @@ def test_a_framework_span_over_the_sdk_span_of_one_request_is_one_step(
     sdk2 = rec.span("ChatCompletion", 41, 59, openinference("m", (120, 9)), parent=second)
     provider.force_flush()
     assert llm_steps(store, "nested") == [
-        (2, "ChatCompletion", span_id(sdk), "m", 100, 7, "tool_call", "Unset"),
-        (4, "ChatCompletion", span_id(sdk2), "m", 120, 9, "stop", "Unset"),
+        (1, "ChatCompletion", span_id(sdk), "m", 100, 7, "tool_call", "Unset"),
+        (3, "ChatCompletion", span_id(sdk2), "m", 120, 9, "stop", "Unset"),
     ]
     assert [r["span_id"] for r in query(store, "SELECT span_id FROM steps WHERE kind = 'tool'")] == [
         span_id(tool)

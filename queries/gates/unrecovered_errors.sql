@@ -31,6 +31,16 @@ WITH work AS (
     FROM steps s  -- steps, not spans: a tool call a CLI agent only logged is a step with no span
     LEFT JOIN processes p ON p.run_id = s.run_id AND p.span_id = s.span_id
     WHERE s.run_id = $run_id AND s.kind IN ('llm', 'tool', 'agent', 'process') AND s.ended
+    UNION ALL
+    -- an agent span with the agent's calls in it is no step (steps.sql), but the framework ending
+    -- it in an error is the framework's own verdict on the agent's work
+    SELECT NULL, 'agent', a.span_id, a.start_time, a.status_code, 'agent ' || a.name,
+           coalesce(a.status_message, ''), NULL, NULL
+    FROM spans a
+    WHERE a.run_id = $run_id AND a.ended
+      AND (a.attributes['gen_ai.operation.name'] IN ('invoke_agent', 'create_agent')
+           OR a.attributes['openinference.span.kind'] = 'AGENT' OR a.attributes['traceloop.span.kind'] = 'agent')
+      AND a.span_id NOT IN (SELECT span_id FROM steps WHERE run_id = $run_id)
 ),
 judged AS (
     SELECT
@@ -52,7 +62,7 @@ ends_on_completion AS (
     FROM last_llm
 )
 SELECT
-    'the ' || f.what || ' failed at step ' || f.step
+    'the ' || f.what || ' failed' || coalesce(' at step ' || f.step, '')
         || CASE WHEN f.message <> '' THEN ' (' || f.message || ')' ELSE '' END
         || ' and no later call of it succeeded' AS reason,
     f.span_id,

@@ -105,6 +105,26 @@ process_lineage AS (
     JOIN classified x ON x.run_id = l.run_id AND x.trace_id = l.above_trace_id AND x.span_id = l.above_id
     WHERE x._kind IS NULL AND x.parent_span_id IS NOT NULL AND l.depth < 64
 ),
+-- An agent span with LLM or tool spans below it is the agent's turn or run, a container (the
+-- top-level agent span, an Agents SDK agent between hand-offs, a LangGraph node's agent): a person
+-- counts the calls inside it. One with none below it is a sub-agent invocation whose work is not
+-- in the run (a remote agent), one step.
+work_lineage AS (
+    SELECT run_id, trace_id, parent_span_id AS above_id, 1 AS depth
+    FROM classified
+    WHERE _kind IN ('llm', 'tool') AND parent_span_id IS NOT NULL
+    UNION
+    SELECT l.run_id, l.trace_id, x.parent_span_id, l.depth + 1
+    FROM work_lineage l
+    JOIN classified x ON x.run_id = l.run_id AND x.trace_id = l.trace_id AND x.span_id = l.above_id
+    WHERE x.parent_span_id IS NOT NULL AND l.depth < 64
+),
+agent_containers AS (
+    SELECT DISTINCT c.run_id, c.span_id
+    FROM classified c
+    JOIN work_lineage l ON l.run_id = c.run_id AND l.trace_id = c.trace_id AND l.above_id = c.span_id
+    WHERE c._kind = 'agent'
+),
 -- The agent's own root process (the one `agenttrace run` started: under the run's span, its
 -- parent the supervisor) is a container, never a step (DESIGN.md: a person counting the agent's
 -- actions does not count the agent). The commands it runs directly are steps when the agent
@@ -139,6 +159,7 @@ candidates AS (
             AND NOT (a.span_id IN (SELECT span_id FROM root_processes r WHERE r.run_id = c.run_id)
                      AND c.run_id IN (SELECT run_id FROM shell_agents))))
       AND NOT EXISTS (SELECT 1 FROM root_processes r WHERE r.run_id = c.run_id AND r.span_id = c.span_id)
+      AND NOT EXISTS (SELECT 1 FROM agent_containers a WHERE a.run_id = c.run_id AND a.span_id = c.span_id)
       -- a process the watcher saw that the Python bootstrap recorded exactly (same pid, started
       -- within 2 s) is one step, the exact record
       AND NOT coalesce(c._kind = 'process' AND c.attributes['agenttrace.process.source'] = 'watcher'

@@ -62,6 +62,7 @@ def record(case: str) -> None:
         shutil.copytree(Path(work) / ".agenttrace", folder / "store", symlinks=True)
     if model is not None:
         model.shutdown()
+        model.server_close()
 
 
 if __name__ == "__main__":
