@@ -1,6 +1,6 @@
 -- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused, an error, or a request for a tool call (the model's final answer never came).
 -- severity: error
--- applies: SELECT count(*) > 0 FROM steps WHERE run_id = $run_id AND kind = 'llm'
+-- applies: SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $run_id AND kind = 'llm') OR EXISTS (SELECT 1 FROM spans s JOIN model_api_paths m ON m.answers AND ends_with(rtrim(regexp_extract(coalesce(s.attributes['url.path'], regexp_replace(coalesce(s.attributes['url.full'], s.attributes['http.url']), '^\w[\w+.-]*://[^/?#]*', ''), s.attributes['http.target']), '^[^?#]*'), '/'), m.path_suffix) WHERE s.run_id = $run_id AND upper(coalesce(s.attributes['http.request.method'], s.attributes['http.method'], 'POST')) = 'POST')
 WITH last_llm AS (
     SELECT *
     FROM steps
@@ -42,6 +42,39 @@ verdict AS (
             WHERE later.run_id = v.run_id AND later.kind IN ('tool', 'process', 'agent', 'other')
               AND later.start_time >= v.start_time AND later.step > v.step) AS _ran_after
     FROM signalled v
+),
+-- A run with no LLM step that called a model API over HTTP (urllib, requests, a client no
+-- instrumentor covers: the bootstrap and OpenTelemetry's HTTP instrumentations record the
+-- request, with its path; `model_api_paths` in agent_events.sql says which paths are model
+-- calls) fails closed: nothing recorded says whether the model's last answer was complete.
+model_api_calls AS (
+    SELECT span_id, start_time, _method || ' ' || _path AS _call
+    FROM (
+        SELECT
+            span_id,
+            start_time,
+            upper(coalesce(attributes['http.request.method'], attributes['http.method'], 'POST')) AS _method,
+            -- the path: url.path, else url.full / http.url less its scheme and host, else
+            -- http.target; without its query string (and a trailing slash)
+            rtrim(regexp_extract(coalesce(
+                attributes['url.path'],
+                regexp_replace(coalesce(attributes['url.full'], attributes['http.url']), '^\w[\w+.-]*://[^/?#]*', ''),
+                attributes['http.target']), '^[^?#]*'), '/') AS _path
+        FROM spans
+        WHERE run_id = $run_id
+    ) s
+    WHERE _method = 'POST'
+      AND EXISTS (SELECT 1 FROM model_api_paths m WHERE m.answers AND ends_with(s._path, m.path_suffix))
+      AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = $run_id AND kind = 'llm')
+),
+unseen_answers AS (
+    SELECT
+        count(*) AS _calls,
+        array_to_string(list_sort(list_distinct(list(_call)))[1:3], ', ')
+            || CASE WHEN count(DISTINCT _call) > 3 THEN ', ...' ELSE '' END AS _what,
+        arg_max(span_id, start_time) AS span_id
+    FROM model_api_calls
+    HAVING count(*) > 0
 )
 SELECT
     CASE
@@ -71,4 +104,15 @@ WHERE _reason IN ('length', 'max_tokens', 'max_output_tokens', 'model_context_wi
                   'context_length_exceeded', 'content_filter', 'safety', 'recitation', 'blocklist',
                   'prohibited_content', 'spii', 'refusal', 'error', 'malformed_function_call')
    OR status_code = 'Error'
-   OR _tool_request;
+   OR _tool_request
+UNION ALL
+SELECT
+    'the agent called a model API over HTTP (' || _calls || CASE WHEN _calls = 1 THEN ' call: ' ELSE ' calls: ' END
+        || _what || ') and no LLM step describes ' || CASE WHEN _calls = 1 THEN 'it' ELSE 'them' END
+        || ': whether its last answer was complete cannot be '
+        || 'checked; instrument the client (see README, "Python with no code change")' AS reason,
+    span_id,
+    NULL AS step,
+    NULL AS model,
+    NULL AS finish_reason
+FROM unseen_answers;

@@ -239,3 +239,24 @@ SELECT
     substr(md5(concat_ws('|', run_id, CAST(time AS VARCHAR), event, coalesce(trace_id, ''),
                          coalesce(span_id, ''), CAST(attributes AS VARCHAR))), 1, 16) AS event_id
 FROM derived;
+
+-- model_api_paths: how the path of a model API request ends (query string dropped). An HTTP
+-- client span (`url.path`, `url.full`, `http.target` or `http.url`) of a POST to one of these is
+-- a call of the agent to a model, whether or not an LLM step describes it: the zero-code
+-- bootstrap records such requests made with urllib, urllib3 or requests
+-- (`agenttrace.http.model_api`; its list, `MODEL_API_PATHS` in supervise/http_hook.py, is this
+-- one), and any OpenTelemetry HTTP instrumentation records them too. `answers`: the endpoint
+-- returns a model's answer, whose completeness `completion_signal` cannot check when no LLM step
+-- describes the call (an embedding is no answer).
+CREATE OR REPLACE VIEW model_api_paths AS
+SELECT * FROM (VALUES
+    ('/chat/completions', 'OpenAI-compatible chat completions', true),
+    ('/completions', 'OpenAI-compatible text completions', true),
+    ('/responses', 'OpenAI Responses API', true),
+    ('/v1/messages', 'Anthropic Messages API', true),
+    (':generateContent', 'Gemini / Vertex AI', true),
+    (':streamGenerateContent', 'Gemini / Vertex AI, streamed', true),
+    ('/api/chat', 'Ollama chat', true),
+    ('/api/generate', 'Ollama generate', true),
+    ('/embeddings', 'OpenAI-compatible embeddings', false)
+) AS t(path_suffix, api, answers);

@@ -4,8 +4,9 @@ in `agenttrace/_bootstrap`, which the supervisor puts first on PYTHONPATH).
 It does what `opentelemetry-instrument` does, pointed at the supervisor: an SDK TracerProvider
 whose spans go over OTLP/HTTP to the supervisor's receiver, the pending-span processor writing
 start records straight into the store, the run's TRACEPARENT attached as the current context,
-every subprocess traced exactly (pid, argv, exit code, duration; its TRACEPARENT handed on), and
-whatever GenAI instrumentors are installed turned on. It never raises into the program.
+every subprocess traced exactly (pid, argv, exit code, duration; its TRACEPARENT handed on),
+whatever GenAI instrumentors are installed turned on, and model-API calls over plain HTTP
+(`http_hook`: urllib, requests) recorded as spans. It never raises into the program.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from .. import config, constants
 from ..redact import redact_argv
+from . import http_hook
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def install() -> bool:
     if traceparent:
         otel_context.attach(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
     _installed = True
-    for step in (_trace_subprocesses, _instrument_genai_on_import):
+    for step in (_trace_subprocesses, _instrument_genai_on_import, http_hook.install):
         try:
             step()
         except Exception as exc:  # the rest of the instrumentation still stands
