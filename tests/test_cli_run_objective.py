@@ -241,7 +241,8 @@ def test_claims_without_evidence_with_changed_files_or_unfetched_urls_fail(tmp_p
         ("the fix is correct", []),
         ("the vendor confirms it", ["https://vendor.invalid/advisory/42"]),
     ]
-    assert all(c["step"] == 1 for c in claims), "made while step 1 (the bash process) ran"
+    # a shell agent's commands are its steps: each claim was made by its `agenttrace claim` step
+    assert [c["step"] for c in claims] == [1, 2, 3]
 
 
 BACKED_AGENT = """
