@@ -6,7 +6,8 @@
 --   * a failure: a step that ended in an error (an LLM call, a tool call whose result says it
 --     failed, an agent span the framework ended in an error such as "Max turns exceeded", a
 --     process that exited non-zero or was killed); an exit code that is an answer (`grep` 1: no
---     match; the `answer_exits` table) is not one;
+--     match; the `answer_exits` table) is not one, nor is a process still running when the agent
+--     exited (killed then: orphan_processes reports it);
 --   * recovered by a retry: a later success of the same tool, agent or program; for an LLM call,
 --     any later successful LLM call (a retried request's error span often lacks the model name);
 --   * recovered by another route (a tool or a process the agent ran as one): the model saw the
@@ -27,6 +28,7 @@ WITH work AS (
         END AS what,
         coalesce(s.status_message, '') AS message,
         coalesce(p.exit_code, s.exit_code) AS exit_code,
+        coalesce(p.alive_at_exit, false) AS alive_at_exit,
         coalesce(p.executable, nullif(regexp_extract(s.command, '^\s*(?:\S*/)?([^\s/]+)', 1), '')) AS program
     FROM steps s  -- steps, not spans: a tool call a CLI agent only logged is a step with no span
     LEFT JOIN processes p ON p.run_id = s.run_id AND p.span_id = s.span_id
@@ -35,7 +37,7 @@ WITH work AS (
     -- an agent span with the agent's calls in it is no step (steps.sql), but the framework ending
     -- it in an error is the framework's own verdict on the agent's work
     SELECT NULL, 'agent', a.span_id, a.start_time, a.status_code, 'agent ' || a.name,
-           coalesce(a.status_message, ''), NULL, NULL
+           coalesce(a.status_message, ''), NULL, false, NULL
     FROM spans a
     WHERE a.run_id = $run_id AND a.ended
       AND (a.attributes['gen_ai.operation.name'] IN ('invoke_agent', 'create_agent')
@@ -47,6 +49,7 @@ judged AS (
         w.*,
         w.status_code = 'Error'
             AND NOT EXISTS (SELECT 1 FROM answer_exits a WHERE a.program = w.program AND a.exit_code = w.exit_code)
+            AND NOT w.alive_at_exit  -- still running when the agent exited: orphan_processes' to judge
             AS failed,
         CASE WHEN w.kind = 'llm' THEN 'llm' ELSE w.what END AS same
     FROM work w
