@@ -1,4 +1,4 @@
--- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused, an error, or a request for a tool call (the model's final answer never came).
+-- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused, an error, or a request for a tool call (the model's final answer never came), or a model called over HTTP with no LLM step describing it.
 -- severity: error
 -- applies: SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $run_id AND kind = 'llm') OR EXISTS (SELECT 1 FROM spans s JOIN model_api_paths m ON m.answers AND ends_with(rtrim(regexp_extract(coalesce(s.attributes['url.path'], regexp_replace(coalesce(s.attributes['url.full'], s.attributes['http.url']), '^\w[\w+.-]*://[^/?#]*', ''), s.attributes['http.target']), '^[^?#]*'), '/'), m.path_suffix) WHERE s.run_id = $run_id AND upper(coalesce(s.attributes['http.request.method'], s.attributes['http.method'], 'POST')) = 'POST')
 WITH last_llm AS (
@@ -45,7 +45,8 @@ verdict AS (
 ),
 -- A run with no LLM step that called a model API over HTTP (urllib, requests, a client no
 -- instrumentor covers: the bootstrap and OpenTelemetry's HTTP instrumentations record the
--- request, with its path; `model_api_paths` in agent_events.sql says which paths are model
+-- request, with its path; the bootstrap's own LLM step of the answer, when the program read it to
+-- its end, makes the run one with an LLM step; `model_api_paths` in agent_events.sql says which paths are model
 -- calls) fails closed: nothing recorded says whether the model's last answer was complete.
 model_api_calls AS (
     SELECT span_id, start_time, _method || ' ' || _path AS _call
