@@ -102,7 +102,7 @@ def test_steps_tools_and_llm_calls_nest_under_the_run(configured: Path) -> None:
     )
     assert [(r["name"], r["parent"], r["kind"]) for r in rows] == [
         ("nesting", None, None),
-        ("analyse", "nesting", "agent"),
+        ("analyse", "nesting", None),  # an agent step holding the calls: a container
         ("execute_tool word_count", "analyse", "tool"),
         ("chat gpt-4o", "analyse", "llm"),
     ]

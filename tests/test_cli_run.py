@@ -360,8 +360,12 @@ def test_an_agent_using_agenttrace_run_joins_the_supervised_run(tmp_path: Path) 
     run = the_run(tmp_path)  # one run, not one for the supervisor and one for the agent
     assert run["state"] == "succeeded"
     steps = query(tmp_path / "store", "SELECT kind, name, parent_span_id FROM steps ORDER BY step")
-    (agent_step,) = [s for s in steps if s["kind"] == "agent"]
-    assert agent_step["parent_span_id"] == run["root_span_id"]
+    # the agent's span holds its calls: a container, not a step; its calls are the steps
+    assert not [s for s in steps if s["kind"] == "agent"]
+    (agent_span,) = query(
+        tmp_path / "store", "SELECT parent_span_id FROM spans WHERE name = 'research-agent'"
+    )
+    assert agent_span["parent_span_id"] == run["root_span_id"]
     assert [s["kind"] for s in steps].count("llm") == 3
     assert not [s for s in steps if s["kind"] == "process" and "git" in s["name"]], (
         "agenttrace's own git calls are not the agent's work"

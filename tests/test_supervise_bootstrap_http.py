@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -38,7 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))
 from fake_model_server import FakeModelServer, start_in_thread  # noqa: E402
 
-HAS_REQUESTS = importlib.util.find_spec("requests") is not None
 UNSEEN = "the agent called a model API over HTTP ("
 
 AGENT = """\
@@ -234,7 +232,6 @@ def test_model_calls_over_urllib_and_http_client_are_spans(
     assert gate(result, "completion_signal")["status"] == "pass"
 
 
-@pytest.mark.skipif(not HAS_REQUESTS, reason="requests is not installed")
 def test_a_model_call_over_requests_is_a_span(tmp_path: Path, model_server: FakeModelServer) -> None:
     result, store = run_agent(tmp_path, model_server, "requests")
     assert printed(result)[:1] == ["requests 200 stop"], result.stderr
@@ -560,8 +557,7 @@ READS = [
     ("readline:anthropic-sse", "tool_use", "tool_call"),
     ("read-amt:responses-cut", "max_output_tokens", "length"),
 ]
-if HAS_REQUESTS:
-    READS += [("requests:stop", "stop", "stop"), ("requests-lines:sse", "length", "length")]
+READS += [("requests:stop", "stop", "stop"), ("requests-lines:sse", "length", "length")]
 
 
 def test_every_way_of_reading_the_body_is_described_and_reads_the_same_bytes(
