@@ -299,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"answer: {outcome.answer}")
     if outcome.finish_reason != "stop":
         print(f"note:   the answer is incomplete (finish_reason {outcome.finish_reason!r})")
-    print(f"see it: agenttrace show {outcome.run_id} --store {outcome.store}")
+    if not os.environ.get("AGENTTRACE_ENDPOINT"):  # under `agenttrace run`, the supervisor says where
+        print(f"see it: agenttrace show {outcome.run_id} --store {outcome.store}")
     return 0
 
 

@@ -1,4 +1,4 @@
--- description: The last LLM response was a real completion, not cut short (length, max_tokens), filtered, refused, an error, or a request for a tool call (the model's final answer never came), or a model called over HTTP with no LLM step describing it.
+-- description: The last LLM response was a real completion: not cut short, filtered, refused, an error or a request for a tool call; a model called over HTTP is described by an LLM step.
 -- severity: error
 -- applies: SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $run_id AND kind = 'llm') OR EXISTS (SELECT 1 FROM spans s JOIN model_api_paths m ON m.answers AND ends_with(rtrim(regexp_extract(coalesce(s.attributes['url.path'], regexp_replace(coalesce(s.attributes['url.full'], s.attributes['http.url']), '^\w[\w+.-]*://[^/?#]*', ''), s.attributes['http.target']), '^[^?#]*'), '/'), m.path_suffix) WHERE s.run_id = $run_id AND upper(coalesce(s.attributes['http.request.method'], s.attributes['http.method'], 'POST')) = 'POST')
 WITH last_llm AS (

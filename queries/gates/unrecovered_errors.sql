@@ -1,4 +1,4 @@
--- description: Every failed LLM call, tool call, agent or process was recovered: by a later success of the same tool, agent or program (of any LLM call, for a model), or, for a tool, by the model seeing the failure and a later tool succeeding in a run that ends on a completion.
+-- description: Every failed LLM call, tool call, agent or process was recovered: retried with success, or worked around by the model in a run that ends on a completion.
 -- severity: error
 -- applies: SELECT count(*) > 0 FROM steps WHERE run_id = $run_id AND kind IN ('llm', 'tool', 'agent', 'process')
 --
@@ -24,7 +24,7 @@ WITH work AS (
             WHEN 'llm' THEN 'model ' || coalesce(s.model, s.name)
             WHEN 'tool' THEN 'tool ' || coalesce(s.tool_name, s.name)
             WHEN 'agent' THEN 'agent ' || s.name
-            ELSE 'process ' || coalesce(p.executable, s.name)
+            ELSE 'process ' || coalesce(nullif(nullif(p.executable, ''), '?'), '(name not read: it ended too soon)')
         END AS what,
         coalesce(s.status_message, '') AS message,
         coalesce(p.exit_code, s.exit_code) AS exit_code,
@@ -51,7 +51,11 @@ judged AS (
             AND NOT EXISTS (SELECT 1 FROM answer_exits a WHERE a.program = w.program AND a.exit_code = w.exit_code)
             AND NOT w.alive_at_exit  -- still running when the agent exited: orphan_processes' to judge
             AS failed,
-        CASE WHEN w.kind = 'llm' THEN 'llm' ELSE w.what END AS same
+        CASE
+            WHEN w.kind = 'llm' THEN 'llm'
+            WHEN w.kind = 'process' AND coalesce(w.program, '?') IN ('?', '') THEN NULL  -- unnamed: no retry of anything
+            ELSE w.what
+        END AS same
     FROM work w
 ),
 last_llm AS (
