@@ -13,7 +13,8 @@ which is all there is elsewhere. What polling alone can know, stated honestly:
 - the exit status of our own children (the command, and re-parented orphans) comes from
   `waitpid`, exact; a grandchild's is read from /proc while it is a zombie, which is seen only if
   its parent reaps it after our poll; otherwise it is unknown (None), never guessed.
-`mode` says which: `events+poll` or `poll`.
+`mode` says which: `events+poll` or `poll`, with `+taskstats` where the kernel's exit records
+(taskstats.py) name the processes that were gone before /proc could be read.
 
 A process's name comes from /proc, read when its fork or exec is reported; one that has already
 exited and been reaped by then cannot be read. What is known anyway is kept: a name read at its
@@ -37,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import procfs
+from . import procfs, taskstats
 from .netlink import ProcEvent, open_connector
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class ProcessWatcher:
         interval: float = POLL_INTERVAL_S,
         on_exec: Callable[[Proc], None] | None = None,
         use_events: bool = True,
+        use_taskstats: bool = True,
     ) -> None:
         self.root_pid = root_pid
         self.on_start = on_start
@@ -129,7 +131,10 @@ class ProcessWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="agenttrace-watcher", daemon=True)
         self._events = open_connector() if use_events else None
-        self.mode = "events+poll" if self._events is not None else "poll"
+        self._taskstats = taskstats.open_listener() if use_taskstats else None
+        self.mode = ("events+poll" if self._events is not None else "poll") + (
+            "+taskstats" if self._taskstats is not None else ""
+        )
         if self._events is not None and interval == POLL_INTERVAL_S:
             self.interval = EVENTS_POLL_INTERVAL_S
 
@@ -143,6 +148,8 @@ class ProcessWatcher:
         self._thread.join(timeout=5)
         if self._events is not None:
             self._events.close()
+        if self._taskstats is not None:
+            self._taskstats.close()
 
     def alive(self) -> list[Proc]:
         with self._lock:
@@ -172,9 +179,11 @@ class ProcessWatcher:
         self.poll_once()
 
     def _read_events(self) -> None:
-        if self._events is not None:
-            for event in self._events.read():
-                self._on_event(event)
+        events = self._events.read() if self._events is not None else []
+        if self._taskstats is not None:  # the kernel sends a task's exit record before its exit event
+            self._taskstats.drain()
+        for event in events:
+            self._on_event(event)
 
     def _on_event(self, event: ProcEvent) -> None:
         known = self.procs.get(event.pid)
@@ -204,6 +213,8 @@ class ProcessWatcher:
                 elif parent is not None and parent.name and self._never_execd(known):
                     # forked and gone before it could be read, and it never exec'd: its parent's program
                     known.argv, known.name, known.comm = list(parent.argv), parent.name, parent.comm
+                elif self._taskstats is not None and taskstats.complete(known, self._taskstats, self._me):
+                    pass  # named by the kernel's exit record
                 else:  # its parent's argv would be a lie: say it is unknown
                     known.argv, known.name = [], "?"
                 known.exec_unread = False
@@ -374,5 +385,8 @@ class ProcessWatcher:
     def _end(self, proc: Proc, end_ns: int | None = None) -> None:
         if not proc.alive:
             return
+        named = self._taskstats is not None and taskstats.complete(proc, self._taskstats, self._me)
+        if named and self.on_exec is not None:
+            self.on_exec(proc)
         proc.end_ns = end_ns or time.time_ns()
         self.on_end(proc)
