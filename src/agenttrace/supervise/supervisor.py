@@ -41,7 +41,7 @@ from .claim_desk import CLAIMS_PATH, ENDPOINT_ENV, ClaimDesk
 from .ledger import Ledger, overruled, what_failed
 from .process_spans import Orphan, ProcessSpans
 from .protect import ProtectionError
-from .watcher import ProcessWatcher, become_subreaper
+from .watcher import ProcessWatcher, become_subreaper, listen
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -200,12 +200,15 @@ class Supervisor:
         own_group = not sys.stdin.isatty()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            listening = listen(use_events=os.environ.get(PROC_EVENTS_ENV, "1") != "0")
             try:
                 child = self._start(endpoint, own_group)
             except ProtectionError as exc:  # --protect-store could not be set up: nothing ran
+                listening.close()
                 self._root.set_attribute("process.exit.code", 126)
                 return RunResult(self.run_id, "failed", 126, None, error=str(exc))
             except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+                listening.close()
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 self._root.set_attribute("process.exit.code", code)
                 what = "command not found" if code == 127 else "command cannot be run"
@@ -223,7 +226,7 @@ class Supervisor:
                 self._spans.started,
                 self._spans.ended,
                 on_exec=self._spans.exec,
-                use_events=os.environ.get(PROC_EVENTS_ENV, "1") != "0",
+                listening=listening,
             )
             self._watcher = watcher  # before start(): the callbacks look processes up in it
             self._root.set_attribute("agenttrace.watcher.mode", watcher.mode)

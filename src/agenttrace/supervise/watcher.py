@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import procfs, taskstats
-from .netlink import ProcEvent, open_connector
+from .netlink import Connector, ProcEvent, open_connector
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,27 @@ class Proc:
         self.exit_known = True
 
 
+@dataclass
+class Listening:
+    """The kernel's process events and exit records, opened before the agent is started so that
+    nothing it does first (a command that runs and ends at once) happens before anyone listens."""
+
+    events: Connector | None
+    taskstats: taskstats.Listener | None
+
+    def close(self) -> None:
+        """When no watcher took them (the agent could not be started)."""
+        for opened in (self.events, self.taskstats):
+            if opened is not None:
+                opened.close()
+
+
+def listen(use_events: bool = True, use_taskstats: bool = True) -> Listening:
+    return Listening(
+        open_connector() if use_events else None, taskstats.open_listener() if use_taskstats else None
+    )
+
+
 class ProcessWatcher:
     """Tracks the descendants of this process, starting with `root_pid`, on a thread of its own.
 
@@ -115,6 +136,7 @@ class ProcessWatcher:
         on_exec: Callable[[Proc], None] | None = None,
         use_events: bool = True,
         use_taskstats: bool = True,
+        listening: Listening | None = None,
     ) -> None:
         self.root_pid = root_pid
         self.on_start = on_start
@@ -130,8 +152,8 @@ class ProcessWatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="agenttrace-watcher", daemon=True)
-        self._events = open_connector() if use_events else None
-        self._taskstats = taskstats.open_listener() if use_taskstats else None
+        listening = listening if listening is not None else listen(use_events, use_taskstats)
+        self._events, self._taskstats = listening.events, listening.taskstats
         self.mode = ("events+poll" if self._events is not None else "poll") + (
             "+taskstats" if self._taskstats is not None else ""
         )
