@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Literal
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .. import config, constants, environment
 from ..errors import AgentTraceError, ConfigError
@@ -37,7 +36,8 @@ from ..ids import is_safe_run_id, new_run_id
 from ..redact import redact_argv
 from ..store.layout import StoreLayout
 from . import agent_telemetry, artifacts
-from .claim_desk import CLAIMS_PATH, ENDPOINT_ENV, ClaimDesk
+from .agent_env import agent_env
+from .claim_desk import CLAIMS_PATH, ClaimDesk
 from .ledger import Ledger, overruled, what_failed
 from .process_spans import Orphan, ProcessSpans
 from .protect import ProtectionError
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 KILL_GRACE_S = 3.0
 """Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
-BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "_bootstrap"
 PROC_EVENTS_ENV = "AGENTTRACE_PROC_EVENTS"
 """`0` turns off the kernel's process events: the watcher polls /proc alone."""
 
@@ -345,30 +344,7 @@ class Supervisor:
 
     def _child_env(self, endpoint: str) -> dict[str, str]:
         assert self._root is not None
-        carrier: dict[str, str] = {}
-        TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(self._root))
-        env = dict(os.environ)
-        resource = f"{constants.RUN_ID}={self.run_id}"
-        existing = env.get("OTEL_RESOURCE_ATTRIBUTES")
-        pythonpath = env.get("PYTHONPATH")
-        bootstrap = f"{BOOTSTRAP_DIR}{os.pathsep}{pythonpath}" if pythonpath else str(BOOTSTRAP_DIR)
-        env.update(
-            {
-                "TRACEPARENT": _sampled_only(carrier["traceparent"]),
-                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-                "OTEL_RESOURCE_ATTRIBUTES": f"{existing},{resource}" if existing else resource,
-                "AGENTTRACE_RUN_ID": self.run_id,
-                ENDPOINT_ENV: endpoint,
-                "AGENTTRACE_FLUSH_INTERVAL": str(self.settings.flush_interval),
-                "PYTHONPATH": bootstrap,
-            }
-        )
-        for kind in ("TRACES", "LOGS", "METRICS"):  # all three signals go to the receiver
-            for name in (f"OTEL_EXPORTER_OTLP_{kind}_ENDPOINT", f"OTEL_EXPORTER_OTLP_{kind}_PROTOCOL"):
-                env.pop(name, None)  # the receiver forwards to it; the agent sends to the receiver
-        env.pop(config.STORE_ENV, None)  # the audited party is not handed the store (DESIGN.md)
-        return env
+        return agent_env(self._root, self.run_id, endpoint, self.settings.flush_interval)
 
     # -- the manifest and the verdict -------------------------------------------------------------
     def seal_manifest(self) -> None:
@@ -494,13 +470,6 @@ class Supervisor:
 
 _GONE = contextlib.suppress(ProcessLookupError, PermissionError)
 """Signalling a process that is already gone (or no longer ours) is not an error."""
-
-
-def _sampled_only(traceparent: str) -> str:
-    """The traceparent with trace-flags `01` or `00`: the SDK sets the random-trace-id flag too
-    (`03`), which some propagators refuse (Codex's accepts flags up to 2 only)."""
-    head, flags = traceparent.rsplit("-", 1)
-    return f"{head}-{int(flags, 16) & 0x01:02x}"
 
 
 def signal_name(number: int) -> str:
