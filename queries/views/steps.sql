@@ -140,10 +140,16 @@ root_processes AS (
       AND c.attributes['process.parent_pid']
           = coalesce(p.attributes['agenttrace.supervisor.pid'], p.attributes['process.pid'])
 ),
+-- A shell agent: its root process is a shell (what the supervisor saw it exec; no OTLP the agent
+-- sends can make a shell script's failed commands stop being its steps), or an agent that
+-- reports no steps of its own.
 shell_agents AS (
-    SELECT DISTINCT run_id FROM root_processes r
-    WHERE NOT EXISTS (SELECT 1 FROM classified o WHERE o.run_id = r.run_id AND o._kind IN ('llm', 'tool'))
-      AND NOT EXISTS (SELECT 1 FROM agent_events e WHERE e.run_id = r.run_id)
+    SELECT DISTINCT r.run_id FROM root_processes r
+    JOIN classified c ON c.run_id = r.run_id AND c.span_id = r.span_id
+    WHERE regexp_replace(coalesce(c.attributes['process.executable.name'], ''), '^.*/', '')
+              IN ('sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'fish', 'ash', 'busybox')
+       OR (NOT EXISTS (SELECT 1 FROM classified o WHERE o.run_id = r.run_id AND o._kind IN ('llm', 'tool'))
+           AND NOT EXISTS (SELECT 1 FROM agent_events e WHERE e.run_id = r.run_id))
 ),
 candidates AS (
     SELECT c.*
