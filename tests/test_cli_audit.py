@@ -368,6 +368,10 @@ def test_gates_lists_every_gate_and_show_sql_reruns(configured: Path) -> None:
     rerun = run_cli("query", sql, "--json", "--store", str(configured))
     assert rerun.returncode == 0, rerun.stderr
     assert [r["finish_reason"] for r in json.loads(rerun.stdout)] == ["length"]
+    for name in CORE:  # every gate, comments and all, pastes into `agenttrace query`
+        shown = run_cli("audit", "last", "--show-sql", name, "--store", str(configured)).stdout
+        pasted = run_cli("query", shown, "--json", "--store", str(configured))
+        assert pasted.returncode == 0, (name, pasted.stderr)
 
 
 # -- user gates (see also test_audit_gates.py) -------------------------------------------------

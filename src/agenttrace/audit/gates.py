@@ -214,8 +214,8 @@ def store_gates_notice(store: Path) -> str | None:
 
 def _strip_header(sql: str) -> str:
     lines = sql.splitlines()
-    while lines and (_HEADER.match(lines[0]) or not lines[0].strip()):
-        lines.pop(0)
+    while lines and (_HEADER.match(lines[0]) or not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)  # the header, and the comments between it and the query
     return "\n".join(lines)
 
 
