@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import BIN, run_cli
 
 import agenttrace
 
@@ -207,3 +208,31 @@ def test_tmp_leftover_is_ignored(two_runs: Path) -> None:
     assert json.loads(result.stdout) == [{"n": 5}]
     assert result.stderr == ""
     assert tree_digest(two_runs) == before
+
+
+HEAVY = ("duckdb", "pyarrow", "pandas", "numpy", "grpc", "opentelemetry.sdk")
+"""What `--help` and a usage error must not import (issue 13): they answer at once."""
+
+IMPORTED_AFTER = """
+import sys
+from agenttrace.cli import main
+sys.argv = ["agenttrace", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["step", "--help"], ["run", "--help"], ["serve", "--help"], ["step"], ["nope"]]
+)
+def test_help_and_usage_errors_import_no_duckdb_pyarrow_or_otel_sdk(args: list[str]) -> None:
+    result = subprocess.run(
+        [str(BIN / "python"), "-c", IMPORTED_AFTER, *args], capture_output=True, text=True, check=True
+    )
+    modules = result.stdout.split()
+    assert "agenttrace.cli" in modules
+    heavy = sorted({m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)})
+    assert not heavy, heavy

@@ -9,6 +9,8 @@ from pathlib import Path
 from .errors import ConfigError
 
 STORE_ENV = "AGENTTRACE_STORE"
+TOKEN_ENV = "AGENTTRACE_TOKEN"
+"""The bearer token `agenttrace serve` requires, when no --token is given."""
 """Where the store lives. Default `./.agenttrace`."""
 
 FLUSH_INTERVAL_ENV = "AGENTTRACE_FLUSH_INTERVAL"

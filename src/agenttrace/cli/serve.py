@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ..otlp.convert import warm_up
-from ..otlp.server import TOKEN_ENV, OtlpServer
+from ..config import TOKEN_ENV
 from .common import StoreOption, handle_errors, stderr
 
 STATUS_EVERY_S = 0.5
@@ -63,6 +62,9 @@ def serve(
     console = stderr()
     # A daemon is ready before it listens: Arrow's lazy imports (a few tenths of a second) are
     # paid now, not by the first clients, whose requests would otherwise wait for them.
+    from ..otlp.convert import warm_up
+    from ..otlp.server import OtlpServer
+
     warm_up()
     server = OtlpServer(store, host=host, port=port, grpc_port=grpc_port, token=token, forward=forward)
     stop = threading.Event()

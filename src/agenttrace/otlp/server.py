@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import config
+from ..config import TOKEN_ENV
 from ..errors import ConfigError
 from .forward import Forwarder, target_from
 from .grpc_server import OtlpGrpcServer
@@ -20,9 +21,6 @@ from .receiver import DEFAULT_MAX_BODY, Receiver, Route, check_token
 
 if TYPE_CHECKING:
     from ..store.writer import PartWritten
-
-TOKEN_ENV = "AGENTTRACE_TOKEN"
-"""The bearer token clients must send when the receiver listens beyond loopback."""
 
 
 def _token(given: str | None) -> str | None:
