@@ -236,3 +236,21 @@ def test_help_and_usage_errors_import_no_duckdb_pyarrow_or_otel_sdk(args: list[s
     assert "agenttrace.cli" in modules
     heavy = sorted({m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)})
     assert not heavy, heavy
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["step", "last", "-1"], "Error: No such option: -1 (see `agenttrace step --help`)"),
+        (["step"], "Error: Missing argument 'run'. (see `agenttrace step --help`)"),
+        (["nope"], "Error: No such command 'nope'. (see `agenttrace --help`)"),
+        (["serve", "--port", "70000"], "Error: Invalid value for '--port': "),
+        (["serve", "--grpc-port", "-1"], "Error: Invalid value for '--grpc-port': "),
+    ],
+)
+def test_a_usage_error_is_one_error_line_and_exit_2(args: list[str], said: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(said), line

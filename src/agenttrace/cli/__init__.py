@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from .. import __version__
 from .audit import audit, gates
 from .claim import claim
-from .common import State
+from .common import USAGE_ERROR, State
 from .orphans import orphans
 from .query import query
 from .run import run
@@ -58,4 +59,21 @@ app.command("claim")(claim)
 
 
 def main() -> None:
-    app()
+    """The console script. A usage error (an unknown option, a missing or bad argument) is one
+    `Error:` line on stderr and exit 2, like every other error of agenttrace."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        sys.stderr.write("Aborted.\n")
+        sys.exit(130)
+    except Exception as exc:
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        # click's UsageError and kin (typer ships its own copy of click: matched by shape)
+        message = exc.format_message()
+        if message:  # (none when the usage was printed already: `agenttrace` alone)
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            sys.stderr.write(f"Error: {message}{where}\n")
+        sys.exit(USAGE_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -22,11 +22,15 @@ def serve(
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on. Beyond loopback, a token is required.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="OTLP/HTTP port (0: any free port).")] = 4318,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="OTLP/HTTP port (0: any free port).")
+    ] = 4318,
     grpc_port: Annotated[
         int | None,
         typer.Option(
             "--grpc-port",
+            min=0,
+            max=65535,
             help="Also accept OTLP/gRPC on this port (4317 is the usual one).",
             show_default=False,
         ),
