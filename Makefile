@@ -30,7 +30,10 @@ demo: $(VENV)/.installed
 	@echo "== 1. A run that is done: the objective is verified, every gate passes, exit 0 =="
 	$(DEMO_RUN) $(BIN)/python examples/research_agent.py --report demo-answer.md
 	@echo "== 2. The model stopped and the agent exited 0, but the answer was cut off: the run fails =="
-	-$(DEMO_RUN) $(BIN)/python examples/research_agent.py --report demo-answer.md --model fake-truncating
+	@echo "$(DEMO_RUN) $(BIN)/python examples/research_agent.py --report demo-answer.md --model fake-truncating"
+	@$(DEMO_RUN) $(BIN)/python examples/research_agent.py --report demo-answer.md --model fake-truncating; \
+	status=$$?; if [ $$status -eq 1 ]; then echo "(agenttrace run exited 1: this run is not done, as it should be)"; \
+	else echo "make demo: expected agenttrace run to exit 1 for the cut-off answer, it exited $$status" >&2; exit 1; fi
 	$(BIN)/agenttrace show last --store $(DEMO_STORE)
 
 test: $(VENV)/.installed-test agents

@@ -76,6 +76,9 @@ def test_unwritable_store_never_raises_and_logs_once(tmp_path: Path, make_provid
     assert len(messages) == 1
     assert "cannot store spans" in messages[0] and "is a file, not a directory" in messages[0]
     assert not_a_dir.read_text() == "precious"
+    provider.shutdown()  # and at the end, once, how many batches were lost
+    ended = [r.getMessage() for r in caplog.records if r.name == "agenttrace"][1:]
+    assert len(ended) == 1 and "3 span batch(es) could not be stored" in ended[0], ended
 
 
 FULL_DISK_AGENT = textwrap.dedent(

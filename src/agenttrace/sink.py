@@ -51,6 +51,7 @@ class SpanSink:
         self.dropped_spans = 0
         """Ended spans a StoreBatchSpanProcessor dropped because its queue was full."""
         self._dropped_reported = 0
+        self._failed_reported = 0
         self.first_error: str | None = None
         self.part_listeners: list[Callable[[PartWritten], None]] = []
         """Told of every Parquet part the sink's writer writes (`agenttrace run`'s manifest)."""
@@ -222,13 +223,14 @@ class SpanSink:
                 self.layout.root,
             )
             self._dropped_reported = self.dropped_spans
-        if self.failed_batches:
+        if self.failed_batches > self._failed_reported:  # each loss said once, not again at exit
             log.warning(
                 "agenttrace: %d span batch(es) could not be stored in %s (first error: %s)",
-                self.failed_batches,
+                self.failed_batches - self._failed_reported,
                 self.layout.root,
                 self.first_error,
             )
+            self._failed_reported = self.failed_batches
 
     def _fail(self, exc: BaseException) -> None:
         self.failed_batches += 1
