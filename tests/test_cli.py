@@ -254,3 +254,17 @@ def test_a_usage_error_is_one_error_line_and_exit_2(args: list[str], said: str) 
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(said), line
+
+
+def test_output_to_a_pipe_keeps_lines_whole_with_no_trailing_spaces(configured: Path) -> None:
+    name = "refactor the billing module and update every caller of the old invoice API " * 2
+    with agenttrace.run(name.strip()) as run:
+        agenttrace.llm("gpt-4o", finish_reason="length")
+    for command in (["runs"], ["show", "last"], ["audit", "last"], ["gates"]):
+        result = run_cli(*command, "--store", str(configured))
+        assert result.returncode in (0, 1), result.stderr
+        lines = result.stdout.splitlines()
+        assert lines and not [line for line in lines if line != line.rstrip()], command
+    listed = run_cli("runs", "--store", str(configured)).stdout.splitlines()
+    (row,) = [line for line in listed if run.id in line]
+    assert name.strip() in row  # one line per run: `grep` finds the run id and its whole name

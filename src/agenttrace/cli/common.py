@@ -40,15 +40,29 @@ PIPE_WIDTH = 1000
 """Output to a pipe or file is not wrapped at 80 columns: lines stay whole for grep and cut."""
 
 
+class _Console(Console):
+    """To a pipe or a file, lines end where their text does: a table pads its last column to the
+    widest cell, and `grep`/`diff` should not see that padding."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if self.is_terminal:
+            super().print(*objects, **kwargs)
+            return
+        with self.capture() as captured:
+            super().print(*objects, **kwargs)
+        self.file.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
+        self.file.flush()
+
+
 def stdout() -> Console:
     width = None if sys.stdout.isatty() else PIPE_WIDTH
-    return Console(soft_wrap=False, highlight=False, width=width)
+    return _Console(soft_wrap=False, highlight=False, width=width)
 
 
 def stderr(wide: bool = False) -> Console:
     """Messages; `wide` for tables, which a pipe should get whole rather than wrapped at 80."""
     if wide:
-        return Console(
+        return _Console(
             stderr=True, highlight=False, soft_wrap=False, width=None if sys.stderr.isatty() else PIPE_WIDTH
         )
     return Console(stderr=True, highlight=False, soft_wrap=True)

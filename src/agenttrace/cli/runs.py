@@ -35,6 +35,7 @@ def runs(
     if json_:
         print_json(rows)
     elif rows:
-        stdout().print(runs_table(rows))
+        console = stdout()
+        console.print(runs_table(rows, whole_names=not console.is_terminal))
     else:
         stdout().print("No runs" + (f" in state {state}" if state else "") + ".")

@@ -32,10 +32,15 @@ def spans_text(spans: int, errors: int) -> Text:
     return text
 
 
-def runs_table(rows: list[dict[str, Any]]) -> Table:
+def runs_table(rows: list[dict[str, Any]], whole_names: bool = False) -> Table:
+    """One line per run. A terminal gets names cut at 32 columns; `whole_names` (a pipe, where
+    `grep` should find a run by its name) gets them whole."""
     table = Table(box=None, pad_edge=False, collapse_padding=True, header_style="bold")
     table.add_column("RUN", no_wrap=True)
-    table.add_column("NAME", overflow="ellipsis", min_width=6, max_width=32)
+    if whole_names:
+        table.add_column("NAME", no_wrap=True)
+    else:
+        table.add_column("NAME", overflow="ellipsis", no_wrap=True, min_width=6, max_width=32)
     table.add_column("STATE", no_wrap=True)
     table.add_column("STARTED (UTC)", no_wrap=True)
     table.add_column("DURATION", justify="right", no_wrap=True)
