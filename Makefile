@@ -1,13 +1,14 @@
 # Two commands do everything on a machine with Python 3.11 and pip:
 #   make demo   create .venv, install agenttrace, run the sample agent under `agenttrace run` with an
-#               objective, show its run
+#               objective, show its run; the runs go to ./.agenttrace, the default store, so that after
+#               `. .venv/bin/activate` the README's commands (`agenttrace runs`, ...) find them
 #   make test   create .venv, install agenttrace with test dependencies and the CLI coding agents
 #               (`make agents`: npm, Node.js >= 20), run the whole suite
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_STORE := .agenttrace-demo
+DEMO_STORE := .agenttrace
 
 .PHONY: demo test lint bench clean
 
@@ -25,8 +26,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 DEMO_RUN := $(BIN)/agenttrace run --store $(DEMO_STORE) --objective examples/objective.toml --
 
+# The store is not emptied first: it is the default one, and may hold runs of yours.
 demo: $(VENV)/.installed
-	rm -rf $(DEMO_STORE) demo-answer.md
+	rm -f demo-answer.md
 	@echo "== 1. A run that is done: the objective is verified, every gate passes, exit 0 =="
 	$(DEMO_RUN) $(BIN)/python examples/research_agent.py --report demo-answer.md
 	@echo "== 2. The model stopped and the agent exited 0, but the answer was cut off: the run fails =="
