@@ -50,8 +50,8 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
 
-clean:
-	rm -rf $(VENV) $(DEMO_STORE) demo-answer.md .pytest_cache .ruff_cache
+clean:  # the store (.agenttrace) holds your runs: remove it yourself if you mean to
+	rm -rf $(VENV) demo-answer.md .pytest_cache .ruff_cache
 
 # make agents: the real CLI coding agents (Claude Code, Codex, Gemini CLI) from npm, pinned in
 # tests/agents/package.json and package-lock.json, installed into .agents/node_modules
