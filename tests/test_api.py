@@ -58,7 +58,7 @@ def test_run_records_the_environment_without_secret_values(
     assert attrs["process.working_directory"] == str(repo)
     assert attrs["vcs.ref.head.revision"] == commit and attrs["agenttrace.git.dirty"] == "false"
     assert attrs["process.runtime.version"] == ".".join(map(str, sys.version_info[:3]))
-    assert "agenttrace" in json.loads(attrs["agenttrace.python.packages"])
+    assert "agenttrace_audit" in json.loads(attrs["agenttrace.python.packages"])  # the distribution
     assert "OPENAI_API_KEY" in json.loads(attrs["agenttrace.env.names"])
     stored = b"".join(p.read_bytes() for p in configured.rglob("*") if p.is_file())
     assert SECRET.encode() not in stored
