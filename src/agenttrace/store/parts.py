@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StoreError
+from .layout import SPANS
 from .spool import DIR_MODE, FILE_MODE
 
 PART_SUFFIX = ".parquet"
@@ -152,3 +153,21 @@ def part_decode_problem(path: Path) -> str | None:
     except (pa.ArrowException, ValueError) as exc:
         return f"undecodable data ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
     return None
+
+
+@dataclass(frozen=True)
+class PartWritten:
+    """A Parquet part this writer wrote (passed to `StoreWriter(on_part=...)`)."""
+
+    run_id: str
+    path: Path
+    """The final part file."""
+    sha256: str
+    """Hex sha256 of the exact bytes of the part file as written."""
+    rows: int
+    tampered: str | None = None
+    """Set when a spool segment read back at seal time was not byte-identical to what this writer
+    wrote (size or digest differ, or it is gone): why, naming the segment. The part then holds
+    what could still be read, and the segment is moved to the store's quarantine folder."""
+    kind: str = SPANS
+    """The kind of its records (`spans`, `logs`, `samples`)."""

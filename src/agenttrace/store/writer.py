@@ -46,17 +46,18 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from ..errors import StoreError
 from ..ids import is_safe_run_id
+from .batches import conform, split_by_run
 from .layout import SPANS, StoreLayout
-from .parts import put_part
+from .parts import PartWritten, put_part
+from .run_spool import RunSpool
 from .schema import KIND_SCHEMAS
-from .spool import DIR_MODE, FILE_MODE, LOCK_SUFFIX, SEGMENT_SUFFIX, SpoolSegment, WriterLock, parse_segment
+from .spool import DIR_MODE, FILE_MODE, SpoolSegment, parse_segment
 
 log = logging.getLogger("agenttrace")
 
@@ -67,25 +68,6 @@ DEFAULT_MAX_OPEN_RUNS = 256
 MIN_OPEN_RUNS = 4
 OPEN_RUN_WAIT_S = 10.0
 """How long an append waits for a spool slot while every open run is being sealed by others."""
-_OPEN_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class PartWritten:
-    """A Parquet part this writer wrote (passed to `StoreWriter(on_part=...)`)."""
-
-    run_id: str
-    path: Path
-    """The final part file."""
-    sha256: str
-    """Hex sha256 of the exact bytes of the part file as written."""
-    rows: int
-    tampered: str | None = None
-    """Set when a spool segment read back at seal time was not byte-identical to what this writer
-    wrote (size or digest differ, or it is gone): why, naming the segment. The part then holds
-    what could still be read, and the segment is moved to the store's quarantine folder."""
-    kind: str = SPANS
-    """The kind of its records (`spans`, `logs`, `samples`)."""
 
 
 def default_max_open_runs() -> int:
@@ -95,64 +77,6 @@ def default_max_open_runs() -> int:
     if soft == resource.RLIM_INFINITY:
         return DEFAULT_MAX_OPEN_RUNS
     return max(MIN_OPEN_RUNS, min(DEFAULT_MAX_OPEN_RUNS, soft // 8))
-
-
-class _RunSpool:
-    """One owner of one run's spool of one kind: a held lock and the segments written under it."""
-
-    def __init__(self, directory: Path, run_id: str, spool_id: str, digest: bool, kind: str = SPANS) -> None:
-        self.directory = directory
-        self.run_id = run_id
-        self.kind = kind
-        self.schema = KIND_SCHEMAS[kind]
-        self.id = spool_id
-        self.digest = digest
-        self.lock = _take_lock(directory, spool_id)
-        self.seq = 0
-        self.segment: SpoolSegment | None = None
-        self.closed: list[SpoolSegment] = []
-        """Finished segments not yet in a part (a seal that failed is retried with them)."""
-        self.seal_mutex = threading.Lock()
-        """Held while this spool's closed segments are sealed: one sealer at a time."""
-
-    def current(self) -> SpoolSegment:
-        if self.segment is None:
-            self.seq += 1
-            path = self.directory / f"{self.id}-{self.seq:06d}{SEGMENT_SUFFIX}"
-            self.segment = SpoolSegment(path, self.schema, digest=self.digest)
-        return self.segment
-
-    def rotate(self) -> None:
-        """Finish the current segment and queue it for sealing (under the writer's lock)."""
-        segment, self.segment = self.segment, None
-        if segment is None:
-            return
-        try:
-            segment.close()
-        except OSError:
-            segment.abandon()  # its complete batches stay readable
-        self.closed.append(segment)
-
-    def discard(self, segment: SpoolSegment) -> None:
-        """Stop writing a segment that failed; its complete batches are sealed later."""
-        segment.abandon()
-        if self.segment is segment:
-            self.segment = None
-            self.closed.append(segment)
-
-
-def _take_lock(directory: Path, spool_id: str) -> WriterLock:
-    path = directory / f"{spool_id}{LOCK_SUFFIX}"
-    for attempt in range(_OPEN_RETRIES):
-        try:
-            return WriterLock(path)
-        except FileNotFoundError:  # no folder yet, or a reader removed it (empty) meanwhile
-            if attempt == _OPEN_RETRIES - 1:
-                raise
-            # The run's folder, then the kind's sub-folder (other kinds than spans): both private.
-            directory.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            directory.mkdir(mode=DIR_MODE, exist_ok=True)
-    raise AssertionError("unreachable")
 
 
 _Key = tuple[str, str]
@@ -184,11 +108,11 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a spool was released
         self._evicting = threading.Lock()
-        self._runs: OrderedDict[_Key, _RunSpool] = OrderedDict()  # least recently written first
+        self._runs: OrderedDict[_Key, RunSpool] = OrderedDict()  # least recently written first
         self._held = 0  # spools holding files: in _runs, in _retry, or being sealed by a thread
-        self._retry: list[_RunSpool] = []  # taken out of _runs, seal failed, lock still held
+        self._retry: list[RunSpool] = []  # taken out of _runs, seal failed, lock still held
         self._generation = itertools.count(1)
-        self._unsynced: set[_RunSpool] = set()
+        self._unsynced: set[RunSpool] = set()
         self._closed = False
 
     # -- appending ----------------------------------------------------------------------------------
@@ -202,13 +126,13 @@ class StoreWriter:
         if schema is None:
             raise StoreError(f"no such kind of record: {kind!r}")
         if data.schema != schema:
-            data = _conform(data, schema)
-        groups = _split_by_run(data)
+            data = conform(data, schema)
+        groups = split_by_run(data)
         for run_id, _ in groups:
             if not is_safe_run_id(run_id):
                 raise StoreError(f"run id {run_id!r} cannot name a store folder")
-        written: list[tuple[_RunSpool, SpoolSegment]] = []
-        full: list[_RunSpool] = []
+        written: list[tuple[RunSpool, SpoolSegment]] = []
+        full: list[RunSpool] = []
         for run_id, rows in groups:
             spool, segment = self._write_run((kind, run_id), rows, sync)
             segment.digest_pending()  # outside the writer's lock: other appends go on meanwhile
@@ -228,7 +152,7 @@ class StoreWriter:
 
     def _write_run(
         self, key: _Key, rows: pa.RecordBatch | pa.Table, sync: bool
-    ) -> tuple[_RunSpool, SpoolSegment]:
+    ) -> tuple[RunSpool, SpoolSegment]:
         """Write one run's rows of one kind to its spool, opening one (and sealing the least
         recently written spool to make room) if needed. Returns the spool and the segment written to."""
         deadline = time.monotonic() + OPEN_RUN_WAIT_S
@@ -252,8 +176,8 @@ class StoreWriter:
                 self._retire(victim, raise_errors=False)  # outside the lock: appends go on
 
     def _write_locked(
-        self, key: _Key, spool: _RunSpool | None, rows: pa.RecordBatch | pa.Table, sync: bool
-    ) -> tuple[_RunSpool, SpoolSegment]:
+        self, key: _Key, spool: RunSpool | None, rows: pa.RecordBatch | pa.Table, sync: bool
+    ) -> tuple[RunSpool, SpoolSegment]:
         if spool is None:
             spool = self._open_spool(key)
         self._runs.move_to_end(key)
@@ -277,7 +201,7 @@ class StoreWriter:
         if self._closed:
             raise StoreError("writer is closed")
 
-    def _pop_victim(self) -> _RunSpool | None:
+    def _pop_victim(self) -> RunSpool | None:
         """Take the least recently written run out of `_runs` (under the lock), its segment
         finished, for the caller to seal; None when every held spool is already being sealed."""
         if not self._runs:
@@ -299,11 +223,11 @@ class StoreWriter:
             )
         self._changed.wait(remaining)
 
-    def _open_spool(self, key: _Key) -> _RunSpool:
+    def _open_spool(self, key: _Key) -> RunSpool:
         kind, run_id = key
         spool_id = f"{self.writer_id}.{next(self._generation)}"
         try:
-            spool = _RunSpool(
+            spool = RunSpool(
                 self.layout.spool_run_dir(run_id, kind), run_id, spool_id, self.on_part is not None, kind
             )
         except OSError as exc:
@@ -312,7 +236,7 @@ class StoreWriter:
         self._held += 1
         return spool
 
-    def _append_rows(self, spool: _RunSpool, rows: pa.RecordBatch | pa.Table) -> SpoolSegment:
+    def _append_rows(self, spool: RunSpool, rows: pa.RecordBatch | pa.Table) -> SpoolSegment:
         """Write to the spool's segment; on failure set the segment aside (its complete batches
         are sealed later) and raise StoreError."""
         segment = spool.segment
@@ -349,7 +273,7 @@ class StoreWriter:
         if failure is not None:
             raise failure
 
-    def _fsync(self, spool: _RunSpool, segment: SpoolSegment) -> None:
+    def _fsync(self, spool: RunSpool, segment: SpoolSegment) -> None:
         """fsync one segment without holding the writer's lock. A segment finished meanwhile is
         fsynced by path; one already gone was sealed into a part, which was fsynced first."""
         try:
@@ -409,7 +333,7 @@ class StoreWriter:
         if errors:
             raise errors[0]
 
-    def _retire(self, spool: _RunSpool, *, raise_errors: bool) -> None:
+    def _retire(self, spool: RunSpool, *, raise_errors: bool) -> None:
         """Seal a spool taken out of `_runs` and release it; if the seal fails, keep it (its lock
         held: readers must not recover a live writer's segments) for a retry."""
         try:
@@ -433,7 +357,7 @@ class StoreWriter:
         for spool in spools:
             self._retire(spool, raise_errors=False)
 
-    def _release(self, spool: _RunSpool, *, remove: bool = True) -> None:
+    def _release(self, spool: RunSpool, *, remove: bool = True) -> None:
         try:
             spool.lock.release(remove=remove)
         finally:
@@ -446,7 +370,7 @@ class StoreWriter:
                         if spool.kind != SPANS:  # the run's folder, once no kind is left in it
                             spool.directory.parent.rmdir()
 
-    def _seal_closed(self, spool: _RunSpool) -> None:
+    def _seal_closed(self, spool: RunSpool) -> None:
         """Write the spool's finished segments as one part and remove them. Raises StoreError (the
         segments then stay queued on the spool)."""
         with spool.seal_mutex:
@@ -460,7 +384,7 @@ class StoreWriter:
         if event is not None:
             self._notify(event)
 
-    def _seal_segments(self, spool: _RunSpool, segments: list[SpoolSegment]) -> PartWritten | None:
+    def _seal_segments(self, spool: RunSpool, segments: list[SpoolSegment]) -> PartWritten | None:
         run_id, schema = spool.run_id, spool.schema
         tables: list[pa.Table] = []
         problems: list[str] = []
@@ -568,36 +492,3 @@ class StoreWriter:
     def open_runs(self) -> int:
         """Spools holding files right now (open, being sealed, or waiting for a seal retry)."""
         return self._held
-
-
-def _conform(data: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:
-    """`data` in `schema`: its columns in the schema's order and types, missing ones null."""
-    table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
-    if table.schema.names != schema.names:
-        have = set(table.schema.names)
-        table = pa.Table.from_arrays(
-            [table.column(f.name) if f.name in have else pa.nulls(table.num_rows, f.type) for f in schema],
-            names=schema.names,
-        )
-    return table.cast(schema)
-
-
-def _split_by_run(data: pa.RecordBatch | pa.Table) -> list[tuple[str, pa.RecordBatch | pa.Table]]:
-    """Rows by run, as zero-copy slices where rows of a run are contiguous (the usual case).
-
-    Done in Python rather than with Arrow compute kernels: each kernel call gives up the GIL and
-    then waits to get it back, which is slow while the traced program keeps the GIL busy.
-    """
-    run_ids = data.column("RunId").to_pylist()
-    first = run_ids[0]
-    if all(r == first for r in run_ids):
-        return [(first or "", data)]
-    bounds = [i for i in range(1, len(run_ids)) if run_ids[i] != run_ids[i - 1]]
-    if len(bounds) + 1 > 4 * len(set(run_ids)):  # interleaved runs: group them once
-        order = sorted(range(len(run_ids)), key=run_ids.__getitem__)
-        data = data.take(pa.array(order, pa.int64()))
-        run_ids = [run_ids[i] for i in order]
-        bounds = [i for i in range(1, len(run_ids)) if run_ids[i] != run_ids[i - 1]]
-    starts = [0, *bounds]
-    ends = [*bounds, len(run_ids)]
-    return [(run_ids[a] or "", data.slice(a, b - a)) for a, b in zip(starts, ends, strict=True)]
