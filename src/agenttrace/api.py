@@ -32,6 +32,7 @@ from .ids import is_safe_run_id, new_run_id
 from .messages import to_genai_list
 from .sink import sink_for
 from .tracing import configure, current_store, is_configured
+from .tracing import tracer as _tracer
 
 if TYPE_CHECKING:
     import os
@@ -40,16 +41,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_TRACER_NAME = "agenttrace"
-
-
-def _tracer() -> trace.Tracer:
-    if not is_configured():
-        configure()
-    from . import __version__
-
-    return trace.get_tracer(_TRACER_NAME, __version__)
 
 
 def _json(value: Any, limit: int | None = None) -> str:

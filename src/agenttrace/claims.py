@@ -169,8 +169,7 @@ def claim(text: str, *, evidence: Iterable[Any] = ()) -> str:
     tool calls). Returns the claim's span id. A file that cannot be read is recorded as such and
     fails the `evidence` gate; only a claim without text, or evidence of an unknown type, raises
     ConfigError."""
-    from .api import _tracer
-    from .tracing import current_store
+    from .tracing import current_store, tracer
 
     if isinstance(evidence, str | os.PathLike):
         evidence = [evidence]
@@ -178,7 +177,7 @@ def claim(text: str, *, evidence: Iterable[Any] = ()) -> str:
     if supervised is not None:  # under `agenttrace run`: the supervisor records it
         return _claim_through(supervised, text, list(evidence))
     store = config.store_path(current_store())
-    span_id, _ = record_claim(_tracer(), text, list(evidence), store=store)
+    span_id, _ = record_claim(tracer(), text, list(evidence), store=store)
     return span_id
 
 

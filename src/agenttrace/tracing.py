@@ -98,6 +98,19 @@ def batch_processor(
     )
 
 
+TRACER_NAME = "agenttrace"
+
+
+def tracer() -> trace.Tracer:
+    """agenttrace's own tracer (the API's and the claims'), configuring agenttrace first if
+    nothing did."""
+    if not is_configured():
+        configure()
+    from . import __version__
+
+    return trace.get_tracer(TRACER_NAME, __version__)
+
+
 def current_store() -> str | None:
     """The store the global provider's agenttrace processors write to, if configured."""
     provider = _global_sdk_provider()
