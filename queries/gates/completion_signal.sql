@@ -1,6 +1,6 @@
 -- description: The last LLM response was a real completion: not cut short, filtered, refused, an error or a request for a tool call; a model called over HTTP is described by an LLM step.
 -- severity: error
--- applies: SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $run_id AND kind = 'llm') OR EXISTS (SELECT 1 FROM spans s JOIN model_api_paths m ON m.answers AND ends_with(rtrim(regexp_extract(coalesce(s.attributes['url.path'], regexp_replace(coalesce(s.attributes['url.full'], s.attributes['http.url']), '^\w[\w+.-]*://[^/?#]*', ''), s.attributes['http.target']), '^[^?#]*'), '/'), m.path_suffix) WHERE s.run_id = $run_id AND upper(coalesce(s.attributes['http.request.method'], s.attributes['http.method'], 'POST')) = 'POST')
+-- applies: SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = $run_id AND kind = 'llm') OR EXISTS (SELECT 1 FROM model_api_calls WHERE run_id = $run_id)
 WITH last_llm AS (
     SELECT *
     FROM steps
@@ -40,41 +40,26 @@ verdict AS (
         EXISTS (
             SELECT 1 FROM steps later
             WHERE later.run_id = v.run_id AND later.kind IN ('tool', 'process', 'agent', 'other')
-              AND later.start_time >= v.start_time AND later.step > v.step) AS _ran_after
+              AND later.step > v.step) AS _ran_after
     FROM signalled v
 ),
 -- A run with no LLM step that called a model API over HTTP (urllib, requests, a client no
 -- instrumentor covers: the bootstrap and OpenTelemetry's HTTP instrumentations record the
 -- request, with its path; the bootstrap's own LLM step of the answer, when the program read it to
--- its end, makes the run one with an LLM step; `model_api_paths` in agent_events.sql says which paths are model
--- calls) fails closed: nothing recorded says whether the model's last answer was complete.
-model_api_calls AS (
-    SELECT span_id, start_time, _method || ' ' || _path AS _call
-    FROM (
-        SELECT
-            span_id,
-            start_time,
-            upper(coalesce(attributes['http.request.method'], attributes['http.method'], 'POST')) AS _method,
-            -- the path: url.path, else url.full / http.url less its scheme and host, else
-            -- http.target; without its query string (and a trailing slash)
-            rtrim(regexp_extract(coalesce(
-                attributes['url.path'],
-                regexp_replace(coalesce(attributes['url.full'], attributes['http.url']), '^\w[\w+.-]*://[^/?#]*', ''),
-                attributes['http.target']), '^[^?#]*'), '/') AS _path
-        FROM spans
-        WHERE run_id = $run_id
-    ) s
-    WHERE _method = 'POST'
-      AND EXISTS (SELECT 1 FROM model_api_paths m WHERE m.answers AND ends_with(s._path, m.path_suffix))
-      AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = $run_id AND kind = 'llm')
+-- its end, makes the run one with an LLM step; `model_api_calls` in agent_events.sql says which
+-- requests are model calls) fails closed: nothing recorded says whether the model's last answer
+-- was complete.
+unseen_calls AS (
+    SELECT span_id, start_time, call FROM model_api_calls
+    WHERE run_id = $run_id AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = $run_id AND kind = 'llm')
 ),
 unseen_answers AS (
     SELECT
         count(*) AS _calls,
-        array_to_string(list_sort(list_distinct(list(_call)))[1:3], ', ')
-            || CASE WHEN count(DISTINCT _call) > 3 THEN ', ...' ELSE '' END AS _what,
+        array_to_string(list_sort(list_distinct(list(call)))[1:3], ', ')
+            || CASE WHEN count(DISTINCT call) > 3 THEN ', ...' ELSE '' END AS _what,
         arg_max(span_id, start_time) AS span_id
-    FROM model_api_calls
+    FROM unseen_calls
     HAVING count(*) > 0
 )
 SELECT

@@ -260,3 +260,23 @@ SELECT * FROM (VALUES
     ('/api/generate', 'Ollama generate', true),
     ('/embeddings', 'OpenAI-compatible embeddings', false)
 ) AS t(path_suffix, api, answers);
+
+-- model_api_calls: one row per POST span to a path in model_api_paths that returns an answer, with
+-- its path (url.path, else url.full / http.url less scheme and host, else http.target; without its
+-- query string and a trailing slash) and `call` ("POST /v1/chat/completions").
+CREATE OR REPLACE VIEW model_api_calls AS
+SELECT run_id, span_id, start_time, _method || ' ' || _path AS call
+FROM (
+    SELECT
+        run_id,
+        span_id,
+        start_time,
+        upper(coalesce(attributes['http.request.method'], attributes['http.method'], 'POST')) AS _method,
+        rtrim(regexp_extract(coalesce(
+            attributes['url.path'],
+            regexp_replace(coalesce(attributes['url.full'], attributes['http.url']), '^\w[\w+.-]*://[^/?#]*', ''),
+            attributes['http.target']), '^[^?#]*'), '/') AS _path
+    FROM spans
+) s
+WHERE _method = 'POST'
+  AND EXISTS (SELECT 1 FROM model_api_paths m WHERE m.answers AND ends_with(s._path, m.path_suffix));
