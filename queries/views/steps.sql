@@ -166,14 +166,11 @@ candidates AS (
                      AND c.run_id IN (SELECT run_id FROM shell_agents))))
       AND NOT EXISTS (SELECT 1 FROM root_processes r WHERE r.run_id = c.run_id AND r.span_id = c.span_id)
       AND NOT EXISTS (SELECT 1 FROM agent_containers a WHERE a.run_id = c.run_id AND a.span_id = c.span_id)
-      -- a process the watcher saw that the Python bootstrap recorded exactly (same pid, started
-      -- within 2 s) is one step, the exact record
+      -- a process the watcher saw that the Python bootstrap recorded exactly is one step, the
+      -- exact record: the one `processes` keeps (processes.sql pairs the two)
       AND NOT coalesce(c._kind = 'process' AND c.attributes['agenttrace.process.source'] = 'watcher'
-          AND EXISTS (SELECT 1 FROM classified e
-                      WHERE e.run_id = c.run_id AND e._kind = 'process'
-                        AND e.attributes['agenttrace.process.source'] = 'python'
-                        AND e.attributes['process.pid'] = c.attributes['process.pid']
-                        AND abs(epoch(e.start_time) - epoch(c.start_time)) < 2), false)
+          AND NOT EXISTS (SELECT 1 FROM processes p WHERE p.run_id = c.run_id AND p.span_id = c.span_id),
+          false)
 ),
 normalised AS (
     SELECT
