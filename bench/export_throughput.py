@@ -48,8 +48,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agenttrace.exporter import ParquetSpanExporter
-from agenttrace.records import spans_to_batch
+from agenttrace.capture.exporter import ParquetSpanExporter
+from agenttrace.capture.records import spans_to_batch
 from agenttrace.store.layout import StoreLayout
 from agenttrace.store.schema import END
 from agenttrace.store.writer import StoreWriter

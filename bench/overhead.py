@@ -43,8 +43,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from agenttrace.analysis import Database
-from agenttrace.exporter import ParquetSpanExporter, PendingSpanProcessor
-from agenttrace.tracing import BSP_MAX_EXPORT_BATCH, BSP_MAX_QUEUE, batch_processor
+from agenttrace.capture.exporter import ParquetSpanExporter, PendingSpanProcessor
+from agenttrace.capture.tracing import BSP_MAX_EXPORT_BATCH, BSP_MAX_QUEUE, batch_processor
 
 
 class NoopExporter(SpanExporter):

@@ -40,7 +40,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from agenttrace.analysis import Database
-from agenttrace.records import attribute_value
+from agenttrace.capture.records import attribute_value
 from agenttrace.store.layout import StoreLayout
 from agenttrace.store.schema import END, SPAN_SCHEMA
 from agenttrace.store.writer import StoreWriter
@@ -76,7 +76,7 @@ def any_value(value: common_pb2.AnyValue) -> Any:
 
 def as_string(value: common_pb2.AnyValue) -> str:
     """AsString() as the ClickHouse exporter writes it: strings as they are, ints in decimal,
-    booleans true/false, arrays and maps as JSON (bytes as hex, as agenttrace.records does)."""
+    booleans true/false, arrays and maps as JSON (bytes as hex, as agenttrace.capture.records does)."""
     v = any_value(value)
     if isinstance(v, dict):
         return json.dumps(v, default=str, ensure_ascii=False)

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 import agenttrace
 from agenttrace.analysis import Database
+from agenttrace.capture.exporter import ParquetSpanExporter, PendingSpanProcessor
 from agenttrace.cli import app
-from agenttrace.exporter import ParquetSpanExporter, PendingSpanProcessor
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -18,8 +18,8 @@ import agenttrace
 from agenttrace.analysis import Database
 from agenttrace.audit.gates import audit_gates, builtin_gates, gates_from_record, load_gates, record_gates
 from agenttrace.audit.verdict import evaluate
+from agenttrace.capture.exporter import ParquetSpanExporter
 from agenttrace.errors import ConfigError
-from agenttrace.exporter import ParquetSpanExporter
 
 MINE = """\
 -- description: No single LLM call reads more than 4,000 tokens.

@@ -223,8 +223,8 @@ def test_spans_a_full_queue_drops_are_counted_and_recorded_on_the_run(store: Pat
         import agenttrace
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
-        from agenttrace.exporter import ParquetSpanExporter
-        from agenttrace.tracing import batch_processor
+        from agenttrace.capture.exporter import ParquetSpanExporter
+        from agenttrace.capture.tracing import batch_processor
 
         store = sys.argv[1]
         gate = threading.Event()

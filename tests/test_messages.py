@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agenttrace.messages import to_genai, to_genai_list
+from agenttrace.capture.messages import to_genai, to_genai_list
 
 
 def test_genai_shape_is_kept() -> None:

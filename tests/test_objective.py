@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agenttrace.errors import ConfigError
-from agenttrace.objective import glob_regex, load_objective, parse_objective
+from agenttrace.objective.spec import glob_regex, load_objective, parse_objective
 
 DESIGN_EXAMPLE = """
 goal = "Audit the ten API endpoints for authorization bypass"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agenttrace.redact import REDACTED, redact_argv, redact_value
+from agenttrace.capture.redact import REDACTED, redact_argv, redact_value
 
 R = REDACTED
 API = "https://api.example.com/v1/models"

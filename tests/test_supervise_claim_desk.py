@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from opentelemetry import trace
 
 import agenttrace
-from agenttrace.api import _finish
+from agenttrace.capture.api import _finish
 from agenttrace.supervise.claim_desk import ClaimDesk
 
 RUN = "20261201T130000-c1a1"

@@ -21,23 +21,23 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .api import Run, ToolCall, llm, run, step, tool, tool_call
-    from .claims import claim
-    from .exporter import ParquetSpanExporter, PendingSpanProcessor
-    from .tracing import configure
+    from .capture.api import Run, ToolCall, llm, run, step, tool, tool_call
+    from .capture.exporter import ParquetSpanExporter, PendingSpanProcessor
+    from .capture.tracing import configure
+    from .objective.claims import claim
 
 _LAZY = {
-    "Run": "api",
-    "ToolCall": "api",
-    "llm": "api",
-    "run": "api",
-    "step": "api",
-    "tool": "api",
-    "tool_call": "api",
-    "ParquetSpanExporter": "exporter",
-    "PendingSpanProcessor": "exporter",
-    "configure": "tracing",
-    "claim": "claims",
+    "Run": "capture.api",
+    "ToolCall": "capture.api",
+    "llm": "capture.api",
+    "run": "capture.api",
+    "step": "capture.api",
+    "tool": "capture.api",
+    "tool_call": "capture.api",
+    "ParquetSpanExporter": "capture.exporter",
+    "PendingSpanProcessor": "capture.exporter",
+    "configure": "capture.tracing",
+    "claim": "objective.claims",
 }
 
 

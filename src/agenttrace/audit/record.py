@@ -55,7 +55,7 @@ def audit_and_record(
     `manifest` (the supervisor's own), the run's parts are checked against it rather than against
     the manifest stored for the run."""
     from ..analysis import Database
-    from ..api import _finish
+    from ..capture.api import _finish
     from ..store.layout import StoreLayout
     from .verdict import audit
 

@@ -95,7 +95,7 @@ def run(
     """
     from ..audit.gates import load_gates, store_gates_notice
     from ..errors import ConfigError
-    from ..objective import load_objective
+    from ..objective.spec import load_objective
     from ..render.audit import verdict_table
     from ..supervise.durations import parse_duration
     from ..supervise.supervisor import Supervisor, command_line, signal_name

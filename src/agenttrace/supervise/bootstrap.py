@@ -34,7 +34,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .. import config, constants
-from ..redact import redact_argv
+from ..capture.redact import redact_argv
 from . import http_hook
 
 log = logging.getLogger(__name__)

@@ -80,7 +80,7 @@ class ClaimDesk:
         return 200, {"span_id": span_id, "evidence": items}
 
     def _record(self, request: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-        from ..claims import record_claim
+        from ..objective.claims import record_claim
 
         root = self.root.get_span_context()
         parent = trace.set_span_in_context(self.root)

@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from .. import constants
-from ..redact import redact_argv
+from ..capture.redact import redact_argv
 from .watcher import Proc, ProcessWatcher
 
 DECLARED_TRACE_ID = "agenttrace.process.traceparent.trace_id"

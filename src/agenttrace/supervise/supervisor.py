@@ -30,10 +30,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from .. import config, constants, environment
+from .. import config, constants
+from ..capture import environment
+from ..capture.redact import redact_argv
 from ..errors import AgentTraceError, ConfigError
 from ..ids import is_safe_run_id, new_run_id
-from ..redact import redact_argv
 from ..store.layout import StoreLayout
 from . import agent_telemetry, artifacts
 from .agent_env import agent_env
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from ..audit.gates import Gate
     from ..audit.verdict import Verdict
-    from ..objective import Objective
+    from ..objective.spec import Objective
 
 KILL_GRACE_S = 3.0
 """Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
@@ -131,11 +132,11 @@ class Supervisor:
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        from ..api import _finish
         from ..audit.gates import RECORD_ATTRIBUTE, record_gates
+        from ..capture.api import _finish
+        from ..capture.sink import sink_for
+        from ..capture.tracing import configure
         from ..otlp.server import OtlpServer
-        from ..sink import sink_for
-        from ..tracing import configure
 
         self.layout.require_writable()
         if self.protect_store:  # before any thread starts: the check forks
@@ -171,7 +172,7 @@ class Supervisor:
         )
         self._started_ns = time.time_ns()
         if self.objective is not None:
-            from ..verification import keep_objective_file
+            from ..objective.verification import keep_objective_file
 
             keep_objective_file(self._root, self.objective, self.settings)
         self._state("running")
@@ -359,8 +360,8 @@ class Supervisor:
         What the supervisor saw itself has the last word: a verdict of success for a run whose
         command it saw fail, or leave processes running, means the store was changed under the
         audit (by a process the agent left behind), and the run fails on `integrity`."""
-        from ..api import _finish
         from ..audit.record import audit_and_record, record_verdict
+        from ..capture.api import _finish
 
         try:
             self.ledger.seal()
@@ -393,7 +394,7 @@ class Supervisor:
     def _verify(self, result: RunResult) -> None:
         """The verification phase: the objective's deliverables and criteria, and every file a
         claim cited, checked after the agent stopped (DESIGN.md, "Run states": verifying)."""
-        from ..verification import Verifier
+        from ..objective.verification import Verifier
 
         assert self._root is not None
         cited = self._claimed_files()
@@ -422,7 +423,7 @@ class Supervisor:
         """Files the run's claims cited: those the supervisor recorded, and any the agent reported
         in claims of its own over OTLP (read back from the store) inside the working directory,
         to be hashed again."""
-        from ..claims import files_cited_in_store, outside_workdir
+        from ..objective.claims import files_cited_in_store, outside_workdir
 
         recorded = self._desk.cited_files if self._desk is not None else []
         try:

@@ -26,9 +26,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from . import active_runs, config, constants, environment
-from .errors import ConfigError
-from .ids import is_safe_run_id, new_run_id
+from .. import config, constants
+from ..errors import ConfigError
+from ..ids import is_safe_run_id, new_run_id
+from . import active_runs, environment
 from .messages import to_genai_list
 from .sink import sink_for
 from .tracing import configure, current_store, is_configured
@@ -37,7 +38,7 @@ from .tracing import tracer as _tracer
 if TYPE_CHECKING:
     import os
 
-    from .objective import Objective
+    from ..objective.spec import Objective
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -154,7 +155,7 @@ def run(
 
 
 def _objective(value: Any) -> Objective | None:
-    from .objective import Objective, load_objective, parse_objective
+    from ..objective.spec import Objective, load_objective, parse_objective
 
     if value is None or isinstance(value, Objective):
         return value
@@ -164,7 +165,7 @@ def _objective(value: Any) -> Objective | None:
 
 
 def _files_now(cwd: Path, store: Path) -> dict[str, tuple[int, int]]:
-    from .supervise import artifacts
+    from ..supervise import artifacts
 
     return artifacts.snapshot(cwd, [store])
 
@@ -181,9 +182,9 @@ def _verify_in_process(
 ) -> None:
     """The verification phase of an `agenttrace.run()` block (what `agenttrace run` does after
     the agent exits). Never raises: a failure is recorded on the run."""
-    from . import claims
-    from .supervise import artifacts
-    from .verification import Verifier
+    from ..objective import claims
+    from ..objective.verification import Verifier
+    from ..supervise import artifacts
 
     cited = claims.claimed_files(root.get_span_context().trace_id)
     if goal is None and not cited:

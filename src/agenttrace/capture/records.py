@@ -15,10 +15,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
+from ..constants import RUN_ID
+from ..ids import is_safe_run_id
+from ..store.schema import ATTRIBUTES, END, EVENT, LINK, SPAN_SCHEMA, START
 from . import active_runs
-from .constants import RUN_ID
-from .ids import is_safe_run_id
-from .store.schema import ATTRIBUTES, END, EVENT, LINK, SPAN_SCHEMA, START
 
 SPAN_KINDS = {
     SpanKind.INTERNAL: "Internal",

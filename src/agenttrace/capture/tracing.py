@@ -9,7 +9,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from . import config
+from .. import config
 from .exporter import ParquetSpanExporter, PendingSpanProcessor, StoreBatchSpanProcessor
 
 BSP_MAX_QUEUE = 65_536
@@ -67,7 +67,7 @@ def _add_forwarding(provider: TracerProvider) -> None:
     unless the provider already exports OTLP (e.g. OTEL_TRACES_EXPORTER=otlp,agenttrace)."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from .otlp.forward import forwarding_exporter, target_from
+    from ..otlp.forward import forwarding_exporter, target_from
 
     target = target_from(None)
     if target is None or _exporters_named(provider, "OTLPSpanExporter", "CountingSpanExporter"):
@@ -106,7 +106,7 @@ def tracer() -> trace.Tracer:
     nothing did."""
     if not is_configured():
         configure()
-    from . import __version__
+    from .. import __version__
 
     return trace.get_tracer(TRACER_NAME, __version__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from opentelemetry import context
 
-from .constants import ENV_NAMES, GIT_DIRTY, PACKAGES
+from ..constants import ENV_NAMES, GIT_DIRTY, PACKAGES
 from .redact import redact_argv
 
 

@@ -17,8 +17,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from . import active_runs, config
-from .constants import RUN_ID, SPAN_TYPE
+from .. import config
+from ..constants import RUN_ID, SPAN_TYPE
+from . import active_runs
 from .sink import SpanSink, sink_for
 
 

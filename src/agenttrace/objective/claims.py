@@ -29,11 +29,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
-from . import config, constants
-from .errors import AgentTraceError, ConfigError, StoreError
-from .store.artifact_store import ArtifactStore, NotAFileError, OutsideError
-from .store.layout import StoreLayout
-from .supervise.artifacts import event_attributes
+from .. import config, constants
+from ..errors import AgentTraceError, ConfigError, StoreError
+from ..store.artifact_store import ArtifactStore, NotAFileError, OutsideError
+from ..store.layout import StoreLayout
+from ..supervise.artifacts import event_attributes
 
 CLAIM_TEXT = "agenttrace.claim.text"
 CLAIM_EVIDENCE = "agenttrace.claim.evidence"
@@ -169,7 +169,7 @@ def claim(text: str, *, evidence: Iterable[Any] = ()) -> str:
     tool calls). Returns the claim's span id. A file that cannot be read is recorded as such and
     fails the `evidence` gate; only a claim without text, or evidence of an unknown type, raises
     ConfigError."""
-    from .tracing import current_store, tracer
+    from ..capture.tracing import current_store, tracer
 
     if isinstance(evidence, str | os.PathLike):
         evidence = [evidence]
@@ -183,8 +183,8 @@ def claim(text: str, *, evidence: Iterable[Any] = ()) -> str:
 
 def _supervisor_endpoint() -> tuple[str, str] | None:
     """(run id, endpoint) of the `agenttrace run` this process is part of, if any."""
-    from .ids import is_safe_run_id
-    from .supervise.claim_desk import ENDPOINT_ENV
+    from ..ids import is_safe_run_id
+    from ..supervise.claim_desk import ENDPOINT_ENV
 
     run_id, endpoint = os.environ.get("AGENTTRACE_RUN_ID"), os.environ.get(ENDPOINT_ENV)
     return (run_id, endpoint) if run_id and endpoint and is_safe_run_id(run_id) else None
@@ -197,7 +197,7 @@ def _claim_through(supervised: tuple[str, str], text: str, evidence: list[Any]) 
 
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    from .supervise.claim_desk import evidence_refs, send_claim
+    from ..supervise.claim_desk import evidence_refs, send_claim
 
     if not isinstance(text, str) or not text.strip():
         raise ConfigError("a claim needs its text")
@@ -219,7 +219,7 @@ def files_cited_in_store(layout: StoreLayout, run_id: str) -> list[str]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from .store.reader import snapshot
+    from ..store.reader import snapshot
 
     snap = snapshot(layout, [run_id], recover=False)
     tables = [snap.spool_spans]

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import ConfigError
-from .supervise.durations import parse_duration
+from ..errors import ConfigError
+from ..supervise.durations import parse_duration
 
 DEFAULT_COMMAND_TIMEOUT_S = 600.0
 """A `command` criterion without `timeout` gets ten minutes."""

@@ -31,12 +31,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from . import config, constants
-from .errors import AgentTraceError
-from .objective import Criterion, Objective
-from .store.artifact_store import ArtifactStore, NotAFileError, open_regular, sha256_file
-from .store.layout import StoreLayout
-from .supervise.artifacts import event_attributes
+from .. import config, constants
+from ..errors import AgentTraceError
+from ..store.artifact_store import ArtifactStore, NotAFileError, open_regular, sha256_file
+from ..store.layout import StoreLayout
+from ..supervise.artifacts import event_attributes
+from .spec import Criterion, Objective
 
 VERIFY = "agenttrace.verify"
 KILL_GRACE_S = 3.0
@@ -330,7 +330,7 @@ def _run(command: str, cwd: Path, out: Any, timeout: float, verifier: Verifier) 
     }  # fmt: skip
     before = _descendants()
     if verifier.protect:
-        from .supervise.protect import protected_popen
+        from ..supervise.protect import protected_popen
 
         proc, _ = protected_popen(["/bin/sh", "-c", command], verifier.protect, **options)
     else:

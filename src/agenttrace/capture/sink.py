@@ -24,11 +24,11 @@ from pathlib import Path
 import pyarrow as pa
 from opentelemetry.sdk.trace import ReadableSpan
 
-from .errors import AgentTraceError
+from ..errors import AgentTraceError
+from ..store.layout import StoreLayout
+from ..store.schema import END, START
+from ..store.writer import PartWritten, StoreWriter
 from .records import spans_to_batch
-from .store.layout import StoreLayout
-from .store.schema import END, START
-from .store.writer import PartWritten, StoreWriter
 
 log = logging.getLogger("agenttrace")
 
