@@ -99,8 +99,20 @@ def as_string(value: AnyValue) -> str:
     return json.dumps(any_value(value), ensure_ascii=False, default=str)
 
 
-def _attrs(pairs: Any) -> dict[str, str]:
-    return {kv.key: as_string(kv.value) for kv in pairs}
+def attributes_text(pairs: Any) -> dict[str, str]:
+    """KeyValues as text (`as_string`; a repeated key: the last one wins). Strings, nearly every
+    value there is, are taken without a call to `as_string`."""
+    attrs = {}
+    for kv in pairs:
+        value = kv.value
+        text = value.string_value
+        if not text and value.WhichOneof("value") != "string_value":
+            text = as_string(value)
+        attrs[kv.key] = text
+    return attrs
+
+
+_attrs = attributes_text
 
 
 def _map_array(dicts: list[dict[str, str]]) -> pa.Array:
@@ -169,30 +181,123 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 
 
+def _suspect(spans: list[Any], trace_ids: list[bytes], span_ids: list[bytes], parent_ids: list[bytes],
+             starts: list[int], ends: list[int]) -> bool:  # fmt: skip
+    """Whether any span of a scope may be one to reject (checked in bulk, at C speed): then each
+    span is looked at on its own (`_span_problem`)."""
+    return (
+        set(map(len, trace_ids)) != {16}
+        or set(map(len, span_ids)) != {8}
+        or not set(map(len, parent_ids)) <= {0, 8}
+        or _ZERO_TRACE in trace_ids
+        or _ZERO_SPAN in span_ids
+        or _ZERO_SPAN in parent_ids
+        or max(starts) > MAX_TIME_NS
+        or max(ends) > MAX_TIME_NS
+        or any(s.links for s in spans)
+        or any(_late_event(s) for s in spans if s.events)
+    )
+
+
+class _Columns:
+    """The columns of one request's spans, filled a scope at a time (lists for Arrow to take in)."""
+
+    def __init__(self) -> None:
+        self.timestamps: list[int] = []
+        self.ends: list[int] = []
+        self.trace_ids: list[str] = []
+        self.span_ids: list[str] = []
+        self.parent_ids: list[str] = []
+        self.trace_states: list[str] = []
+        self.names: list[str] = []
+        self.kinds: list[int] = []
+        self.services: list[str] = []
+        self.scope_names: list[str] = []
+        self.scope_versions: list[str] = []
+        self.status_codes: list[int] = []
+        self.status_messages: list[str] = []
+        self.run_ids: list[str] = []
+        self.res_offsets, self.res_keys, self.res_values = [0], [], []  # type: ignore[var-annotated]
+        self.attr_offsets, self.attr_keys, self.attr_values = [0], [], []  # type: ignore[var-annotated]
+        self.event_offsets = [0]
+        self.events: list[tuple[int, str, dict[str, str]]] = []
+        self.link_offsets = [0]
+        self.links: list[tuple[str, str, str, dict[str, str]]] = []
+        self.raw_attributes: dict[int, tuple[list[str], list[str]]] = {}
+        """Span index -> its attributes as sent, for the spans that repeat a key."""
+
+    def add_attributes(self, spans: list[Any]) -> None:
+        """Every span's attributes, flat (the Arrow map layout); a repeated key: the last one wins."""
+        keys, values, offsets = self.attr_keys, self.attr_values, self.attr_offsets
+        add_key, add_value, add_offset = keys.append, values.append, offsets.append
+        for span in spans:
+            first = len(keys)
+            for kv in span.attributes:
+                value = kv.value
+                add_key(kv.key)
+                text = value.string_value
+                if not text and value.WhichOneof("value") != "string_value":
+                    text = as_string(value)
+                add_value(text)
+            count = len(keys) - first
+            if count > 1 and len(set(keys[first:])) != count:
+                raw = self.raw_attributes[len(offsets) - 1] = (keys[first:], values[first:])
+                kept = dict(zip(*raw, strict=True))
+                keys[first:], values[first:] = list(kept), list(kept.values())
+            add_offset(len(keys))
+
+    def add_events_links(self, spans: list[Any]) -> None:
+        events, links = self.events, self.links
+        for span in spans:
+            for event in span.events:
+                events.append((event.time_unix_nano, event.name, _attrs(event.attributes)))
+            self.event_offsets.append(len(events))
+            for link in span.links:
+                links.append(
+                    (link.trace_id.hex(), link.span_id.hex(), link.trace_state, _attrs(link.attributes))
+                )
+            self.link_offsets.append(len(links))
+
+    def span_runs(self, first: int, resource_run: str | None, resource_session: str | None,
+                  sessions: dict[str, str]) -> None:  # fmt: skip
+        """Each span's run (from `first` on): its own `agenttrace.run.id`, else its resource's,
+        else its trace id; and the sessions its spans name (their own, else their resource's)."""
+        n = len(self.trace_ids) - first
+        runs = [resource_run] * n if resource_run is not None else self.trace_ids[first:]
+        session_of: list[str | None] = [resource_session] * n
+        keys, values, offsets = self.attr_keys, self.attr_values, self.attr_offsets
+        base = offsets[first]
+        scope_keys = keys[base:]
+        if RUN_ID in scope_keys or not _SESSION_KEYS.isdisjoint(scope_keys):
+            for i in range(n):
+                a, b = offsets[first + i], offsets[first + i + 1]
+                span_keys, span_values = self.raw_attributes.get(first + i) or (keys[a:b], values[a:b])
+                for key, value in zip(span_keys, span_values, strict=True):  # as sent: the last wins
+                    if key == RUN_ID:
+                        if is_safe_run_id(value):
+                            runs[i] = value
+                    elif key in _SESSION_KEYS and value:
+                        session_of[i] = value
+        self.run_ids += runs
+        if resource_session is not None or any(session_of):
+            for session, run_id in zip(session_of, runs, strict=True):
+                if session is not None:
+                    sessions[session] = run_id
+
+
 def convert(request: ExportTraceServiceRequest) -> Converted:
     """Every valid span of the request as one record batch.
 
-    This is the receiver's hot path, so attributes go straight into flat key / value lists (the
-    Arrow map layout) instead of a dict per span, and a resource's attributes are read once.
+    This is the receiver's hot path, so it works a scope's spans at a time, a column at a time:
+    each field is read in one comprehension, the checks of a whole scope run at C speed (the
+    span-by-span checks only where they fail), attributes go straight into flat key / value lists
+    (the Arrow map layout) instead of a dict per span, a resource's attributes are read once, and
+    the columns computed from others (kind and status names, durations, record types) are Arrow's.
     """
-    cols: dict[str, list[Any]] = {name: [] for name in SPAN_SCHEMA.names}
-    res_offsets, res_keys, res_values = [0], [], []
-    attr_offsets, attr_keys, attr_values = [0], [], []
-    event_offsets = [0]
-    events: list[tuple[int, str, dict[str, str]]] = []
-    link_offsets = [0]
-    links: list[tuple[str, str, str, dict[str, str]]] = []
+    c = _Columns()
     rejected = 0
     problems: list[str] = []
-    run_ids: set[str] = set()
-    ended_roots: set[str] = set()
     sessions: dict[str, str] = {}
-    (timestamps, trace_ids, span_ids, parent_ids, trace_states, names, kinds, services) = (
-        cols[c] for c in SPAN_SCHEMA.names[:8]
-    )
-    scope_names, scope_versions, durations = cols["ScopeName"], cols["ScopeVersion"], cols["Duration"]
-    status_codes, status_messages = cols["StatusCode"], cols["StatusMessage"]
-    run_col, record_types = cols["RunId"], cols["RecordType"]
     for resource_spans in request.resource_spans:
         resource = _attrs(resource_spans.resource.attributes)
         r_keys, r_values, r_len = list(resource), list(resource.values()), len(resource)
@@ -202,128 +307,125 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
             resource_run = None
         resource_session = next((resource[k] for k in SESSION_KEYS if resource.get(k)), None)
         for scope_spans in resource_spans.scope_spans:
-            scope_name = scope_spans.scope.name
-            scope_version = scope_spans.scope.version
-            for span in scope_spans.spans:
-                trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
-                end = span.end_time_unix_nano
-                start = span.start_time_unix_nano
-                if (
-                    len(trace_id) != 16
-                    or len(span_id) != 8
-                    or trace_id == _ZERO_TRACE
-                    or span_id == _ZERO_SPAN
-                    or (parent_id and (len(parent_id) != 8 or parent_id == _ZERO_SPAN))
-                    or span.links
-                    or start > MAX_TIME_NS
-                    or end > MAX_TIME_NS
-                    or (span.events and _late_event(span))
-                ) and (problem := _span_problem(span)) is not None:
+            spans = list(scope_spans.spans)
+            if not spans:
+                continue
+            trace_ids = [s.trace_id for s in spans]
+            span_ids = [s.span_id for s in spans]
+            parent_ids = [s.parent_span_id for s in spans]
+            starts = [s.start_time_unix_nano for s in spans]
+            ends = [s.end_time_unix_nano for s in spans]
+            if _suspect(spans, trace_ids, span_ids, parent_ids, starts, ends):
+                kept = []
+                for span in spans:
+                    problem = _span_problem(span)
+                    if problem is None:
+                        kept.append(span)
+                        continue
                     rejected += 1
                     if len(problems) < 10:
                         problems.append(f"span {span.name[:80]!r}: {problem}")
+                if not kept:
                     continue
-                trace_hex = trace_id.hex()
-                run_id = resource_run or trace_hex
-                first = len(attr_keys)
-                session = resource_session
-                for kv in span.attributes:
-                    key, value = kv.key, kv.value
-                    is_text = value.WhichOneof("value") == "string_value"
-                    text = value.string_value if is_text else as_string(value)
-                    attr_keys.append(key)
-                    attr_values.append(text)
-                    if key == RUN_ID and is_safe_run_id(text):
-                        run_id = text
-                    elif key in _SESSION_KEYS and text:
-                        session = text
-                if session is not None:
-                    sessions[session] = run_id
-                count = len(attr_keys) - first
-                if count > 1 and len(set(attr_keys[first:])) != count:  # a repeated key: last one wins
-                    kept = dict(zip(attr_keys[first:], attr_values[first:], strict=True))
-                    attr_keys[first:], attr_values[first:] = list(kept), list(kept.values())
-                attr_offsets.append(len(attr_keys))
-                res_keys += r_keys
-                res_values += r_values
-                res_offsets.append(res_offsets[-1] + r_len)
-                run_ids.add(run_id)
-                timestamps.append(start)
-                trace_ids.append(trace_hex)
-                span_ids.append(span_id.hex())
-                parent_ids.append(parent_id.hex())
-                trace_states.append(span.trace_state)
-                names.append(span.name)
-                kind = span.kind
-                kinds.append(SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified")
-                services.append(service)
-                scope_names.append(scope_name)
-                scope_versions.append(scope_version)
-                durations.append(max(0, end - start) if end else None)
-                status = span.status
-                code = status.code
-                status_codes.append(STATUS_CODES[code] if 0 <= code < 3 else "Unset")
-                status_messages.append(status.message)
-                if span.events:
-                    for event in span.events:
-                        events.append((event.time_unix_nano, event.name, _attrs(event.attributes)))
-                event_offsets.append(len(events))
-                if span.links:
-                    for link in span.links:
-                        links.append(
-                            (
-                                link.trace_id.hex(),
-                                link.span_id.hex(),
-                                link.trace_state,
-                                _attrs(link.attributes),
-                            )
-                        )
-                link_offsets.append(len(links))
-                run_col.append(run_id)
-                record_types.append(END if end else START)
-                if end and not parent_id:
-                    ended_roots.add(run_id)
+                if len(kept) < len(spans):
+                    spans = kept
+                    trace_ids = [s.trace_id for s in spans]
+                    span_ids = [s.span_id for s in spans]
+                    parent_ids = [s.parent_span_id for s in spans]
+                    starts = [s.start_time_unix_nano for s in spans]
+                    ends = [s.end_time_unix_nano for s in spans]
+            n = len(spans)
+            first = len(c.trace_ids)
+            c.timestamps += starts
+            c.ends += ends
+            c.trace_ids += [t.hex() for t in trace_ids]
+            c.span_ids += [s.hex() for s in span_ids]
+            c.parent_ids += [p.hex() for p in parent_ids] if any(parent_ids) else [""] * n
+            c.trace_states += [s.trace_state for s in spans]
+            c.names += [s.name for s in spans]
+            c.kinds += [s.kind for s in spans]
+            statuses = [s.status for s in spans]
+            c.status_codes += [st.code for st in statuses]
+            c.status_messages += [st.message for st in statuses]
+            c.services += [service] * n
+            c.scope_names += [scope_spans.scope.name] * n
+            c.scope_versions += [scope_spans.scope.version] * n
+            c.res_keys += r_keys * n
+            c.res_values += r_values * n
+            last = c.res_offsets[-1]
+            c.res_offsets += [last + r_len * (i + 1) for i in range(n)]
+            c.add_attributes(spans)
+            if any(s.events for s in spans) or any(s.links for s in spans):
+                c.add_events_links(spans)
+            else:
+                c.event_offsets += [len(c.events)] * n
+                c.link_offsets += [len(c.links)] * n
+            c.span_runs(first, resource_run, resource_session, sessions)
+    ended_roots = {
+        run_id
+        for run_id, parent, end in zip(c.run_ids, c.parent_ids, c.ends, strict=True)
+        if end and not parent
+    } if "" in c.parent_ids else set()  # fmt: skip
+    batch = pa.RecordBatch.from_arrays(_arrays(c), schema=SPAN_SCHEMA)
+    return Converted(batch, batch.num_rows, rejected, problems, set(c.run_ids), ended_roots, sessions)
+
+
+def _names(codes: list[int], names: tuple[str, ...]) -> list[str]:
+    """Enum values as their names (the first name for values out of range)."""
+    if codes and (min(codes) < 0 or max(codes) >= len(names)):
+        codes = [code if 0 <= code < len(names) else 0 for code in codes]
+    return list(map(names.__getitem__, codes))
+
+
+def _arrays(c: _Columns) -> list[pa.Array]:
+    # Plain Python for the computed columns, not Arrow kernels: each kernel call gives up the GIL
+    # and waits to get it back, which is slow while other requests keep it busy.
     string = pa.string()
-    arrays = [
-        pa.array(timestamps, _TS),
-        *(pa.array(cols[c], string) for c in SPAN_SCHEMA.names[1:8]),
-        _flat_map_array(res_offsets, res_keys, res_values),
-        pa.array(scope_names, string),
-        pa.array(scope_versions, string),
-        _flat_map_array(attr_offsets, attr_keys, attr_values),
-        pa.array(durations, pa.int64()),
-        pa.array(status_codes, string),
-        pa.array(status_messages, string),
+    ends = c.ends
+    return [
+        pa.array(c.timestamps, _TS),
+        pa.array(c.trace_ids, string),
+        pa.array(c.span_ids, string),
+        pa.array(c.parent_ids, string),
+        pa.array(c.trace_states, string),
+        pa.array(c.names, string),
+        pa.array(_names(c.kinds, SPAN_KINDS), string),
+        pa.array(c.services, string),
+        _flat_map_array(c.res_offsets, c.res_keys, c.res_values),
+        pa.array(c.scope_names, string),
+        pa.array(c.scope_versions, string),
+        _flat_map_array(c.attr_offsets, c.attr_keys, c.attr_values),
+        pa.array([max(0, e - s) if e else None for s, e in zip(c.timestamps, ends, strict=True)], pa.int64()),
+        pa.array(_names(c.status_codes, STATUS_CODES), string),
+        pa.array(c.status_messages, string),
         pa.ListArray.from_arrays(
-            pa.array(event_offsets, pa.int32()),
+            pa.array(c.event_offsets, pa.int32()),
             pa.StructArray.from_arrays(
                 [
-                    pa.array([e[0] for e in events], _TS),
-                    pa.array([e[1] for e in events], string),
-                    _map_array([e[2] for e in events]),
+                    pa.array([e[0] for e in c.events], _TS),
+                    pa.array([e[1] for e in c.events], string),
+                    _map_array([e[2] for e in c.events]),
                 ],
                 fields=list(EVENT),
             ),
             type=pa.list_(EVENT),
         ),
         pa.ListArray.from_arrays(
-            pa.array(link_offsets, pa.int32()),
+            pa.array(c.link_offsets, pa.int32()),
             pa.StructArray.from_arrays(
                 [
-                    pa.array([x[0] for x in links], string),
-                    pa.array([x[1] for x in links], string),
-                    pa.array([x[2] for x in links], string),
-                    _map_array([x[3] for x in links]),
+                    pa.array([x[0] for x in c.links], string),
+                    pa.array([x[1] for x in c.links], string),
+                    pa.array([x[2] for x in c.links], string),
+                    _map_array([x[3] for x in c.links]),
                 ],
                 fields=list(LINK),
             ),
             type=pa.list_(LINK),
         ),
-        pa.array(run_col, string),
-        pa.array(record_types, string),
+        pa.array(c.run_ids, string),
+        pa.array([END if e else START for e in ends], string),
     ]
-    batch = pa.RecordBatch.from_arrays(arrays, schema=SPAN_SCHEMA)
-    return Converted(batch, batch.num_rows, rejected, problems, run_ids, ended_roots, sessions)
 
 
 def warm_up() -> None:
@@ -335,4 +437,4 @@ def warm_up() -> None:
     convert(request)
 
 
-__all__ = ["SESSION_KEYS", "Converted", "any_value", "as_string", "convert", "warm_up"]
+__all__ = ["SESSION_KEYS", "Converted", "any_value", "as_string", "attributes_text", "convert", "warm_up"]

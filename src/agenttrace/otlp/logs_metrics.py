@@ -35,7 +35,16 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from ..constants import RUN_ID
 from ..ids import is_safe_run_id
 from ..store.schema import LOG_SCHEMA, SAMPLE_SCHEMA
-from .convert import MAX_TIME_NS, SESSION_KEYS, Converted, _flat_map_array, as_string
+from .convert import (
+    _ZERO_SPAN,
+    _ZERO_TRACE,
+    MAX_TIME_NS,
+    SESSION_KEYS,
+    Converted,
+    _flat_map_array,
+    as_string,
+    attributes_text,
+)
 
 UNLINKED_RUN = "unlinked"
 """The run of records that name no run, no trace and no session."""
@@ -105,13 +114,16 @@ def _safe_run(value: str | None) -> str | None:
     return value if value and is_safe_run_id(value) else None
 
 
+_KEY1, _KEY2, _KEY3 = SESSION_KEYS
+
+
 def _session(attrs: dict[str, str]) -> str | None:
-    return next((attrs[k] for k in SESSION_KEYS if attrs.get(k)), None)
+    """The first of SESSION_KEYS with a value (written out: this runs for every record)."""
+    return attrs.get(_KEY1) or attrs.get(_KEY2) or attrs.get(_KEY3) or None
 
 
-def _attrs(pairs: Any) -> dict[str, str]:
-    """Attributes as text (a repeated key: the last one wins)."""
-    return {kv.key: as_string(kv.value) for kv in pairs}
+_attrs = attributes_text
+"""Attributes as text (a repeated key: the last one wins)."""
 
 
 class _Maps:
@@ -157,6 +169,16 @@ def convert_logs(request: ExportLogsServiceRequest, sessions: SessionRuns | None
     rejected = 0
     problems: list[str] = []
     now = time.time_ns()
+    (
+        timestamps, observed_col, trace_col, span_col, flags_col, severity_texts, severity_numbers,
+        services, bodies, scope_names, scope_versions, event_names, run_col,
+    ) = (
+        cols[name]
+        for name in (
+            "Timestamp", "ObservedTimestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText",
+            "SeverityNumber", "ServiceName", "Body", "ScopeName", "ScopeVersion", "EventName", "RunId",
+        )
+    )  # fmt: skip
     for resource_logs in request.resource_logs:
         resource = _attrs(resource_logs.resource.attributes)
         service = resource.get("service.name", "")
@@ -165,36 +187,44 @@ def convert_logs(request: ExportLogsServiceRequest, sessions: SessionRuns | None
         for scope_logs in resource_logs.scope_logs:
             scope_name, scope_version = scope_logs.scope.name, scope_logs.scope.version
             for record in scope_logs.log_records:
-                problem = _log_problem(record)
-                if problem is not None:
+                trace_id, span_id = record.trace_id, record.span_id
+                at, observed = record.time_unix_nano, record.observed_time_unix_nano
+                if (
+                    (trace_id and len(trace_id) != 16)
+                    or (span_id and len(span_id) != 8)
+                    or at > MAX_TIME_NS
+                    or observed > MAX_TIME_NS
+                ) and (problem := _log_problem(record)) is not None:
                     rejected += 1
                     _message("log record", problems, record.event_name or as_string(record.body), problem)
                     continue
                 attrs = _attrs(record.attributes)
-                trace_id = record.trace_id
-                trace_hex = trace_id.hex() if trace_id and any(trace_id) else ""
-                span_hex = record.span_id.hex() if record.span_id and any(record.span_id) else ""
+                trace_hex = trace_id.hex() if trace_id and trace_id != _ZERO_TRACE else ""
+                span_hex = span_id.hex() if span_id and span_id != _ZERO_SPAN else ""
                 run_id = linker.run(
                     _safe_run(attrs.get(RUN_ID)) or resource_run,
                     trace_hex,
                     _session(attrs) or resource_session,
                 )
-                observed = record.observed_time_unix_nano
-                cols["Timestamp"].append(record.time_unix_nano or observed or now)
-                cols["ObservedTimestamp"].append(observed or None)
-                cols["TraceId"].append(trace_hex)
-                cols["SpanId"].append(span_hex)
-                cols["TraceFlags"].append(record.flags & 0xFF)
-                cols["SeverityText"].append(record.severity_text)
-                cols["SeverityNumber"].append(record.severity_number)
-                cols["ServiceName"].append(service)
-                cols["Body"].append(as_string(record.body))
+                body = record.body
+                text = body.string_value
+                if not text and body.WhichOneof("value") != "string_value":
+                    text = as_string(body)
+                timestamps.append(at or observed or now)
+                observed_col.append(observed or None)
+                trace_col.append(trace_hex)
+                span_col.append(span_hex)
+                flags_col.append(record.flags & 0xFF)
+                severity_texts.append(record.severity_text)
+                severity_numbers.append(record.severity_number)
+                services.append(service)
+                bodies.append(text)
                 resources.add(resource)
-                cols["ScopeName"].append(scope_name)
-                cols["ScopeVersion"].append(scope_version)
+                scope_names.append(scope_name)
+                scope_versions.append(scope_version)
                 attributes.add(attrs)
-                cols["EventName"].append(record.event_name)
-                cols["RunId"].append(run_id)
+                event_names.append(record.event_name)
+                run_col.append(run_id)
     string = pa.string()
     arrays = [
         pa.array(cols["Timestamp"], _TS),

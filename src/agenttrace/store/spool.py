@@ -43,6 +43,19 @@ MAX_UNHASHED_BYTES = 8 << 20
 """Written bytes a segment keeps for its digest before hashing them itself, in `append`."""
 
 
+_SCHEMA_MESSAGES: dict[pa.Schema, pa.Buffer] = {}
+
+
+def _serialized(schema: pa.Schema) -> pa.Buffer:
+    """The schema's IPC message, made once per schema (every new segment starts with it)."""
+    message = _SCHEMA_MESSAGES.get(schema)
+    if message is None:
+        message = schema.serialize()
+        if len(_SCHEMA_MESSAGES) < 64:  # the store's few schemas; any other is not kept
+            _SCHEMA_MESSAGES[schema] = message
+    return message
+
+
 class SpoolSegment:
     """One append-only IPC stream file, written by its owner only.
 
@@ -69,7 +82,7 @@ class SpoolSegment:
         # The name is unique (spool id + sequence number): O_EXCL only guards against a bug.
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         try:
-            self._write([schema.serialize()])
+            self._write([_serialized(schema)])
         except BaseException:
             os.close(self._fd)
             self.closed = True
