@@ -15,12 +15,12 @@ from .. import config
 from ..config import TOKEN_ENV
 from ..errors import ConfigError
 from .forward import Forwarder, target_from
-from .grpc_server import OtlpGrpcServer
 from .http import REQUEST_DEADLINE_S, OtlpHttpServer, is_loopback
 from .receiver import DEFAULT_MAX_BODY, Receiver, Route, check_token
 
 if TYPE_CHECKING:
     from ..store.writer import PartWritten
+    from .grpc_server import OtlpGrpcServer
 
 
 def _token(given: str | None) -> str | None:
@@ -49,10 +49,11 @@ class OtlpServer:
         run_id: str | None = None,
         on_part: Callable[[PartWritten], None] | None = None,
         routes: Mapping[str, Route] | None = None,
+        settings: config.Settings | None = None,
     ) -> None:
         """`run_id`, `on_part` and `routes`: see `Receiver` (`agenttrace run` embeds a receiver for
-        its run, with its claim desk)."""
-        settings = config.load(store)
+        its run, with its claim desk). `settings`: as the caller resolved them, else read here."""
+        settings = settings if settings is not None else config.load(store)
         token = _token(token)
         if not is_loopback(host) and not token:
             raise ConfigError(
@@ -74,7 +75,9 @@ class OtlpServer:
         self.grpc: OtlpGrpcServer | None = None
         try:
             self.http = OtlpHttpServer(self.receiver, host, port, request_deadline=request_deadline)
-            if grpc_port is not None:
+            if grpc_port is not None:  # gRPC is imported only when asked for (`agenttrace run` is not)
+                from .grpc_server import OtlpGrpcServer
+
                 self.grpc = OtlpGrpcServer(self.receiver, host, grpc_port)
         except BaseException:
             if self.http is not None:
