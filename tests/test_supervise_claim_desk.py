@@ -17,6 +17,7 @@ from opentelemetry import trace
 
 import agenttrace
 from agenttrace.capture.api import _finish
+from agenttrace.config import load as load_settings
 from agenttrace.supervise.claim_desk import ClaimDesk
 
 RUN = "20261201T130000-c1a1"
@@ -38,7 +39,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClaimDesk, 
     agenttrace.configure(store, flush_interval=0.2)
     tracer = trace.get_tracer("test")
     root = tracer.start_span("run", attributes={"agenttrace.run.id": RUN, "agenttrace.span.type": "run"})
-    desk = ClaimDesk(RUN, root, work, store, tracer)
+    desk = ClaimDesk(RUN, root, work, load_settings(store), tracer)
     status, answer = desk.handle("POST", request(["report.md"], cwd=str(work)))
     assert status == 200, answer
     yield desk, work, store

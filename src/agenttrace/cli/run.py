@@ -93,10 +93,10 @@ def run(
 
     Example: agenttrace run --timeout 30m --objective objective.toml -- python agent.py --task fix-bug
     """
+    from .. import config
     from ..audit.gates import load_gates, store_gates_notice
     from ..errors import ConfigError
     from ..objective.spec import load_objective
-    from ..render.audit import verdict_table
     from ..supervise.durations import parse_duration
     from ..supervise.supervisor import Supervisor, command_line, signal_name
 
@@ -105,6 +105,7 @@ def run(
     if on_orphans not in ON_ORPHANS:
         raise ConfigError(f"--on-orphans must be one of {', '.join(ON_ORPHANS)}, got {on_orphans!r}")
     seconds = parse_duration(timeout, "--timeout") if timeout is not None else None
+    settings = config.load(store)  # once, for every layer of the run
     goal = load_objective(objective) if objective is not None else None
     gates = load_gates(gates_dir)  # fixed now, before the agent can write anything
     console = stderr()
@@ -114,7 +115,7 @@ def run(
 
     supervisor = Supervisor(
         list(command),
-        store=store,
+        settings=settings,
         run_id=run_id,
         timeout=seconds,
         on_orphans=on_orphans,  # type: ignore[arg-type]
@@ -153,6 +154,8 @@ def run(
         console.print(f"Error: {result.error}", markup=False, highlight=False)
         raise typer.Exit(2)
     verdict = supervisor.audit(result)
+    from ..render.audit import verdict_table  # imported by the supervisor before the agent started
+
     stderr(wide=True).print(verdict_table(verdict))
     if json_:
         print_json(_as_json(result, verdict))

@@ -125,17 +125,20 @@ def record_claim(
     text: str,
     evidence: Iterable[Any],
     *,
-    store: Path,
+    store: Path | None = None,
+    settings: config.Settings | None = None,
     cwd: Path | None = None,
     context: otel_context.Context | None = None,
     run_id: str | None = None,
     workdir: Path | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Resolve the evidence, record the claim as a span; its span id and evidence records.
-    Files must be inside `workdir` (default: `cwd`, else the current directory)."""
+    Files must be inside `workdir` (default: `cwd`, else the current directory). `settings` as
+    the caller resolved them (the supervisor), else read for `store`."""
     if not isinstance(text, str) or not text.strip():
         raise ConfigError("a claim needs its text")
-    settings = config.load(store)
+    if settings is None:
+        settings = config.load(store)
     artifacts = ArtifactStore(StoreLayout(settings.store), settings.max_artifact_bytes)
     where = cwd or Path.cwd()
     items = [resolve_evidence(ref, where, artifacts, workdir or where) for ref in evidence]

@@ -29,6 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from ..config import Settings
 from ..errors import AgentTraceError, ConfigError, StoreError
 
 CLAIMS_PATH = "/agenttrace/v1/claims"
@@ -44,11 +45,13 @@ SEND_TIMEOUT_S = 60.0
 class ClaimDesk:
     """The supervisor's side: validates, resolves and records claims for one run. Thread-safe."""
 
-    def __init__(self, run_id: str, root: Span, workdir: Path, store: Path, tracer: trace.Tracer) -> None:
+    def __init__(
+        self, run_id: str, root: Span, workdir: Path, settings: Settings, tracer: trace.Tracer
+    ) -> None:
         self.run_id = run_id
         self.root = root
         self.workdir = workdir
-        self.store = store
+        self.settings = settings
         self.tracer = tracer
         self._lock = threading.Lock()
         self._cited: dict[str, str] = {}
@@ -93,7 +96,7 @@ class ClaimDesk:
             self.tracer,
             request["text"],
             request["evidence"],
-            store=self.store,
+            settings=self.settings,
             cwd=Path(request["cwd"]),
             context=parent,
             run_id=self.run_id,

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from ..audit.gates import Gate
     from ..audit.verdict import Verdict
     from ..objective.spec import Objective
+    from ..otlp.server import OtlpServer
 
 KILL_GRACE_S = 3.0
 """Between SIGTERM and SIGKILL when the tree is stopped (timeout, orphans, second interrupt)."""
@@ -87,13 +88,17 @@ class Supervisor:
         gates: list[Gate] | None = None,
         protect_store: bool = False,
         agent_telemetry: bool = True,
+        settings: config.Settings | None = None,
     ) -> None:
+        """`settings`: resolved once by the caller (the CLI) and passed down to every layer of the
+        run (its exporter, its receiver, its claims, its verification); else read from `store`
+        and the environment here."""
         if not command:
             raise ConfigError("no command to run: agenttrace run [OPTIONS] -- CMD [ARGS...]")
         if run_id is not None and not is_safe_run_id(run_id):
             raise ConfigError(f"run id {run_id!r} must be 1-128 letters, digits, '.', '_', ':' or '-'")
         self.command = command
-        self.settings = config.load(store)
+        self.settings = settings if settings is not None else config.load(store)
         self.layout = StoreLayout(self.settings.store)
         self.run_id = run_id or new_run_id()
         self.timeout = timeout
@@ -111,6 +116,7 @@ class Supervisor:
         """Turn on a known CLI agent's own telemetry (supervise/agent_telemetry.py)."""
         self.ledger = Ledger(self.layout, self.run_id, os.getpid())
         self._desk: ClaimDesk | None = None
+        self._server: OtlpServer | None = None
 
         self._say = say or (lambda text: None)
         self._started_ns = 0
@@ -132,12 +138,27 @@ class Supervisor:
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """Set up, run the command, and end the run's record.
+
+        Before the command starts, everything that is about it but that it could change: the gate
+        set (fixed by the caller), the environment (git commit and dirty state, packages: its
+        `git` commands run while the rest is set up), the files of the working directory, and the
+        code that will audit it (imported now: a module imported later could have been rewritten
+        by the agent, which runs as the same user)."""
+        taking = environment.Snapshot(argv=self.command, cwd=str(self.cwd))
+        try:
+            return self._run(taking)
+        finally:
+            taking.cancel()
+
+    def _run(self, taking: environment.Snapshot) -> RunResult:
         from ..audit.gates import RECORD_ATTRIBUTE, record_gates
         from ..capture.api import _finish
         from ..capture.sink import sink_for
         from ..capture.tracing import configure
         from ..otlp.server import OtlpServer
 
+        _import_the_audit()
         self.layout.require_writable()
         if self.protect_store:  # before any thread starts: the check forks
             from .protect import protection_available
@@ -158,7 +179,7 @@ class Supervisor:
             context=otel_context.Context(),
             kind=SpanKind.INTERNAL,
             attributes={
-                **environment.snapshot(argv=self.command, cwd=str(self.cwd)),
+                **taking.result(),
                 constants.RUN_ID: self.run_id,
                 constants.SPAN_TYPE: "run",
                 constants.RUN_NAME: shlex.join(argv)[:200],
@@ -176,7 +197,7 @@ class Supervisor:
 
             keep_objective_file(self._root, self.objective, self.settings)
         self._state("running")
-        self._desk = ClaimDesk(self.run_id, self._root, self.cwd, self.settings.store, self._tracer)
+        self._desk = ClaimDesk(self.run_id, self._root, self.cwd, self.settings, self._tracer)
         server = OtlpServer(
             self.settings.store,
             host="127.0.0.1",
@@ -184,7 +205,9 @@ class Supervisor:
             run_id=self.run_id,
             on_part=self.ledger.listener("agent"),
             routes={CLAIMS_PATH: self._desk.handle},
+            settings=self.settings,
         )
+        self._server = server
         server.start()
         result: RunResult | None = None
         try:
@@ -426,10 +449,12 @@ class Supervisor:
         from ..objective.claims import files_cited_in_store, outside_workdir
 
         recorded = self._desk.cited_files if self._desk is not None else []
-        try:
-            reported = files_cited_in_store(self.layout, self.run_id)
-        except (AgentTraceError, OSError):
-            reported = []
+        reported: list[str] = []
+        if self._server is None or self._server.receiver.counters.spans > 0:
+            # Only what came through the receiver can hold the agent's claims: a record put in
+            # the store any other way is not in the run's manifest, and fails `integrity`.
+            with contextlib.suppress(AgentTraceError, OSError):
+                reported = files_cited_in_store(self.layout, self.run_id)
         inside = [p for p in reported if not outside_workdir(Path(p), self.cwd)]
         return sorted(set(recorded) | set(inside))
 
@@ -479,6 +504,13 @@ def signal_name(number: int) -> str:
         return f"{number} ({signal.Signals(number).name})"
     except ValueError:
         return str(number)
+
+
+def _import_the_audit() -> None:
+    """Import what audits the run and records its verdict, before the agent starts (see `run`)."""
+    from ..audit import record, verdict  # noqa: F401
+    from ..objective import claims, verification  # noqa: F401
+    from ..render import audit  # noqa: F401
 
 
 def command_line(argv: list[str]) -> str:
