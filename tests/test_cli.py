@@ -268,3 +268,19 @@ def test_output_to_a_pipe_keeps_lines_whole_with_no_trailing_spaces(configured: 
     listed = run_cli("runs", "--store", str(configured)).stdout.splitlines()
     (row,) = [line for line in listed if run.id in line]
     assert name.strip() in row  # one line per run: `grep` finds the run id and its whole name
+
+
+def test_agenttrace_run_keeps_pandas_out(tmp_path: Path) -> None:
+    """pyarrow and DuckDB import pandas only to ask whether a value is a DataFrame (issue 13)."""
+    args = ["run", "--store", str(tmp_path / "store"), "--", "true"]
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", IMPORTED_AFTER, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    imported = set(done.stdout.split())
+    assert "Run " in done.stderr and "SUCCEEDED" in done.stderr, done.stderr
+    assert "pyarrow" in imported and "duckdb" in imported  # it did read and write the store
+    assert not {m for m in imported if m == "pandas" or m.startswith("pandas.")}

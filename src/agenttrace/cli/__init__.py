@@ -58,9 +58,28 @@ app.command("step")(step)
 app.command("claim")(claim)
 
 
+class _WithoutPandas:
+    """An import finder that says pandas is not installed (see `without_pandas`)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r} (kept out of agenttrace's CLI)", name=name)
+
+
+def without_pandas() -> None:
+    """Keep pandas out of this process. pyarrow (`pa.array`, `Schema.empty_table`) and DuckDB
+    (an Arrow table registered) import it, when it is installed, only to ask whether a value is a
+    DataFrame; agenttrace never hands them one, and the import costs 0.15-0.3 s of every command
+    that reads or writes the store (issue 13). Both take a failed import as "not installed".
+    Nothing is done where pandas is already imported."""
+    if "pandas" not in sys.modules and not any(isinstance(f, _WithoutPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _WithoutPandas())
+
+
 def main() -> None:
     """The console script. A usage error (an unknown option, a missing or bad argument) is one
     `Error:` line on stderr and exit 2, like every other error of agenttrace."""
+    without_pandas()
     try:
         code = app(standalone_mode=False)
     except typer.Abort:
