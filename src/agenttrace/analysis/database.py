@@ -32,6 +32,8 @@ from ..store.manifest import ORIGINS, Manifest, RunCheck, check_run, manifested_
 from ..store.parts import list_parts, part_decode_problem
 from ..store.reader import Snapshot, snapshot
 from ..store.schema import KIND_SCHEMAS
+from .sandbox import SQL_ERRORS, lock_down, sql_literal
+from .sandbox import first_line as _first_line
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +56,7 @@ _SOURCE = {SPANS: "spans", LOGS: "logs", SAMPLES: "samples"}
 manifest), `_part_<name>_<origin>` (a manifested run's listed parts), `_spool_<name>`."""
 
 _MAX_CORRUPT_RETRIES = 16
-_SQL_ERRORS = (
-    duckdb.ParserException,
-    duckdb.BinderException,
-    duckdb.CatalogException,
-    duckdb.ConversionException,
-    duckdb.InvalidTypeException,
-    duckdb.PermissionException,
-)
-"""Errors in the SQL itself, as opposed to errors reading a part."""
+_SQL_ERRORS = SQL_ERRORS
 
 
 class Database:
@@ -176,20 +170,16 @@ class Database:
         """Whether the run has a supervisor's manifest (even one that cannot be read)."""
         return run_id in self._supervised
 
+    @property
+    def problems(self) -> list[tuple[str, str, str | None]]:
+        """(run, reason, part) where a manifested run's records differ from its manifest."""
+        return list(self._problems)
+
     def _sandbox(self) -> None:
-        """From here on the connection reads files inside the store only, writes none, loads no
-        extension, and cannot be reconfigured (DuckDB's own settings; see the module docstring)."""
-        root = str(self.layout.root).rstrip("/") + "/"
-        for statement in (
-            "SET allowed_directories = [$root]",
-            "SET enable_external_access = false",
-            "SET autoinstall_known_extensions = false",
-            "SET autoload_known_extensions = false",
-            "SET allow_community_extensions = false",
-            "SET allow_unsigned_extensions = false",
-            "SET lock_configuration = true",
-        ):
-            self.con.execute(statement, {"root": root} if "$root" in statement else {})
+        """From here on the connection reads files inside the store only, loads no extension, and
+        cannot be reconfigured (DuckDB's own settings; see the module docstring). It can write
+        inside the store: `export` does, for derived tables; user SQL is one SELECT."""
+        lock_down(self.con, str(self.layout.root))
 
     def materialize(self) -> None:
         """Compute the views once into temporary tables, for a series of queries over the same
@@ -203,6 +193,17 @@ class Database:
                 continue
             self.execute(f"CREATE OR REPLACE TEMP TABLE _materialized_{name} AS SELECT * FROM {name}")
             self.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _materialized_{name}")
+
+    def export(self, select: str, path: Path, *, partition: str | None = None) -> None:
+        """Write the rows of a SELECT of ours (after `materialize()`: over the computed views) as
+        Parquet inside the store, in DuckDB's types (JSON stays JSON): a run's derived tables
+        (`analysis.derive`). `partition`: `path` is a folder, and the rows go to one file
+        `<partition>_0.parquet` per value of the column `_run` (`_run=<value>/`)."""
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if partition is not None:
+            pattern = sql_literal(partition + "_{i}")
+            options += f", PARTITION_BY (_run), FILENAME_PATTERN {pattern}, OVERWRITE_OR_IGNORE true"
+        self.execute(f"COPY ({select}) TO {sql_literal(str(path))} ({options})")
 
     def set_url_checks(self, checks: list[tuple[str, int | None, str | None]]) -> None:
         """Live answers (url, HTTP status, error) for the `claim_evidence` view; before
@@ -293,7 +294,7 @@ class Database:
     def arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         for _ in range(_MAX_CORRUPT_RETRIES):
             try:
-                return self.con.execute(sql, params or {}).arrow()
+                return self.con.execute(sql, params or {}).to_arrow_table()
             except duckdb.Error as exc:
                 if self._skip_corrupt_parts(exc):
                     continue
@@ -308,8 +309,3 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

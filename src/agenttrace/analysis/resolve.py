@@ -1,11 +1,15 @@
-"""Turn what a user typed as RUN (a full id, a unique prefix, or `last`) into a run id."""
+"""Turn what a user typed as RUN (a full id, a unique prefix, or `last`) into a run id.
+
+A prefix resolves from folder names. `last` resolves from the derived index (`store.derived`:
+one empty file per sealed run, named by its start time) plus, for the few runs not in it (open
+runs, runs sealed before derived tables existed), the `runs` view over those runs' own records:
+never from a scan of every span in the store."""
 
 from __future__ import annotations
 
 from ..errors import AmbiguousRunError, RunNotFoundError
+from ..store.derived import indexed_starts, started_key
 from ..store.layout import StoreLayout
-from ..store.reader import run_ids
-from .database import Database
 
 LAST = "last"
 
@@ -13,15 +17,12 @@ LAST = "last"
 def resolve_run(layout: StoreLayout, ref: str) -> str:
     """The run id `ref` names. Raises RunNotFoundError or AmbiguousRunError."""
     layout.require_readable()
-    known = run_ids(layout)
+    known = layout.run_ids()
     if ref == LAST:
-        if not known:
+        found = last_run(layout, known)
+        if found is None:
             raise RunNotFoundError(f"no runs in store {layout.root}")
-        with Database(layout) as db:
-            rows = db.report("last_run")
-        if not rows:
-            raise RunNotFoundError(f"no runs in store {layout.root}")
-        return str(rows[0]["run_id"])
+        return found
     if ref in known:
         return ref
     matches = [r for r in known if r.startswith(ref)] if ref else []
@@ -31,3 +32,25 @@ def resolve_run(layout: StoreLayout, ref: str) -> str:
         raise RunNotFoundError(f"no run matches {ref!r} in store {layout.root} (see `agenttrace runs`)")
     shown = ", ".join(matches[:5]) + (f", and {len(matches) - 5} more" if len(matches) > 5 else "")
     raise AmbiguousRunError(f"run prefix {ref!r} matches {len(matches)} runs: {shown}")
+
+
+def last_run(layout: StoreLayout, known: list[str]) -> str | None:
+    """The run that started most recently (ties: the greatest id), or None in an empty store."""
+    if not known:
+        return None
+    indexed = indexed_starts(layout)
+    present = set(known)
+    candidates = [(started, run_id) for run_id, started in indexed.items() if run_id in present]
+    rest = [r for r in known if r not in indexed]
+    if rest:
+        from .database import Database
+
+        with Database(layout, runs=rest) as db:
+            rows = db.report("last_run")
+        if rows and rows[0]["started"] is not None:
+            candidates.append((started_key(rows[0]["started"]) or "", str(rows[0]["run_id"])))
+        elif rows:
+            candidates.append(("", str(rows[0]["run_id"])))
+    if not candidates:
+        return None
+    return max(candidates)[1]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import QueryError
-from .database import Database
+
+if TYPE_CHECKING:
+    from .database import Database
+    from .derived import DerivedDatabase
 
 
 def _parsed(text: Any) -> Any:
@@ -19,7 +22,7 @@ def _parsed(text: Any) -> Any:
     return text
 
 
-def explain_step(db: Database, run_id: str, n: int) -> dict[str, Any]:
+def explain_step(db: Database | DerivedDatabase, run_id: str, n: int) -> dict[str, Any]:
     """The step, what asked for it, what ran under it, its errors, and what came next.
     Raises QueryError for a step the run does not have."""
     params = {"run_id": run_id, "step": n}

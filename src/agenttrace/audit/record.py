@@ -65,4 +65,8 @@ def audit_and_record(
     if record:
         record_verdict(verdict, root.trace_id, root.span_id)
         _finish(run_id, str(store))
+        if manifest is None:  # the run's last record is in: its derived tables (a cache)
+            from ..analysis.derive import derive_run
+
+            derive_run(store, run_id)
     return verdict

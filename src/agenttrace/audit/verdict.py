@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..analysis import Database
 from ..errors import ConfigError, QueryError
 from .gates import Gate
+
+if TYPE_CHECKING:
+    from ..analysis.database import Database
+    from ..analysis.derived import DerivedDatabase
 
 NOT_DONE_STATES = ("running", "unknown", "pending", "verifying")
 """A run in one of these has no ending yet: its audit says so, and fails."""
@@ -72,7 +75,7 @@ class Verdict:
         }
 
 
-def evaluate(db: Database, gate: Gate, run_id: str) -> GateResult:
+def evaluate(db: Database | DerivedDatabase, gate: Gate, run_id: str) -> GateResult:
     """One gate against one run. Raises ConfigError naming the gate file when its SQL is bad."""
     params = {"run_id": run_id}
     try:
@@ -96,7 +99,7 @@ def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
-def audit(db: Database, run_id: str, gates: list[Gate], online: bool = False) -> Verdict:
+def audit(db: Database | DerivedDatabase, run_id: str, gates: list[Gate], online: bool = False) -> Verdict:
     """Evaluate every gate; with `online`, URLs cited as evidence that the run never fetched are
     checked live first (the `evidence` gate accepts a live 2xx)."""
     if online:

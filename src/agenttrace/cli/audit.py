@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .common import JsonOption, StoreOption, echo, handle_errors, layout, print_json, stdout, warn
+
+if TYPE_CHECKING:
+    from ..audit.gates import Gate
+    from ..audit.verdict import Verdict
 
 GatesOption = Annotated[
     Path | None,
@@ -58,7 +62,8 @@ def audit(
 
     Example: agenttrace audit last --junit audit.xml
     """
-    from ..analysis import Database, resolve_run
+    from ..analysis import resolve_run
+    from ..analysis.derived import run_database
     from ..audit.gates import audit_gates, sql_for_query, store_gates_notice
     from ..audit.junit import to_junit
     from ..audit.verdict import audit as decide
@@ -68,18 +73,23 @@ def audit(
     where = layout(store)
     run_id = resolve_run(where, run)
     warn([n for n in [store_gates_notice(where.root)] if n])
-    with Database(where, runs=[run_id], verify=True) as db:
+
+    def judge(db: Any) -> tuple[list[Gate], Verdict | None, list[str]]:
         rows = db.report("recorded_gates", run_id=run_id)
-        gates = audit_gates(rows[0]["recorded_gates"] if rows else None, gates_dir)
-        if show_sql is None:
-            verdict = decide(db, run_id, gates, online=online)
-            warn(db.warnings)
+        chosen = audit_gates(rows[0]["recorded_gates"] if rows else None, gates_dir)
+        if show_sql is not None:
+            return chosen, None, db.warnings
+        return chosen, decide(db, run_id, chosen, online=online), db.warnings
+
+    gates, verdict, warnings = run_database(where, run_id, judge, verify=True)
+    warn(warnings)
     if show_sql is not None:
         chosen = [g for g in gates if g.name == show_sql]
         if not chosen:
             raise ConfigError(f"no gate named {show_sql!r} (see `agenttrace gates`)")
         echo(sql_for_query(chosen[0], run_id))
         return
+    assert verdict is not None
     if junit is not None:
         try:
             junit.write_text(to_junit(verdict), encoding="utf-8")

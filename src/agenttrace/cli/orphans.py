@@ -23,13 +23,15 @@ def orphans(
     """
     from rich.table import Table
 
-    from ..analysis import Database, resolve_run
+    from ..analysis import resolve_run
+    from ..analysis.derived import run_database
 
     where = layout(store)
     run_id = resolve_run(where, run)
-    with Database(where, runs=[run_id]) as db:
-        rows = db.report("orphans", run_id=run_id)
-        warn(db.warnings)
+    rows, warnings = run_database(
+        where, run_id, lambda db: (db.report("orphans", run_id=run_id), db.warnings)
+    )
+    warn(warnings)
     if json_:
         print_json(rows)
         return

@@ -24,14 +24,13 @@ def runs(
 
     Example: agenttrace runs --state failed --json
     """
-    from ..analysis import Database
+    from ..analysis.run_list import list_runs
     from ..render.runs import runs_table
 
     if state is not None and state not in STATES:
         raise ConfigError(f"unknown state {state!r}; choose one of: {', '.join(STATES)}")
-    with Database(layout(store)) as db:
-        rows = db.report("run_list", state=state)
-        warn(db.warnings)
+    rows, warnings = list_runs(layout(store), state)
+    warn(warnings)
     if json_:
         print_json(rows)
     elif rows:

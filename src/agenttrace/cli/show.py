@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,16 +24,23 @@ def show(
 
     Example: agenttrace show last
     """
-    from ..analysis import Database, resolve_run
+    from ..analysis import resolve_run
+    from ..analysis.derived import run_database
     from ..render.tree import span_tree
 
     where = layout(store)
     run_id = resolve_run(where, run)
-    with Database(where, runs=[run_id]) as db:
-        summary = db.report("run_summary", run_id=run_id)
-        spans = db.report("run_spans", run_id=run_id)
-        claims = db.report("claims", run_id=run_id, step=None)
-        warn(db.warnings)
+
+    def read(db: Any) -> tuple[list[dict[str, Any]], ...]:
+        return (
+            db.report("run_summary", run_id=run_id),
+            db.report("run_spans", run_id=run_id),
+            db.report("claims", run_id=run_id, step=None),
+            db.warnings,
+        )
+
+    summary, spans, claims, warnings = run_database(where, run_id, read)
+    warn(warnings)
     if not summary:
         raise typer.Exit(0)
     stdout().print(span_tree(summary[0], spans, limit, claims))

@@ -23,15 +23,15 @@ def step(
 
     Example: agenttrace step last 14 --json
     """
-    from ..analysis import Database, resolve_run
+    from ..analysis import resolve_run
+    from ..analysis.derived import run_database
     from ..analysis.step import explain_step
     from ..render.step import step_answer
 
     where = layout(store)
     run_id = resolve_run(where, run)
-    with Database(where, runs=[run_id]) as db:
-        answer = explain_step(db, run_id, n)
-        warn(db.warnings)
+    answer, warnings = run_database(where, run_id, lambda db: (explain_step(db, run_id, n), db.warnings))
+    warn(warnings)
     if json_:
         print_json(answer)
     else:

@@ -9,6 +9,8 @@
 <root>/artifacts/sha256/<aa>/<hash>                     content-addressed files
 <root>/quarantine/<run>/<file>                          unreadable spool segments, kept for a person
 <root>/manifests/<run>.json                             what `agenttrace run`'s supervisor wrote
+<root>/derived/run_id=<run>/<view>.parquet              a sealed run's views, computed once (a cache)
+<root>/derived/index/<started>--<run>                   empty; names sort by the runs' start times
 
 The store is private: its folders are created 0700 and its files 0600 (or stricter, by the umask),
 since it holds prompts, outputs and copies of evidence files. A store made by an earlier version
@@ -29,6 +31,8 @@ SAMPLES = "samples"
 KINDS = (SPANS, LOGS, SAMPLES)
 """The kinds of records a store holds, each in its own folder of parts and its own spool."""
 PARTITION_PREFIX = "run_id="
+DERIVED = "derived"
+"""A sealed run's views, computed once (`store.derived`): a cache, never the record."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,33 @@ class StoreLayout:
     @property
     def quarantine_dir(self) -> Path:
         return self.root / "quarantine"
+
+    @property
+    def derived_dir(self) -> Path:
+        return self.root / DERIVED
+
+    @property
+    def derived_index_dir(self) -> Path:
+        return self.root / DERIVED / "index"
+
+    def derived_run_dir(self, run_id: str) -> Path:
+        """The folder of one run's derived tables."""
+        return self.root / DERIVED / f"{PARTITION_PREFIX}{run_id}"
+
+    def run_ids(self) -> list[str]:
+        """Every run id with parts or spool records, sorted (folder names only: nothing is read)."""
+        found: set[str] = set()
+        for kind in KINDS:
+            kind_dir = self.root / kind
+            if kind_dir.is_dir():
+                found.update(
+                    p.name[len(PARTITION_PREFIX) :]
+                    for p in kind_dir.iterdir()
+                    if p.name.startswith(PARTITION_PREFIX)
+                )
+        if self.spool_dir.is_dir():
+            found.update(p.name for p in self.spool_dir.iterdir() if p.is_dir() and any(p.iterdir()))
+        return sorted(found)
 
     def partition_dir(self, kind: str, run_id: str) -> Path:
         """The folder holding one run's parts of one kind (`spans`, `logs` or `samples`)."""

@@ -5,7 +5,14 @@ process, with its sha256 and who reported its records.
     {"version": 1, "run_id": "...", "supervisor_pid": 123, "complete": true,
      "parts": [{"path": "spans/run_id=<run>/part-....parquet", "sha256": "...", "rows": 12,
                 "origin": "supervisor" | "agent"}],      (spans/, logs/ or samples/ parts)
-     "problems": ["spool segment ... was changed while the run was being recorded: ..."]}
+     "problems": ["spool segment ... was changed while the run was being recorded: ..."],
+     "derived": {"views": "<sha256 of the view SQL>", "tables": [{"name": "steps",
+                 "path": "derived/run_id=<run>/steps.parquet", "sha256": "...", "rows": 14}], ...}}
+
+`derived` (optional; manifests without it are read as before) lists the run's derived tables
+(`store.derived`): the views computed once the run was sealed. They are used instead of the views
+only while their bytes match these hashes and the installed view SQL is the one they were
+computed by; otherwise the views are computed from the parts, as for a run without them.
 
 `origin` says who reported a part's records: `supervisor` for what the supervisor itself saw and
 did (the run's root span, exit status, process tree, artifact manifest, verification, claims it
@@ -30,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from .files import fsync_dir
 from .layout import KINDS, SPANS, StoreLayout
-from .parts import fsync_dir
 
 MANIFESTS = "manifests"
 VERSION = 1
@@ -57,12 +64,15 @@ class Manifest:
     under it, say)."""
     complete: bool = False
     """False while the run is being recorded; True once its last record (the verdict) is in."""
+    derived: dict[str, Any] | None = None
+    """The run's derived tables and their hashes (`store.derived.DerivedEntry.as_json`), once
+    written; None for a run without them (or a manifest of an earlier version)."""
 
     def add(self, layout: StoreLayout, path: Path, sha256: str, rows: int, origin: str) -> None:
         self.parts.append(ManifestPart(relative(layout, path), sha256, rows, origin))
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "version": VERSION,
             "run_id": self.run_id,
             "supervisor_pid": self.supervisor_pid,
@@ -70,6 +80,9 @@ class Manifest:
             "parts": [vars(p) for p in self.parts],
             "problems": self.problems,
         }
+        if self.derived is not None:
+            data["derived"] = self.derived
+        return data
 
 
 @dataclass
@@ -157,6 +170,7 @@ def read_manifest(layout: StoreLayout, run_id: str) -> Manifest | None:
             ],
             problems=[str(p) for p in raw.get("problems", [])],
             complete=bool(raw.get("complete", False)),
+            derived=raw.get("derived") if isinstance(raw.get("derived"), dict) else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"manifest {path} is malformed ({type(exc).__name__}: {exc})") from None
@@ -174,12 +188,18 @@ def sha256_of(path: Path) -> str:
 
 
 def check_run(
-    layout: StoreLayout, manifest: Manifest, parts_on_disk: list[Path], *, verify_hashes: bool
+    layout: StoreLayout,
+    manifest: Manifest,
+    parts_on_disk: list[Path],
+    *,
+    verify_hashes: bool,
+    keep_bytes: bool = True,
 ) -> RunCheck:
     """Compare a manifested run's parts (of every kind: spans, logs, samples) with its manifest.
     With `verify_hashes`, every listed part is read and hashed (an audit); without, only its
     presence is checked (listing runs). Pass every part of the run on disk, of every kind: a listed
-    part not passed counts as deleted."""
+    part not passed counts as deleted. `keep_bytes=False`: hash the parts without keeping their
+    bytes (`RunCheck.verified` stays empty; a reader of derived tables does not decode parts)."""
     check = RunCheck()
     check.problems += [(p, None) for p in manifest.problems]
     listed = {p.path: p for p in manifest.parts}
@@ -197,8 +217,8 @@ def check_run(
             continue
         if verify_hashes:
             try:
-                data = part.read_bytes()
-                actual = hashlib.sha256(data).hexdigest()
+                data = part.read_bytes() if keep_bytes else b""
+                actual = hashlib.sha256(data).hexdigest() if keep_bytes else sha256_of(part)
             except OSError as exc:
                 check.problems.append((f"part {rel} cannot be read to check it: {exc.strerror or exc}", rel))
                 continue
@@ -211,7 +231,8 @@ def check_run(
                     )
                 )
                 continue
-            check.verified[part] = data
+            if keep_bytes:
+                check.verified[part] = data
         check.kind_parts.setdefault(part_kind(rel), {}).setdefault(entry.origin, []).append(part)
     for rel in sorted(set(listed) - set(on_disk)):
         entry = listed[rel]

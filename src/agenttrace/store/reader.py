@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..errors import StoreError
-from .layout import LOGS, PARTITION_PREFIX, SAMPLES, SPANS, StoreLayout
+from .layout import LOGS, SAMPLES, SPANS, StoreLayout
 from .parts import list_parts, part_problem, write_part
 from .schema import KIND_SCHEMAS, LOG_SCHEMA, SAMPLE_SCHEMA, SPAN_SCHEMA
 from .spool import (
@@ -67,18 +67,7 @@ class Snapshot:
 
 def run_ids(layout: StoreLayout) -> list[str]:
     """Every run id with parts or spool records, sorted."""
-    found: set[str] = set()
-    for kind in KIND_SCHEMAS:
-        kind_dir = layout.root / kind
-        if kind_dir.is_dir():
-            found.update(
-                p.name[len(PARTITION_PREFIX) :]
-                for p in kind_dir.iterdir()
-                if p.name.startswith(PARTITION_PREFIX)
-            )
-    if layout.spool_dir.is_dir():
-        found.update(p.name for p in layout.spool_dir.iterdir() if p.is_dir() and any(p.iterdir()))
-    return sorted(found)
+    return layout.run_ids()
 
 
 def snapshot(layout: StoreLayout, runs: list[str] | None = None, *, recover: bool = True) -> Snapshot:

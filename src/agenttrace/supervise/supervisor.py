@@ -383,6 +383,7 @@ class Supervisor:
         What the supervisor saw itself has the last word: a verdict of success for a run whose
         command it saw fail, or leave processes running, means the store was changed under the
         audit (by a process the agent left behind), and the run fails on `integrity`."""
+        from ..analysis.derive import derive_run
         from ..audit.record import audit_and_record, record_verdict
         from ..capture.api import _finish
 
@@ -399,6 +400,14 @@ class Supervisor:
             verdict = overruled(verdict, seen)
         record_verdict(verdict, self.root_context.trace_id, self.root_context.span_id)
         _finish(self.run_id, str(self.settings.store))
+        # The verdict is the run's last record: its views, computed once now, become its derived
+        # tables (a cache for `audit`, `step`, `show`, `runs`, `last`), listed with their sha256 in
+        # the manifest sealed next. None when the records differ from the manifest.
+        final = self.ledger.copy()
+        final.complete = True
+        derived = derive_run(self.settings.store, self.run_id, final)
+        if derived is not None:
+            self.ledger.manifest.derived = derived.as_json()
         with contextlib.suppress(AgentTraceError):  # already a problem of the verdict just given
             self.ledger.seal()
         return verdict
