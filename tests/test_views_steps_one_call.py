@@ -142,3 +142,19 @@ def test_the_rule_leaves_other_runs_alone(store: Path, make_provider: MakeProvid
     b.span("chat m", 0, 10, genai("m", (5, 1)))
     provider.force_flush()
     assert len(llm_steps(store, "run-a")) == 1 and len(llm_steps(store, "run-b")) == 1
+
+
+def test_the_same_answer_again_right_after_the_first_ended_is_another_call(
+    store: Path, make_provider: MakeProvider
+) -> None:
+    """Two requests in a row with the same usage (the same prompt, a canned answer), the second made
+    and answered within a millisecond of the first's end: two calls, not one. Taken for one, the
+    last answer (cut off here) would be lost, or would lend its finish reason to the first."""
+    provider = make_provider(store)
+    rec = Recorder(provider, "in-a-row")
+    agent = rec.span("agent", 0, 10, {})
+    first = rec.span("chat m", 0.1, 3.4, genai("m", (11, 2), "stop"), parent=agent)
+    second = rec.span("chat m", 3.55, 4.35, genai("m", (11, 2), "length"), parent=agent)
+    provider.force_flush()
+    rows = llm_steps(store, "in-a-row")
+    assert [(r[2], r[6]) for r in rows] == [(span_id(first), "stop"), (span_id(second), "length")]

@@ -264,8 +264,9 @@ FROM normalised
 --       framework spans, other LLM spans), or
 --   (b) neither is below the other (a callback-based instrumentor, such as OpenInference's
 --       LangChain one, does not make its span current), but they are in the same trace, it lies
---       within the other in time (give or take a millisecond), and both report the same input and
---       output token counts and the same model (where both name one).
+--       within the other in time (give or take a millisecond) and starts before the other ends (a
+--       call made after the other ended is another call, however fast), and both report the same
+--       input and output token counts and the same model (where both name one).
 -- An LLM span with nothing of that kind in it is a request. An LLM span over exactly one request
 -- describes that request; one over several (a framework's call that retried) is not a step: the
 -- requests are. Of the spans of one request, the richest is the step: the one with most of model,
@@ -304,6 +305,7 @@ llm_nesting AS (
     JOIN llm_calls i
       ON i.run_id = o.run_id AND i.trace_id = o.trace_id AND i.span_id <> o.span_id
      AND i.start_time >= o.start_time - INTERVAL 1 MILLISECOND AND i.end_time <= o.end_time + INTERVAL 1 MILLISECOND
+     AND i.start_time < o.end_time
      AND i.input_tokens = o.input_tokens AND i.output_tokens = o.output_tokens
      AND (i.model = o.model OR i.model IS NULL OR o.model IS NULL)
      AND (i.start_time > o.start_time OR (i.start_time = o.start_time AND (i.end_time < o.end_time
