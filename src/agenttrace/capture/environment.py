@@ -47,7 +47,7 @@ class _Git:
 
     def output(self, deadline: float) -> str | None:
         """Its output, stripped; None if it failed, could not start or ran past `deadline`."""
-        process = self._process
+        process, self._process = self._process, None
         if process is None:
             return None
         try:
@@ -59,9 +59,12 @@ class _Git:
         return out.strip() if process.returncode == 0 else None
 
     def cancel(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.communicate()
+        """Stop it if it still runs, and close its pipe."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
 
 
 def _packages() -> dict[str, str]:
