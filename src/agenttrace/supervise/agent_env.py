@@ -1,9 +1,12 @@
 """The environment `agenttrace run` gives the agent: its own, plus where to send telemetry (the
 run's receiver, for all three OTLP signals), the run's trace context and id, and the Python
-bootstrap first on PYTHONPATH; minus the store (the audited party is not handed it, DESIGN.md)."""
+bootstrap first on PYTHONPATH with what it needs to know found once here (the GenAI instrumentors
+installed, and the modules whose import turns them on: `instrumentors.python_env`); minus the store
+(the audited party is not handed it, DESIGN.md)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -12,7 +15,10 @@ from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .. import config, constants
+from . import instrumentors
 from .claim_desk import ENDPOINT_ENV
+
+log = logging.getLogger(__name__)
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "_bootstrap"
 
@@ -41,7 +47,18 @@ def agent_env(root: Span, run_id: str, endpoint: str, flush_interval: float) -> 
         for name in (f"OTEL_EXPORTER_OTLP_{kind}_ENDPOINT", f"OTEL_EXPORTER_OTLP_{kind}_PROTOCOL"):
             env.pop(name, None)  # the receiver forwards to it; the agent sends to the receiver
     env.pop(config.STORE_ENV, None)  # the audited party is not handed the store (DESIGN.md)
+    env.update(python_env())
     return env
+
+
+def python_env() -> dict[str, str]:
+    """What the Python bootstrap is handed (`instrumentors.python_env`); nothing when it cannot be
+    found, and each Python process then finds its own at the first import of a GenAI library."""
+    try:
+        return instrumentors.python_env()
+    except Exception as exc:  # a broken distribution's metadata: the children look for themselves
+        log.debug("agenttrace: instrumentor list not handed down: %s", exc)
+        return {instrumentors.TRIGGERS_ENV: "", instrumentors.INSTRUMENTORS_ENV: ""}
 
 
 def sampled_only(traceparent: str) -> str:

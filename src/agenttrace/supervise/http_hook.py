@@ -1,4 +1,5 @@
-"""Model-API calls over plain HTTP, recorded by the zero-code bootstrap (`bootstrap.install`).
+"""Model-API calls over plain HTTP, recorded by the zero-code bootstrap (installed at a program's
+first HTTP request; tracing is set up at its first model call).
 
 An agent that calls its model with `urllib`, `requests` or `urllib3` (no SDK, so no GenAI
 instrumentor sees the call) leaves no LLM step. So that such a run cannot pass `completion_signal`
@@ -31,20 +32,18 @@ The paths are data, `MODEL_API_PATHS`, the same as the `model_api_paths` view in
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import http.client
-import json
-import re
 import time
-import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
-from .http_answers import Answer, describe
+    from .http_answers import Answer
+
+# Imported by the bootstrap at a program's first HTTP request, so it imports little itself: the
+# OpenTelemetry API and SDK come at the first request that looks like a model call (`_start`).
 
 MODEL_API_PATHS: tuple[str, ...] = (
     "/chat/completions",  # OpenAI and every OpenAI-compatible server (vLLM, LM Studio, OpenRouter, ...)
@@ -69,12 +68,14 @@ ANSWER_CAP = 4 * 1024 * 1024
 _SPAN = "_agenttrace_model_api_span"
 
 
-@dataclasses.dataclass
 class _Call:
-    span: Span
-    start_ns: int
-    path: str
-    request_body: Any = None
+    __slots__ = ("path", "request_body", "span", "start_ns")
+
+    def __init__(self, span: Span, start_ns: int, path: str) -> None:
+        self.span = span
+        self.start_ns = start_ns
+        self.path = path
+        self.request_body: Any = None
 
 
 def model_api_path(method: str, target: str) -> str | None:
@@ -92,7 +93,8 @@ def install() -> bool:
     cls = http.client.HTTPConnection
     if getattr(cls, "_agenttrace_wrapped", False):
         return False
-    original_putrequest = cls.putrequest
+    # the bootstrap's stub, when the first request is still to come: what it stands for
+    original_putrequest = getattr(cls.putrequest, "_agenttrace_original", cls.putrequest)
     original_endheaders = cls.endheaders
     original_getresponse = cls.getresponse
     original_close = cls.close
@@ -203,6 +205,10 @@ class _Tee:
         if copy is None:
             return
         with contextlib.suppress(Exception):
+            import zlib
+
+            from .http_answers import describe
+
             if self._chunked:
                 data, ended = _dechunk(bytes(copy))
             else:
@@ -234,6 +240,9 @@ def _dechunk(raw: bytes) -> tuple[bytes, bool]:
 
 
 def _request_model(call: _Call) -> str | None:
+    import json
+    import re
+
     with contextlib.suppress(Exception):
         if isinstance(call.request_body, (bytes, bytearray, str)) and len(call.request_body) <= ANSWER_CAP:
             model = json.loads(call.request_body).get("model")
@@ -244,6 +253,11 @@ def _request_model(call: _Call) -> str | None:
 
 
 def _record(call: _Call, answer: Answer) -> None:
+    import json
+
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
     requested = _request_model(call)
     model = answer.model or requested
     attributes: dict[str, Any] = {
@@ -278,7 +292,17 @@ def _record(call: _Call, answer: Answer) -> None:
 def _start(conn: http.client.HTTPConnection, method: str, target: str) -> None:
     _end(_take(conn), abandoned=True)  # a request sent before whose response was never read
     path = model_api_path(method, target)
-    if path is None or otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
+    if path is None:
+        return
+    from . import bootstrap
+
+    if not bootstrap.activate():  # the first model call of the process sets tracing up
+        return
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
         return
     tunnel = getattr(conn, "_tunnel_host", None)  # HTTPS through a proxy: the server is the tunnel's end
     host, port = (tunnel, getattr(conn, "_tunnel_port", None)) if tunnel else (conn.host, conn.port)
@@ -288,6 +312,7 @@ def _start(conn: http.client.HTTPConnection, method: str, target: str) -> None:
     start_ns = time.time_ns()
     span = trace.get_tracer("agenttrace").start_span(
         f"{method.upper()} {path}",
+        context=bootstrap.parent_context(),
         kind=SpanKind.CLIENT,
         attributes={
             "http.request.method": method.upper(),
@@ -319,6 +344,8 @@ def _end(
         return
     span = call.span
     with contextlib.suppress(Exception):
+        from opentelemetry.trace import Status, StatusCode
+
         if status is not None:
             span.set_attribute("http.response.status_code", status)
             if status >= 400:
