@@ -9,9 +9,12 @@ to `Database` otherwise, and also when SQL reads something the derived tables do
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,19 +42,29 @@ manifest (no integrity problem), and no URL was checked live."""
 _DEFINITION = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s+(VIEW|MACRO)\s+([A-Za-z_][A-Za-z0-9_]*)", re.I | re.M)
 
 
-def _definitions(con: duckdb.DuckDBPyConnection) -> list[tuple[str | None, str]]:
+@cache
+def _definitions() -> tuple[tuple[str | None, str], ...]:
     """The CREATE statements of the view files (raw ones aside), in order: (view name, SQL), or
     (None, SQL) for a macro. A run's derived tables hold the views that read its records; the
-    others (lookup tables of known agents' conventions) and the macros are defined from here."""
+    others (lookup tables of known agents' conventions) and the macros are defined from here. A
+    statement runs from its `CREATE OR REPLACE` to the next one (the files are agenttrace's own,
+    and the derived tables are used only with the view SQL they were computed by)."""
     found: list[tuple[str | None, str]] = []
     for path in sorted((queries.queries_dir() / "views").glob("*.sql")):
         if path.name == "raw.sql":
             continue
-        for statement in con.extract_statements(path.read_text(encoding="utf-8")):
-            match = _DEFINITION.search(statement.query)
-            if match:
-                found.append((match.group(2) if match.group(1).upper() == "VIEW" else None, statement.query))
-    return found
+        text = path.read_text(encoding="utf-8")
+        starts = list(_DEFINITION.finditer(text))
+        for match, following in zip(starts, [*starts[1:], None], strict=True):
+            sql = text[match.start() : following.start() if following is not None else len(text)]
+            found.append((match.group(2) if match.group(1).upper() == "VIEW" else None, sql))
+    return tuple(found)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class CacheMiss(AgentTraceError):
@@ -67,6 +80,8 @@ class DerivedDatabase:
         self.run_id = run_id
         self.warnings: list[str] = []
         self._supervised = found.supervised
+        self._fds: list[int] = []
+        self._files: list[str] = []
         self.con = duckdb.connect(":memory:")
         try:
             self.con.execute("SET TimeZone = 'UTC'")
@@ -74,16 +89,19 @@ class DerivedDatabase:
                 self.con.execute(statement)
             if found.supervised:
                 self.con.execute("INSERT INTO supervised_runs VALUES ($run_id)", {"run_id": run_id})
-            for name, path in found.tables.items():
-                self.con.execute(
-                    f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_literal(str(path))})"
-                )
-            for name, sql in _definitions(self.con):  # the lookup views that read no run's records
+            for name, data in found.data.items():  # the bytes that were hashed, not the file again
+                fd = os.memfd_create(f"agenttrace-{name}.parquet", os.MFD_CLOEXEC)
+                self._fds.append(fd)
+                _write_all(fd, data)
+                path = f"/proc/self/fd/{fd}"
+                self._files.append(path)
+                self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_literal(path)})")
+            for name, sql in _definitions():  # the lookup views that read no run's records
                 if name is None or name not in found.tables:
                     self.con.execute(sql)
-            lock_down(self.con, str(layout.root))
+            lock_down(self.con, str(layout.root), self._files)
         except BaseException:
-            self.con.close()
+            self.close()
             raise
 
     @classmethod
@@ -91,7 +109,7 @@ class DerivedDatabase:
         """The run over its derived tables, or None when they are not usable (see
         `store.derived`). `verify`: every part of a supervised run is hashed against its manifest
         first (an audit), without being decoded."""
-        found = usable(layout, run_id, verify_parts=verify)
+        found = usable(layout, run_id, verify_parts=verify, keep_bytes=True)
         if found is None:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("run %s: views computed (%s)", run_id, why_not(layout, run_id, verify_parts=verify))
@@ -147,6 +165,10 @@ class DerivedDatabase:
 
     def close(self) -> None:
         self.con.close()
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
 
     def __enter__(self) -> DerivedDatabase:
         return self

@@ -16,11 +16,14 @@ SQL_ERRORS = (
 """Errors in the SQL itself, as opposed to errors reading a part."""
 
 
-def lock_down(con: duckdb.DuckDBPyConnection, root: str) -> None:
-    """From here on the connection reads files inside `root` only, loads no extension, and cannot
-    be reconfigured (DuckDB's own settings). With `readonly.ensure_read_only` (one SELECT), gate
-    SQL and `agenttrace query` can read the store and nothing else."""
+def lock_down(con: duckdb.DuckDBPyConnection, root: str, files: list[str] | None = None) -> None:
+    """From here on the connection reads files inside `root` only (and the single `files`), loads
+    no extension, and cannot be reconfigured (DuckDB's own settings). With
+    `readonly.ensure_read_only` (one SELECT), gate SQL and `agenttrace query` can read the store
+    and nothing else."""
     root = root.rstrip("/") + "/"
+    if files:
+        con.execute("SET allowed_paths = $files", {"files": files})
     for statement in (
         "SET allowed_directories = [$root]",
         "SET enable_external_access = false",

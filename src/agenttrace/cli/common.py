@@ -83,11 +83,26 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(USAGE_ERROR)
 
 
+def debug_log() -> None:
+    """With --debug: how the read paths chose (a run's derived tables, or the views and why) on
+    stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    for name in ("agenttrace.analysis", "agenttrace.store"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Run a command; report AgentTraceError (and any crash) as one `Error:` line, exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if State.debug:
+            debug_log()
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):

@@ -150,6 +150,9 @@ class Usable:
     tables: dict[str, Path]
     supervised: bool
     entry: DerivedEntry
+    data: dict[str, bytes] = field(default_factory=dict)
+    """With `keep_bytes`: each table's bytes, read once and hashed. Readers use these, not the
+    file: a file changed after the check (by a process the agent left behind) is not what is read."""
 
 
 def spool_has_records(layout: StoreLayout, run_id: str) -> bool:
@@ -163,23 +166,29 @@ def spool_has_records(layout: StoreLayout, run_id: str) -> bool:
 
 
 def usable(
-    layout: StoreLayout, run_id: str, *, verify_parts: bool = False, tables: tuple[str, ...] | None = None
+    layout: StoreLayout,
+    run_id: str,
+    *,
+    verify_parts: bool = False,
+    tables: tuple[str, ...] | None = None,
+    keep_bytes: bool = False,
 ) -> Usable | None:
     """The run's derived tables if they may stand for its views (see the module docstring), else
     None. `verify_parts`: hash every part of a supervised run against its manifest (an audit),
-    else check their presence. `tables`: check only these (default: all)."""
-    miss = _why_not(layout, run_id, verify_parts, tables)
+    else check their presence. `tables`: check only these (default: all). `keep_bytes`: keep the
+    bytes that were hashed (`Usable.data`)."""
+    miss = _why_not(layout, run_id, verify_parts, tables, keep_bytes)
     return miss if isinstance(miss, Usable) else None
 
 
 def why_not(layout: StoreLayout, run_id: str, *, verify_parts: bool = False) -> str | None:
     """Why the run's derived tables are not used (None when they are): for `--debug` and tests."""
-    miss = _why_not(layout, run_id, verify_parts, None)
+    miss = _why_not(layout, run_id, verify_parts, None, False)
     return None if isinstance(miss, Usable) else miss
 
 
 def _why_not(
-    layout: StoreLayout, run_id: str, verify_parts: bool, wanted: tuple[str, ...] | None
+    layout: StoreLayout, run_id: str, verify_parts: bool, wanted: tuple[str, ...] | None, keep_bytes: bool
 ) -> Usable | str:
     from .manifest import check_run
 
@@ -212,18 +221,24 @@ def _why_not(
     if not set(entry.tables) <= set(names) or SUMMARY not in entry.tables:
         return "its derived tables are not those of the installed views"
     found: dict[str, Path] = {}
+    data: dict[str, bytes] = {}
     for name in wanted if wanted is not None else list(entry.tables):
         rel, sha, _rows = entry.tables[name]
         path = table_path(layout, run_id, name)
         if rel != relative(layout, path):
             return f"derived table {name} is listed at another path ({rel})"
         try:  # always: tables are not fsynced, and one torn by a crash must not be read
-            if sha256_file(path) != sha:
-                return f"derived table {rel} does not match its sha256 in the {where}"
+            if keep_bytes:
+                data[name] = path.read_bytes()
+                actual = hashlib.sha256(data[name]).hexdigest()
+            else:
+                actual = sha256_file(path)
         except OSError:
             return f"derived table {rel} cannot be read"
+        if actual != sha:
+            return f"derived table {rel} does not match its sha256 in the {where}"
         found[name] = path
-    return Usable(found, manifest is not None, entry)
+    return Usable(found, manifest is not None, entry, data)
 
 
 # Writing (`analysis.derive` computes the tables; these put them in place).
@@ -256,6 +271,7 @@ def place_run(
     source = batch / f"{PARTITION}={run_id}"
     if not source.is_dir() or source.parent != batch:
         return False
+    os.chmod(source, 0o700)  # DuckDB made it by the umask; the store is private
     for name in names:
         written = sorted(source.glob(f"{glob_escape(name)}_*{TABLE_SUFFIX}"))
         final = source / f"{name}{TABLE_SUFFIX}"

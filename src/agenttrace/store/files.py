@@ -1,10 +1,9 @@
-"""Small file helpers that need neither pyarrow nor DuckDB: durable renames, listings of parts, hashes.
+"""Small file helpers that need neither pyarrow nor DuckDB: fsync of a folder, listings of parts, hashes.
 
 The read commands import these (and not `store.parts`, which needs pyarrow to write parts)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -20,32 +19,6 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write `data` to `target` (0600) as `.tmp`, fsynced, renamed into place. Raises OSError."""
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(target.parent)
 
 
 def sha256_file(path: Path) -> str:
