@@ -1,23 +1,41 @@
 """OpenTelemetry SDK spans to Arrow record batches in the store's span schema.
 
-Map columns are built as flat key and value arrays plus offsets, not through lists of tuples.
+`spans_to_batch` runs on the batch processor's thread for every span, competing with the traced
+program for the GIL, so it does as few Python-level operations per span as it can:
+
+- each field is read for all spans at once (`map(attrgetter(...), spans)`, which stays in C);
+- what spans share (resource, scope, status, trace state, span kind, trace id) is converted once per
+  distinct object in the batch, and a column that holds one value is made by `pa.repeat`;
+- span ids become hex in one call per column (`array` + `bytes.hex`) and go into Arrow as raw
+  buffers, with offsets shared between batches;
+- map columns are flat key and value lists (`chain.from_iterable`) plus offsets; only values that
+  are not strings already go through Python, one call each.
+
+Spans that are not the SDK's own classes take the same path through their public properties. Spans
+still open (`start` records) have their attributes, events and links copied (under the SDK's lock
+where it has one), since the program may change them meanwhile.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from itertools import accumulate
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import accumulate, chain, repeat
+from operator import attrgetter, is_, itemgetter, sub
 from typing import Any
 
 import pyarrow as pa
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace import ReadableSpan, Span
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from ..constants import RUN_ID
 from ..ids import is_safe_run_id
-from ..store.schema import ATTRIBUTES, END, EVENT, LINK, SPAN_SCHEMA, START
+from ..store.schema import ATTRIBUTES, END, EVENT, LINK, SPAN_SCHEMA, START, TIMESTAMP
 from . import active_runs
 
 SPAN_KINDS = {
@@ -45,6 +63,24 @@ def attribute_value(value: Any) -> str:
     return str(value)
 
 
+class _Stringifiers(dict[type, Callable[[Any], str]]):
+    """Value type -> a function that writes a value of exactly that type as `attribute_value` does:
+    builtins for the common types (cheaper calls), `attribute_value` for any other."""
+
+    def __missing__(self, kind: type) -> Callable[[Any], str]:
+        return attribute_value
+
+
+_STRINGIFY = _Stringifiers(
+    {
+        int: int.__repr__,
+        float: float.__repr__,
+        bool: {True: "true", False: "false"}.__getitem__,
+        bytes: bytes.hex,
+    }
+)
+
+
 def attribute_pairs(attributes: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     return [(k, attribute_value(v)) for k, v in _plain(attributes).items()]
 
@@ -60,20 +96,7 @@ def run_id_for(span_attrs: Mapping[str, Any] | None, resource_attrs: Mapping[str
     return active_runs.run_for_trace(trace_id) or f"{trace_id:032x}"
 
 
-def _map_array(dicts: list[Any]) -> pa.Array:
-    """A MAP(VARCHAR, VARCHAR) column from a list of plain dicts (values stringified)."""
-    offsets = [0, *accumulate(map(len, dicts))]
-    keys = [k for d in dicts for k in d]
-    values = [v if type(v) is str else attribute_value(v) for d in dicts for v in d.values()]
-    return pa.MapArray.from_arrays(
-        pa.array(offsets, pa.int32()),
-        pa.array(keys, pa.string()),
-        pa.array(values, pa.string()),
-        type=ATTRIBUTES,
-    )
-
-
-def _plain(attributes: Any) -> Mapping[str, Any]:
+def _plain(attributes: Any) -> dict[str, Any]:
     """An attribute mapping as a plain dict that will not change under us."""
     if not attributes:
         return {}
@@ -88,15 +111,157 @@ def _plain(attributes: Any) -> Mapping[str, Any]:
     return dict(attributes)
 
 
-def _items_of(span: ReadableSpan, private: str, public: str) -> Sequence[Any]:
-    """A span's events or links: the SDK's BoundedList's deque, without a copy per call."""
-    inner = getattr(getattr(span, private, None), "_dq", None)
-    return inner if inner is not None else getattr(span, public)
+# -- Arrow arrays from few Python-level operations -------------------------------------------------
+
+_offsets_cache: dict[int, pa.Buffer] = {}
+
+
+def _fixed_offsets(width: int, n: int) -> pa.Buffer:
+    """int32 offsets 0, width, 2 * width, ... (at least n + 1 of them), shared between batches."""
+    buffer = _offsets_cache.get(width)
+    if buffer is None or buffer.size < 4 * (n + 1):
+        capacity = max(n, 4096)
+        buffer = _offsets_cache[width] = pa.py_buffer(array("i", range(0, width * capacity + 1, width)))
+    return buffer
+
+
+def _offsets(lengths: Iterable[int]) -> pa.Buffer:
+    return pa.py_buffer(array("i", accumulate(lengths, initial=0)))
+
+
+def _list_offsets(per_row: list[Sequence[Any]]) -> pa.Array:
+    """int32 offsets of a list column with `per_row`'s lengths."""
+    return pa.Array.from_buffers(pa.int32(), len(per_row) + 1, [None, _offsets(map(len, per_row))])
+
+
+def _strings(values: list[str]) -> pa.Array:
+    return pa.array(values, pa.string())
+
+
+def _hex_strings(data: bytes, width: int, n: int) -> pa.Array:
+    """n strings of `width` ASCII characters each, laid end to end in `data`."""
+    return pa.Array.from_buffers(pa.string(), n, [None, _fixed_offsets(width, n), pa.py_buffer(data)])
+
+
+def _repeated_string(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def _one_object(objects: list[Any]) -> bool:
+    """Whether the list holds one object n times (checked in C)."""
+    return bool(objects) and all(map(is_, repeat(objects[0]), objects))
+
+
+def _string_column(objects: list[Any], convert: Callable[[Any], str]) -> pa.Array:
+    """A string column of `convert(o)` per object, calling `convert` once per distinct object."""
+    if _one_object(objects):
+        return _repeated_string(convert(objects[0]), len(objects))
+    ids = list(map(id, objects))
+    distinct = dict(zip(ids, objects, strict=True))
+    converted = {key: convert(obj) for key, obj in distinct.items()}
+    return _strings(list(map(converted.__getitem__, ids)))
+
+
+def _span_id_hex(span_ids: Iterable[int]) -> bytes:
+    """The ids' 16 hex digits each, end to end (OverflowError if one is not a 64-bit id)."""
+    words = array("Q", span_ids)
+    if sys.byteorder == "little":
+        words.byteswap()
+    return words.tobytes().hex().encode()
+
+
+def _span_id_column(span_ids: list[int]) -> pa.Array:
+    try:
+        return _hex_strings(_span_id_hex(span_ids), 16, len(span_ids))
+    except (OverflowError, TypeError):  # not a 64-bit id: one at a time
+        return _strings([f"{s:016x}" for s in span_ids])
+
+
+def _parent_column(parents: list[SpanContext | None]) -> pa.Array:
+    """Parent span ids in hex, "" for a span without a parent."""
+    n = len(parents)
+    try:
+        if None not in parents:
+            return _hex_strings(_span_id_hex(map(itemgetter(1), parents)), 16, n)
+        data = _span_id_hex([p[1] for p in parents if p is not None])
+        offsets = array("i", [0])
+        start = 0
+        while start < n:  # one step per parentless span (few), the runs between them in C
+            try:
+                stop = parents.index(None, start)
+            except ValueError:
+                stop = n
+            base = offsets[-1]
+            offsets.extend(range(base + 16, base + 16 * (stop - start) + 1, 16))
+            if stop < n:
+                offsets.append(offsets[-1])
+            start = stop + 1
+        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    except (OverflowError, TypeError):
+        return _strings([f"{p[1]:016x}" if p is not None else "" for p in parents])
+
+
+def _trace_id_column(trace_ids: list[int]) -> tuple[pa.Array, dict[int, str]]:
+    """Trace ids in hex (a batch holds few traces: each is formatted once), and the hex by id."""
+    hexes = {t: f"{t:032x}" for t in set(trace_ids)}
+    if all(len(h) == 32 for h in hexes.values()):
+        encoded = {t: h.encode() for t, h in hexes.items()}
+        return _hex_strings(b"".join(map(encoded.__getitem__, trace_ids)), 32, len(trace_ids)), hexes
+    return _strings(list(map(hexes.__getitem__, trace_ids))), hexes
+
+
+def _int64s(values: list[int], kind: pa.DataType) -> pa.Array:
+    try:
+        return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(array("q", values))])
+    except OverflowError:
+        return pa.array(values, kind)
+
+
+def _timestamps(starts: list[int | None]) -> pa.Array:
+    if None in starts:
+        starts = [s or 0 for s in starts]
+    return _int64s(starts, TIMESTAMP)  # type: ignore[arg-type]
+
+
+def _durations(starts: list[int | None], ends: list[int | None]) -> pa.Array:
+    """end - start in ns, never negative; a span without an end lasted 0."""
+    try:
+        durations = list(map(sub, ends, starts))
+    except TypeError:  # a missing start or end time
+        durations = [(e or s or 0) - (s or 0) for s, e in zip(starts, ends, strict=True)]
+    if durations and min(durations) < 0:
+        durations = [max(0, d) for d in durations]
+    return _int64s(durations, pa.int64())
+
+
+def _map_array(dicts: list[dict[str, Any]], all_strings: bool = False) -> pa.Array:
+    """A MAP(VARCHAR, VARCHAR) column from a list of plain dicts (values stringified)."""
+    keys = list(chain.from_iterable(dicts))
+    values = list(chain.from_iterable(map(dict.values, dicts)))
+    if not all_strings:  # cheaper than finding out first whether all are strings (spans have numbers)
+        stringify = _STRINGIFY
+        values = [v if type(v) is str else stringify[type(v)](v) for v in values]
+    return pa.MapArray.from_arrays(
+        pa.Array.from_buffers(pa.int32(), len(dicts) + 1, [None, _offsets(map(len, dicts))]),
+        _strings(keys),
+        _strings(values),
+        type=ATTRIBUTES,
+    )
+
+
+# -- the span's fields -----------------------------------------------------------------------------
+
+_SDK_SPANS = {ReadableSpan, Span}
+"""Classes whose private fields are read directly (their public properties only return them)."""
 
 
 class _ResourceCache:
+    """Per resource (by identity): its attributes as strings, service name and valid run id, and its
+    ResourceAttributes column for a batch of n rows (a slice of one built for the largest batch)."""
+
     def __init__(self) -> None:
         self._cache: dict[int, tuple[Resource, dict[str, str], str, str | None]] = {}
+        self._columns: dict[int, tuple[Resource, pa.Array]] = {}
 
     def get(self, resource: Resource) -> tuple[dict[str, str], str, str | None]:
         """The resource's attributes as strings, its service name, and its valid run id if any."""
@@ -112,90 +277,210 @@ class _ResourceCache:
         self._cache[id(resource)] = (resource, attributes, service, safe_run)
         return attributes, service, safe_run
 
+    def attributes_column(self, resource: Resource, n: int) -> pa.Array:
+        hit = self._columns.get(id(resource))
+        if hit is None or hit[0] is not resource or len(hit[1]) < n:
+            attributes = self.get(resource)[0]
+            value = pa.scalar(list(attributes.items()), type=ATTRIBUTES)
+            if len(self._columns) > 8:
+                self._columns.clear()
+            hit = self._columns[id(resource)] = (resource, pa.repeat(value, max(n, 4096)))
+        return hit[1].slice(0, n)
+
 
 _resources = _ResourceCache()
 
 
+def _resource_columns(resources: list[Resource]) -> tuple[pa.Array, pa.Array, list[str | None]]:
+    """ServiceName and ResourceAttributes columns, and each span's resource run id (or None),
+    converting each distinct resource once (a process usually has one)."""
+    n = len(resources)
+    if _one_object(resources):
+        _, service, run_id = _resources.get(resources[0])
+        return _repeated_string(service, n), _resources.attributes_column(resources[0], n), [run_id] * n
+    ids = list(map(id, resources))
+    distinct = {key: _resources.get(resource) for key, resource in zip(ids, resources, strict=True)}
+    converted = list(map(distinct.__getitem__, ids))
+    return (
+        _strings(list(map(itemgetter(1), converted))),
+        _map_array(list(map(itemgetter(0), converted)), all_strings=True),
+        list(map(itemgetter(2), converted)),
+    )
+
+
+def _attribute_dicts(objects: list[Any], settled: bool) -> list[dict[str, Any]]:
+    """Plain dicts of span attributes. `settled`: the spans have ended, so the SDK's attribute
+    mappings are immutable and their inner dicts can be read without a copy."""
+    if (
+        settled
+        and set(map(type, objects)) == {BoundedAttributes}
+        and all(map(attrgetter("_immutable"), objects))
+    ):
+        return list(map(attrgetter("_dict"), objects))
+    return list(map(_plain, objects))
+
+
+def _item_lists(objects: list[Any], settled: bool) -> list[Sequence[Any]]:
+    """Spans' events or links: the SDK's BoundedList's deque, without a copy, when the spans have
+    ended (nothing can be added then); else a copy."""
+    if settled and set(map(type, objects)) == {BoundedList}:
+        return list(map(attrgetter("_dq"), objects))
+    return [tuple(items) if items else () for items in objects]
+
+
 def _run_ids(
-    attr_dicts: list[Mapping[str, Any]], resource_runs: list[str | None], trace_ids: list[int]
-) -> list[str]:
-    safe: dict[Any, bool] = {}
-    runs = []
+    attr_dicts: list[dict[str, Any]],
+    resource_runs: list[str | None],
+    trace_ids: list[int],
+    trace_hex: dict[int, str],
+) -> list[str] | None:
+    """Each span's run: its `agenttrace.run.id` attribute, else its resource's, else the run that
+    started its trace in this process, else its trace id in hex. None: the trace id, for every span."""
+    n = len(attr_dicts)
+    runs: list[Any] = list(map(dict.get, attr_dicts, repeat(RUN_ID)))
+    try:
+        distinct = set(runs)
+    except TypeError:  # an unhashable value: not a run id
+        runs = [r if isinstance(r, str) else None for r in runs]
+        distinct = set(runs)
+    valid = {r for r in distinct if isinstance(r, str) and is_safe_run_id(r)}
+    if len(valid) == len(distinct):
+        return runs
     active = bool(active_runs._TRACE_RUNS)
-    for attributes, resource_run, trace_id in zip(attr_dicts, resource_runs, trace_ids, strict=True):
-        run_id = attributes.get(RUN_ID)
-        if run_id is not None:
-            ok = safe.get(run_id)
-            if ok is None:
-                ok = safe[run_id] = isinstance(run_id, str) and is_safe_run_id(run_id)
-            if ok:
-                runs.append(run_id)
-                continue
-        runs.append(resource_run or (active and active_runs.run_for_trace(trace_id)) or f"{trace_id:032x}")
-    return runs
+    if runs.count(None) == n:  # the usual case outside a run: no span names one
+        if resource_runs.count(None) == n:
+            if not active:
+                return None
+            return [active_runs.run_for_trace(t) or trace_hex[t] for t in trace_ids]
+        if resource_runs.count(resource_runs[0]) == n:
+            return [resource_runs[0]] * n  # type: ignore[list-item]
+    by_trace = {t: (active and active_runs.run_for_trace(t)) or trace_hex[t] for t in set(trace_ids)}
+    return [
+        run if run in valid else (resource_run or by_trace[trace_id])
+        for run, resource_run, trace_id in zip(runs, resource_runs, trace_ids, strict=True)
+    ]
+
+
+def _trace_state(state: Any) -> str:
+    return state.to_header() if state else ""
+
+
+def _status_code(status: Any) -> str:
+    return STATUS_CODES.get(status.status_code, "Unset")
+
+
+def _status_message(status: Any) -> str:
+    return status.description or ""
+
+
+def _scope_name(scope: Any) -> str:
+    return scope.name if scope else ""
+
+
+def _scope_version(scope: Any) -> str:
+    return (scope.version or "") if scope else ""
+
+
+def _kind_name(kind: Any) -> str:
+    return SPAN_KINDS.get(kind, "Unspecified")
+
+
+_KIND_NAMES_BY_ID = {id(kind): name for kind, name in SPAN_KINDS.items()}
+
+
+def _kind_column(kinds: list[Any]) -> pa.Array:
+    if not _one_object(kinds):
+        names = list(map(_KIND_NAMES_BY_ID.get, map(id, kinds)))
+        if None not in names:
+            return _strings(names)  # type: ignore[arg-type]
+    return _string_column(kinds, _kind_name)
+
+
+def _field(spans: list[ReadableSpan], name: str, private: bool) -> list[Any]:
+    return list(map(attrgetter(f"_{name}" if private else name), spans))
 
 
 def spans_to_batch(spans: Iterable[ReadableSpan], record_type: str = END) -> pa.RecordBatch:
-    """Convert finished (`end`) or just-started (`start`) spans into one record batch.
-
-    This runs on the exporter's thread for every span, competing with the traced program for the
-    GIL, so it is written column by column with comprehensions rather than span by span.
-    """
-    spans = [span for span in spans if span.context is not None]
+    """Convert finished (`end`) or just-started (`start`) spans into one record batch."""
+    spans = list(spans)
+    private = set(map(type, spans)) <= _SDK_SPANS
+    ctxs = _field(spans, "context", private)
+    if None in ctxs:
+        spans = [span for span, ctx in zip(spans, ctxs, strict=True) if ctx is not None]
+        ctxs = [ctx for ctx in ctxs if ctx is not None]
+    if not set(map(type, ctxs)) <= {SpanContext}:  # a SpanContext is a tuple (trace id, span id, ...)
+        ctxs = [SpanContext(c.trace_id, c.span_id, c.is_remote, c.trace_flags, c.trace_state) for c in ctxs]
     n = len(spans)
-    ctxs = [span.context for span in spans]
-    trace_ids = [ctx.trace_id for ctx in ctxs]  # type: ignore[union-attr]
-    parents = [span.parent for span in spans]
-    starts = [span.start_time or 0 for span in spans]
-    resources = [_resources.get(span.resource) for span in spans]
-    scopes = [span.instrumentation_scope for span in spans]
-    attr_dicts = [_plain(getattr(span, "_attributes", None) or span.attributes) for span in spans]
+    settled = private and record_type == END
+
+    def field(name: str) -> list[Any]:
+        return _field(spans, name, private)
+
+    trace_ids = list(map(itemgetter(0), ctxs))
+    trace_column, trace_hex = _trace_id_column(trace_ids)
+    starts = field("start_time")
+    service_column, resource_column, resource_runs = _resource_columns(field("resource"))
+    scopes = field("instrumentation_scope")
+    attr_dicts = _attribute_dicts(field("attributes"), settled)
     if record_type == END:
-        ends = [span.end_time for span in spans]
-        durations: list[int | None] = [
-            max(0, (end or start) - start) for start, end in zip(starts, ends, strict=True)
-        ]
-        statuses = [span.status for span in spans]
-        status_codes = [STATUS_CODES.get(status.status_code, "Unset") for status in statuses]
-        status_msgs = [status.description or "" for status in statuses]
+        statuses = field("status")
+        durations = _durations(starts, field("end_time"))
+        status_codes = _string_column(statuses, _status_code)
+        status_messages = _string_column(statuses, _status_message)
     else:
-        durations = [None] * n
-        status_codes = ["Unset"] * n
-        status_msgs = [""] * n
-    string = pa.string()
+        durations = pa.nulls(n, pa.int64())
+        status_codes = _repeated_string("Unset", n)
+        status_messages = _repeated_string("", n)
+    runs = _run_ids(attr_dicts, resource_runs, trace_ids, trace_hex)
     columns = [
-        pa.array(starts, SPAN_SCHEMA.field("Timestamp").type),
-        pa.array([f"{t:032x}" for t in trace_ids], string),
-        pa.array([f"{ctx.span_id:016x}" for ctx in ctxs], string),  # type: ignore[union-attr]
-        pa.array([f"{p.span_id:016x}" if p is not None else "" for p in parents], string),
-        pa.array([ctx.trace_state.to_header() if ctx.trace_state else "" for ctx in ctxs], string),  # type: ignore[union-attr]
-        pa.array([span.name for span in spans], string),
-        pa.array([SPAN_KINDS.get(span.kind, "Unspecified") for span in spans], string),
-        pa.array([r[1] for r in resources], string),
-        _map_array([r[0] for r in resources]),
-        pa.array([sc.name if sc else "" for sc in scopes], string),
-        pa.array([(sc.version or "") if sc else "" for sc in scopes], string),
+        _timestamps(starts),
+        trace_column,
+        _span_id_column(list(map(itemgetter(1), ctxs))),
+        _parent_column(field("parent")),
+        _string_column(list(map(itemgetter(4), ctxs)), _trace_state),
+        _strings(field("name")),
+        _kind_column(field("kind")),
+        service_column,
+        resource_column,
+        _string_column(scopes, _scope_name),
+        _string_column(scopes, _scope_version),
         _map_array(attr_dicts),
-        pa.array(durations, pa.int64()),
-        pa.array(status_codes, string),
-        pa.array(status_msgs, string),
-        _events_column([_items_of(span, "_events", "events") for span in spans]),
-        _links_column([_items_of(span, "_links", "links") for span in spans]),
-        pa.array(_run_ids(attr_dicts, [r[2] for r in resources], trace_ids), string),
-        pa.array([record_type] * n, string),
+        durations,
+        status_codes,
+        status_messages,
+        _events_column(_item_lists(field("events"), settled)),
+        _links_column(_item_lists(field("links"), settled)),
+        trace_column if runs is None else _string_column(runs, str),
+        _repeated_string(record_type, n),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA)
 
 
+_empty_lists: dict[pa.DataType, pa.Array] = {}
+
+
+def _no_items(item_type: pa.DataType, n: int) -> pa.Array:
+    """A list column of n empty lists (a slice of one kept for the largest batch)."""
+    column = _empty_lists.get(item_type)
+    if column is None or len(column) < n:
+        column = _empty_lists[item_type] = pa.ListArray.from_arrays(
+            pa.repeat(pa.scalar(0, pa.int32()), max(n, 4096) + 1),
+            pa.array([], item_type),
+            type=pa.list_(item_type),
+        )
+    return column.slice(0, n)
+
+
 def _events_column(per_span: list[Sequence[Any]]) -> pa.Array:
-    offsets = [0, *accumulate(map(len, per_span))]
-    events = [event for span_events in per_span for event in span_events]
+    if not any(per_span):
+        return _no_items(EVENT, len(per_span))
+    events = list(chain.from_iterable(per_span))
     return pa.ListArray.from_arrays(
-        pa.array(offsets, pa.int32()),
+        _list_offsets(per_span),
         pa.StructArray.from_arrays(
             [
                 pa.array([e.timestamp for e in events], EVENT.field("Timestamp").type),
-                pa.array([e.name for e in events], pa.string()),
+                _strings([e.name for e in events]),
                 _map_array([_plain(e.attributes) for e in events]),
             ],
             fields=list(EVENT),
@@ -205,17 +490,18 @@ def _events_column(per_span: list[Sequence[Any]]) -> pa.Array:
 
 
 def _links_column(per_span: list[Sequence[Any]]) -> pa.Array:
-    offsets = [0, *accumulate(map(len, per_span))]
-    ctxs = [link.context for span_links in per_span for link in span_links]
-    attributes = [_plain(link.attributes) for span_links in per_span for link in span_links]
+    if not any(per_span):
+        return _no_items(LINK, len(per_span))
+    links = list(chain.from_iterable(per_span))
+    ctxs = [link.context for link in links]
     return pa.ListArray.from_arrays(
-        pa.array(offsets, pa.int32()),
+        _list_offsets(per_span),
         pa.StructArray.from_arrays(
             [
-                pa.array([f"{c.trace_id:032x}" for c in ctxs], pa.string()),
-                pa.array([f"{c.span_id:016x}" for c in ctxs], pa.string()),
-                pa.array([c.trace_state.to_header() if c.trace_state else "" for c in ctxs], pa.string()),
-                _map_array(attributes),
+                _strings([f"{c.trace_id:032x}" for c in ctxs]),
+                _strings([f"{c.span_id:016x}" for c in ctxs]),
+                _strings([_trace_state(c.trace_state) for c in ctxs]),
+                _map_array([_plain(link.attributes) for link in links]),
             ],
             fields=list(LINK),
         ),
