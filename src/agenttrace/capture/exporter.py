@@ -75,7 +75,7 @@ class ParquetSpanExporter(SpanExporter):
 class PendingSpanProcessor(SpanProcessor):
     """Writes a `start` record for every span when it starts, so a span that never ends (the
     process crashed, hung or was killed) is still visible. Also tags spans of runs started in this
-    process with `agenttrace.run.id`. `on_start` only appends to a queue; it never blocks or raises.
+    process with `agenttrace.run.id`. `on_start` only notes the span; it never blocks or raises.
     """
 
     def __init__(self, store: str | os.PathLike[str] | None = None, *, flush_interval: float | None = None):
@@ -87,14 +87,18 @@ class PendingSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            ctx = span.context
-            if ctx is not None and active_runs._TRACE_RUNS and RUN_ID not in (span.attributes or {}):
-                run_id = active_runs.run_for_trace(ctx.trace_id)
-                if run_id is not None:
-                    span.set_attribute(RUN_ID, run_id)
+            if active_runs._TRACE_RUNS:
+                self._tag_run(span)
             self._sink.add_start(span)
         except Exception as exc:  # telemetry never breaks the program it observes
             self._sink._fail(exc)
+
+    def _tag_run(self, span: Span) -> None:
+        ctx = span.context
+        if ctx is not None and RUN_ID not in (span.attributes or {}):
+            run_id = active_runs.run_for_trace(ctx.trace_id)
+            if run_id is not None:
+                span.set_attribute(RUN_ID, run_id)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -107,6 +111,11 @@ class PendingSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._sink.flush()
+
+
+ROOM_WITHOUT_LOCK = 1024
+"""While the batch processor's queue has more room than this, ending spans enqueue without taking a
+lock: more threads than this would have to end spans at the same instant to overflow it."""
 
 
 class StoreBatchSpanProcessor(BatchSpanProcessor):
@@ -130,6 +139,9 @@ class StoreBatchSpanProcessor(BatchSpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
         if queue is None:  # an SDK whose internals differ: no counting, its own dropping
+            super().on_end(span)
+            return
+        if len(queue) < self._queue_max - ROOM_WITHOUT_LOCK:  # the usual case: plenty of room
             super().on_end(span)
             return
         # Only the worker takes from the queue, so under this lock a queue with room keeps it.

@@ -58,8 +58,7 @@ class SpanSink:
         self._init_state()
 
     def _init_state(self) -> None:
-        self._open: dict[int, ReadableSpan] = {}  # by span id
-        self._open_lock = threading.Lock()
+        self._open: dict[int, ReadableSpan] = {}  # by id(span.context), which the ended span shares
         self._write_lock = threading.Lock()  # the StoreWriter
         self._cond = threading.Condition()  # the queue of converted batches
         self._queue: deque[pa.RecordBatch] = deque()
@@ -69,23 +68,25 @@ class SpanSink:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._unsynced = False
+        self._drain_lock = threading.Lock()  # one drainer of _open at a time
 
     # -- hot path -------------------------------------------------------------------------------
     def add_start(self, span: ReadableSpan) -> None:
         """Note a span that just started: if it is still open at the next flush, its start record
-        is written then. Cheap, and holds the span no longer than it is open (or one flush)."""
-        with self._open_lock:
-            if len(self._open) >= MAX_PENDING:
-                self.dropped_pending += 1
-                return
-            self._open[span.context.span_id] = span  # type: ignore[union-attr]
+        is written then. Cheap (it runs on the program's thread at every span start): one dict
+        insertion, atomic under the GIL, so no lock; holds the span no longer than it is open."""
+        opened = self._open
+        if len(opened) >= MAX_PENDING:
+            self.dropped_pending += 1
+            return
+        opened[id(span.context)] = span
         if self._thread is None:
             self._start_thread()
 
     def add_end(self, span: ReadableSpan) -> None:
-        """A span ended before its start record was written: its end record will say it all."""
-        with self._open_lock:
-            self._open.pop(span.context.span_id, None)  # type: ignore[union-attr]
+        """A span ended before its start record was written: its end record will say it all. (The
+        SDK's ended span shares its context object with the span that started.)"""
+        self._open.pop(id(span.context), None)
 
     # -- converting -----------------------------------------------------------------------------
     def write(self, spans: Sequence[ReadableSpan]) -> bool:
@@ -107,9 +108,17 @@ class SpanSink:
             return False
 
     def _drain_pending(self) -> list[ReadableSpan]:
-        with self._open_lock:
-            opened, self._open = self._open, {}
-        return [span for span in opened.values() if span.end_time is None]
+        """Open spans noted since the last drain, each once. The dict is copied and then emptied of
+        what was copied one key at a time (not swapped for a new one), so a span noted or ended by
+        another thread meanwhile is neither lost nor written twice."""
+        opened = self._open
+        if not opened:
+            return []
+        with self._drain_lock:
+            noted = list(opened.items())  # one C call: atomic under the GIL
+            for key, _ in noted:
+                opened.pop(key, None)
+        return [span for _, span in noted if span.end_time is None]
 
     def _enqueue(self, batches: list[pa.RecordBatch]) -> None:
         if self._thread is None:
