@@ -150,3 +150,12 @@ def test_last_is_the_latest_start_with_or_without_the_index(tmp_path: Path) -> N
     shutil.rmtree(layout.derived_dir)
     assert resolve_run(layout, "last") == ids[-1]
     assert resolve_run(layout, "run-0003") == ids[3]
+
+
+def test_a_name_written_into_the_index_does_not_make_another_run_last(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ids = many_runs(store, 5)
+    layout = StoreLayout(store)
+    (layout.derived_index_dir / f"99991231T235959.000000Z--{ids[1]}").touch()
+    (layout.derived_index_dir / "99991231T235959.000000Z--no-such-run").touch()
+    assert resolve_run(layout, "last") == ids[-1]

@@ -8,7 +8,7 @@ never from a scan of every span in the store."""
 from __future__ import annotations
 
 from ..errors import AmbiguousRunError, RunNotFoundError
-from ..store.derived import indexed_starts, started_key
+from ..store.derived import SUMMARY, indexed_starts, started_key, usable
 from ..store.layout import StoreLayout
 
 LAST = "last"
@@ -35,22 +35,31 @@ def resolve_run(layout: StoreLayout, ref: str) -> str:
 
 
 def last_run(layout: StoreLayout, known: list[str]) -> str | None:
-    """The run that started most recently (ties: the greatest id), or None in an empty store."""
+    """The run that started most recently (ties: the greatest id), or None in an empty store.
+
+    The index's newest entry counts once its run's summary is verified (the supervisor's manifest
+    lists its hash, or, for a run without one, its parts are those it was computed from) and says
+    the same start: a name the agent wrote into the index cannot make another run `last`. Runs
+    without a verified entry are computed from their own records."""
     if not known:
         return None
-    indexed = indexed_starts(layout)
     present = set(known)
-    candidates = [(started, run_id) for run_id, started in indexed.items() if run_id in present]
+    indexed = indexed_starts(layout)
     rest = [r for r in known if r not in indexed]
+    candidates: list[tuple[str, str]] = []
+    for started, run_id in sorted(((s, r) for r, s in indexed.items() if r in present), reverse=True):
+        found = usable(layout, run_id, tables=(SUMMARY,), same_views=False)
+        if found is not None and found.entry.started == started:
+            candidates.append((started, run_id))
+            break
+        rest.append(run_id)
     if rest:
         from .database import Database
 
         with Database(layout, runs=rest) as db:
             rows = db.report("last_run")
-        if rows and rows[0]["started"] is not None:
+        if rows:
             candidates.append((started_key(rows[0]["started"]) or "", str(rows[0]["run_id"])))
-        elif rows:
-            candidates.append(("", str(rows[0]["run_id"])))
     if not candidates:
         return None
     return max(candidates)[1]

@@ -94,8 +94,8 @@ class DerivedEntry:
 
     views: str
     started: str | None
-    tables: dict[str, tuple[str, str, int]] = field(default_factory=dict)
-    """name -> (path relative to the store, sha256, rows)."""
+    tables: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """name -> (path relative to the store, sha256)."""
     parts: list[str] = field(default_factory=list)
     """The run's parts they were computed from, relative to the store, sorted."""
 
@@ -104,8 +104,7 @@ class DerivedEntry:
             "views": self.views,
             "started": self.started,
             "tables": [
-                {"name": name, "path": path, "sha256": sha, "rows": rows}
-                for name, (path, sha, rows) in self.tables.items()
+                {"name": name, "path": path, "sha256": sha} for name, (path, sha) in self.tables.items()
             ],
             "parts": self.parts,
         }
@@ -114,9 +113,7 @@ class DerivedEntry:
     def from_json(cls, raw: Any) -> DerivedEntry | None:
         """None when malformed (a cache miss, never an error)."""
         try:
-            tables = {
-                str(t["name"]): (str(t["path"]), str(t["sha256"]), int(t["rows"])) for t in raw["tables"]
-            }
+            tables = {str(t["name"]): (str(t["path"]), str(t["sha256"])) for t in raw["tables"]}
             started = raw.get("started")
             return cls(
                 views=str(raw["views"]),
@@ -172,23 +169,30 @@ def usable(
     verify_parts: bool = False,
     tables: tuple[str, ...] | None = None,
     keep_bytes: bool = False,
+    same_views: bool = True,
 ) -> Usable | None:
     """The run's derived tables if they may stand for its views (see the module docstring), else
     None. `verify_parts`: hash every part of a supervised run against its manifest (an audit),
     else check their presence. `tables`: check only these (default: all). `keep_bytes`: keep the
-    bytes that were hashed (`Usable.data`)."""
-    miss = _why_not(layout, run_id, verify_parts, tables, keep_bytes)
+    bytes that were hashed (`Usable.data`). `same_views=False`: also tables computed by other view
+    SQL (for the run's start alone, which is its root span's: `last`)."""
+    miss = _why_not(layout, run_id, verify_parts, tables, keep_bytes, same_views)
     return miss if isinstance(miss, Usable) else None
 
 
 def why_not(layout: StoreLayout, run_id: str, *, verify_parts: bool = False) -> str | None:
     """Why the run's derived tables are not used (None when they are): for `--debug` and tests."""
-    miss = _why_not(layout, run_id, verify_parts, None, False)
+    miss = _why_not(layout, run_id, verify_parts, None, False, True)
     return None if isinstance(miss, Usable) else miss
 
 
 def _why_not(
-    layout: StoreLayout, run_id: str, verify_parts: bool, wanted: tuple[str, ...] | None, keep_bytes: bool
+    layout: StoreLayout,
+    run_id: str,
+    verify_parts: bool,
+    wanted: tuple[str, ...] | None,
+    keep_bytes: bool,
+    same_views: bool,
 ) -> Usable | str:
     from .manifest import check_run
 
@@ -214,16 +218,16 @@ def _why_not(
             return "it has no derived tables"
         if entry.parts != sorted(relative(layout, p) for p in on_disk):
             return "its parts changed since its derived tables were written"
-    if entry.views != views_digest():
+    if entry.views != views_digest() and same_views:
         return "its derived tables were computed by other view SQL"
     where = "manifest" if manifest is not None else "stamp"
     names = derived_names()
-    if not set(entry.tables) <= set(names) or SUMMARY not in entry.tables:
+    if not (set(entry.tables) <= set(names) or not same_views) or SUMMARY not in entry.tables:
         return "its derived tables are not those of the installed views"
     found: dict[str, Path] = {}
     data: dict[str, bytes] = {}
     for name in wanted if wanted is not None else list(entry.tables):
-        rel, sha, _rows = entry.tables[name]
+        rel, sha = entry.tables[name]
         path = table_path(layout, run_id, name)
         if rel != relative(layout, path):
             return f"derived table {name} is listed at another path ({rel})"
@@ -283,7 +287,7 @@ def place_run(
             shutil.copyfile(batch / f"{EMPTY}{name}{TABLE_SUFFIX}", final)
         os.chmod(final, 0o600)
         rel = relative(layout, table_path(layout, run_id, name))
-        entry.tables[name] = (rel, sha256_file(final), 0)
+        entry.tables[name] = (rel, sha256_file(final))
     if stamp:
         (source / STAMP).write_text(json.dumps(entry.as_json(), indent=1))
         os.chmod(source / STAMP, 0o600)
