@@ -6,8 +6,9 @@ process, with its sha256 and who reported its records.
      "parts": [{"path": "spans/run_id=<run>/part-....parquet", "sha256": "...", "rows": 12,
                 "origin": "supervisor" | "agent"}],      (spans/, logs/ or samples/ parts)
      "problems": ["spool segment ... was changed while the run was being recorded: ..."],
-     "derived": {"views": "<sha256 of the view SQL>", "tables": [{"name": "steps",
-                 "path": "derived/run_id=<run>/steps.parquet", "sha256": "...", "rows": 14}], ...}}
+     "derived": {"views": "<sha256 of the view SQL>", "started": "20261124T153012.123456Z",
+                 "tables": [{"name": "steps", "path": "derived/run_id=<run>/steps.parquet",
+                             "sha256": "..."}, ...], "parts": [...]}}
 
 `derived` (optional; manifests without it are read as before) lists the run's derived tables
 (`store.derived`): the views computed once the run was sealed. They are used instead of the views
