@@ -1,9 +1,11 @@
 """How a Python process of the agent sends its spans to the run's receiver (`bootstrap`): OTLP/HTTP
-protobuf (the OpenTelemetry encoder's bytes) over one keep-alive `http.client` connection, and the
-start records of spans still open.
+JSON over one keep-alive `http.client` connection, and the start records of spans still open.
 
 The receiver is local, so the exporter needs none of `requests`/`urllib3` (about 95 ms of imports
-in every process through the OpenTelemetry OTLP/HTTP exporter): one connection, serialised by a
+in every process through the OpenTelemetry OTLP/HTTP exporter), nor protobuf (tens of ms more):
+`encode_json` writes what the OpenTelemetry protobuf encoder (`encode_spans`) writes, field for
+field, in the OTLP/JSON encoding (hex ids, enums as integers, 64-bit integers as strings), which
+the receiver decodes to the same message (a test holds the two equal). One connection, serialised by a
 lock (the batch processor and the pending processor share it), re-opened once when the receiver
 closed it, and retried while the receiver says it is busy (429, 502, 503, 504, honouring
 Retry-After) until the export's deadline; a receiver that is not there fails the batch at once.
@@ -13,13 +15,16 @@ noted on stderr (through the `agenttrace` logger).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from opentelemetry import context as otel_context
@@ -35,6 +40,119 @@ RETRYABLE = frozenset({429, 502, 503, 504})
 MAX_RETRY_WAIT_S = 2.0
 
 
+def _value(value: Any) -> dict[str, Any]:
+    """An attribute value as OTLP/JSON's AnyValue (the protobuf encoder's `_encode_value`)."""
+    if value is None:
+        return {}
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise TypeError("integer out of the int64 range")
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"doubleValue": "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"}
+        return {"doubleValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode()}
+    if isinstance(value, Sequence):
+        return {"arrayValue": {"values": [_value(v) for v in value]}}
+    if isinstance(value, Mapping):
+        return {"kvlistValue": {"values": [{"key": str(k), "value": _value(v)} for k, v in value.items()]}}
+    raise TypeError(f"invalid attribute value type {type(value).__name__}")
+
+
+def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    found = []
+    for key, value in (attributes or {}).items():
+        with contextlib.suppress(TypeError):  # as the protobuf encoder does: that attribute is left out
+            found.append({"key": key, "value": _value(value)})
+    return found
+
+
+def _flags(parent: Any) -> int:
+    """SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE (0x100), and _IS_REMOTE (0x200) for a remote parent."""
+    return 0x100 | (0x200 if parent is not None and parent.is_remote else 0)
+
+
+def _span(span: ReadableSpan) -> dict[str, Any]:
+    context = span.get_span_context()
+    encoded: dict[str, Any] = {
+        "traceId": f"{context.trace_id:032x}",
+        "spanId": f"{context.span_id:016x}",
+        "name": span.name,
+        "kind": span.kind.value + 1,  # SpanKind.INTERNAL (0) is SPAN_KIND_INTERNAL (1), and so on
+        "startTimeUnixNano": str(span.start_time or 0),
+        "endTimeUnixNano": str(span.end_time or 0),
+        "attributes": _attributes(span.attributes),
+        "droppedAttributesCount": span.dropped_attributes,
+        "droppedEventsCount": span.dropped_events,
+        "droppedLinksCount": span.dropped_links,
+        "flags": _flags(span.parent),
+    }
+    if context.trace_state is not None:
+        encoded["traceState"] = ",".join(f"{k}={v}" for k, v in context.trace_state.items())
+    if span.parent is not None:
+        encoded["parentSpanId"] = f"{span.parent.span_id:016x}"
+    if span.events:
+        encoded["events"] = [
+            {
+                "name": e.name,
+                "timeUnixNano": str(e.timestamp),
+                "attributes": _attributes(e.attributes),
+                "droppedAttributesCount": e.dropped_attributes,
+            }
+            for e in span.events
+        ]
+    if span.links:
+        encoded["links"] = [
+            {
+                "traceId": f"{link.context.trace_id:032x}",
+                "spanId": f"{link.context.span_id:016x}",
+                "attributes": _attributes(link.attributes),
+                "droppedAttributesCount": link.dropped_attributes,
+                "flags": _flags(link.context),
+            }
+            for link in span.links
+        ]
+    if span.status is not None:
+        encoded["status"] = {"code": span.status.status_code.value}
+        if span.status.description:
+            encoded["status"]["message"] = span.status.description
+    return encoded
+
+
+def encode_json(spans: Sequence[ReadableSpan]) -> bytes:
+    """An ExportTraceServiceRequest in OTLP/JSON: spans grouped by resource, then by scope."""
+    grouped: dict[Any, dict[Any, list[dict[str, Any]]]] = {}
+    for span in spans:
+        by_scope = grouped.setdefault(span.resource, {})
+        by_scope.setdefault(span.instrumentation_scope or None, []).append(_span(span))
+    resource_spans = []
+    for resource, by_scope in grouped.items():
+        scope_spans = []
+        for scope, encoded in by_scope.items():
+            entry: dict[str, Any] = {"scope": {}, "spans": encoded}
+            if scope is not None:
+                entry["scope"] = {"name": scope.name, "attributes": _attributes(scope.attributes)}
+                if scope.version:
+                    entry["scope"]["version"] = scope.version
+                if scope.schema_url:
+                    entry["schemaUrl"] = scope.schema_url
+            scope_spans.append(entry)
+        item: dict[str, Any] = {
+            "resource": {"attributes": _attributes(resource.attributes)},
+            "scopeSpans": scope_spans,
+        }
+        if resource.schema_url:
+            item["schemaUrl"] = resource.schema_url
+        resource_spans.append(item)
+    return json.dumps({"resourceSpans": resource_spans}, separators=(",", ":")).encode()
+
+
 def _headers(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
     """OTEL_EXPORTER_OTLP_(TRACES_)HEADERS: `key=value,key=value`, values URL-encoded."""
     headers: dict[str, str] = {}
@@ -47,7 +165,7 @@ def _headers(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
 
 
 class OtlpHttpExporter(SpanExporter):
-    """Spans as one OTLP/HTTP protobuf request each batch, to `endpoint` (`http://host:port/v1/traces`)."""
+    """Spans as one OTLP/HTTP JSON request each batch, to `endpoint` (`http://host:port/v1/traces`)."""
 
     def __init__(self, endpoint: str, deadline: float = EXPORT_DEADLINE_S) -> None:
         parts = urlsplit(endpoint)
@@ -60,7 +178,7 @@ class OtlpHttpExporter(SpanExporter):
         self._deadline = deadline
         self._headers = {
             **_headers(os.environ),
-            "Content-Type": "application/x-protobuf",
+            "Content-Type": "application/json",
             "Connection": "keep-alive",
         }
         self._conn: http.client.HTTPConnection | None = None
@@ -73,9 +191,7 @@ class OtlpHttpExporter(SpanExporter):
         if self._shutdown or not spans:
             return SpanExportResult.FAILURE if self._shutdown else SpanExportResult.SUCCESS
         try:
-            from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-            body = encode_spans(spans).SerializeToString()
+            body = encode_json(spans)
             with self._lock:
                 error = self._post(body)
         except Exception as exc:  # telemetry never breaks the program
@@ -196,4 +312,4 @@ class OtlpPendingProcessor(SpanProcessor):
         return True
 
 
-__all__ = ["OtlpHttpExporter", "OtlpPendingProcessor"]
+__all__ = ["OtlpHttpExporter", "OtlpPendingProcessor", "encode_json"]
