@@ -5,9 +5,10 @@ program for the GIL, so it does as few Python-level operations per span as it ca
 
 - each field is read for all spans at once (`map(attrgetter(...), spans)`, which stays in C);
 - what spans share (resource, scope, status, trace state, span kind, trace id) is converted once per
-  distinct object in the batch, and a column that holds one value is made by `pa.repeat`;
-- span ids become hex in one call per column (`array` + `bytes.hex`) and go into Arrow as raw
-  buffers, with offsets shared between batches;
+  distinct object in the batch, and a column that holds one value is one value repeated;
+- span ids become hex in one call per column (`array` + `bytes.hex`), and every string column goes
+  into Arrow as raw buffers (UTF-8 bytes joined in one call, offsets packed in one call): no
+  `pa.array`, which also keeps pandas from being imported (pyarrow does on its first use);
 - map columns are flat key and value lists (`chain.from_iterable`) plus offsets; only values that
   are not strings already go through Python, one call each.
 
@@ -19,6 +20,7 @@ where it has one), since the program may change them meanwhile.
 from __future__ import annotations
 
 import json
+import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -121,12 +123,17 @@ def _fixed_offsets(width: int, n: int) -> pa.Buffer:
     buffer = _offsets_cache.get(width)
     if buffer is None or buffer.size < 4 * (n + 1):
         capacity = max(n, 4096)
-        buffer = _offsets_cache[width] = pa.py_buffer(array("i", range(0, width * capacity + 1, width)))
+        offsets = range(0, width * capacity + 1, width) if width else repeat(0, capacity + 1)
+        if len(_offsets_cache) > 64:
+            _offsets_cache.clear()
+        buffer = _offsets_cache[width] = pa.py_buffer(array("i", offsets))
     return buffer
 
 
 def _offsets(lengths: Iterable[int]) -> pa.Buffer:
-    return pa.py_buffer(array("i", accumulate(lengths, initial=0)))
+    """int32 offsets from lengths (struct.pack of the running sums: the fastest way in C)."""
+    sums = list(accumulate(lengths, initial=0))
+    return pa.py_buffer(struct.pack(f"{len(sums)}i", *sums))
 
 
 def _list_offsets(per_row: list[Sequence[Any]]) -> pa.Array:
@@ -135,7 +142,20 @@ def _list_offsets(per_row: list[Sequence[Any]]) -> pa.Array:
 
 
 def _strings(values: list[str]) -> pa.Array:
-    return pa.array(values, pa.string())
+    """A string array, built from its UTF-8 bytes and offsets rather than with `pa.array`, which
+    imports pandas (a quarter of a second holding the GIL) the first time it is called."""
+    try:
+        joined = "".join(values)
+        if joined.isascii():
+            data = joined.encode("ascii")
+            offsets = _offsets(map(len, values))
+        else:
+            encoded = [v.encode() for v in values]
+            data = b"".join(encoded)
+            offsets = _offsets(map(len, encoded))
+    except (TypeError, struct.error):  # not all strings, or past 2 GiB: let Arrow say what is wrong
+        return pa.array(values, pa.string())
+    return pa.Array.from_buffers(pa.string(), len(values), [None, offsets, pa.py_buffer(data)])
 
 
 def _hex_strings(data: bytes, width: int, n: int) -> pa.Array:
@@ -144,7 +164,19 @@ def _hex_strings(data: bytes, width: int, n: int) -> pa.Array:
 
 
 def _repeated_string(value: str, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, pa.string()), n)
+    encoded = value.encode()
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, _fixed_offsets(len(encoded), n), pa.py_buffer(encoded * n)]
+    )
+
+
+def _repeated_strings(values: list[str], n: int) -> pa.Array:
+    """`values`, n times over."""
+    encoded = [v.encode() for v in values]
+    offsets = _offsets(chain.from_iterable(repeat(list(map(len, encoded)), n)))
+    return pa.Array.from_buffers(
+        pa.string(), len(values) * n, [None, offsets, pa.py_buffer(b"".join(encoded) * n)]
+    )
 
 
 def _one_object(objects: list[Any]) -> bool:
@@ -281,10 +313,18 @@ class _ResourceCache:
         hit = self._columns.get(id(resource))
         if hit is None or hit[0] is not resource or len(hit[1]) < n:
             attributes = self.get(resource)[0]
-            value = pa.scalar(list(attributes.items()), type=ATTRIBUTES)
+            capacity = max(n, 4096)
+            column = pa.MapArray.from_arrays(
+                pa.Array.from_buffers(
+                    pa.int32(), capacity + 1, [None, _fixed_offsets(len(attributes), capacity)]
+                ),
+                _repeated_strings(list(attributes), capacity),
+                _repeated_strings(list(attributes.values()), capacity),
+                type=ATTRIBUTES,
+            )
             if len(self._columns) > 8:
                 self._columns.clear()
-            hit = self._columns[id(resource)] = (resource, pa.repeat(value, max(n, 4096)))
+            hit = self._columns[id(resource)] = (resource, column)
         return hit[1].slice(0, n)
 
 
@@ -464,8 +504,8 @@ def _no_items(item_type: pa.DataType, n: int) -> pa.Array:
     column = _empty_lists.get(item_type)
     if column is None or len(column) < n:
         column = _empty_lists[item_type] = pa.ListArray.from_arrays(
-            pa.repeat(pa.scalar(0, pa.int32()), max(n, 4096) + 1),
-            pa.array([], item_type),
+            pa.Array.from_buffers(pa.int32(), max(n, 4096) + 1, [None, _fixed_offsets(0, max(n, 4096))]),
+            pa.nulls(0, item_type),
             type=pa.list_(item_type),
         )
     return column.slice(0, n)
@@ -479,7 +519,7 @@ def _events_column(per_span: list[Sequence[Any]]) -> pa.Array:
         _list_offsets(per_span),
         pa.StructArray.from_arrays(
             [
-                pa.array([e.timestamp for e in events], EVENT.field("Timestamp").type),
+                _int64s([e.timestamp for e in events], TIMESTAMP),
                 _strings([e.name for e in events]),
                 _map_array([_plain(e.attributes) for e in events]),
             ],
