@@ -9,7 +9,11 @@ only. agenttrace's side is wired as `configure()` wires it: PendingSpanProcessor
 
 (a) program time: from the first span started to the last span ended (what the host program feels,
     including the export thread competing for the GIL);
-(b) durable time: (a) plus `provider.shutdown()` (every span stored and sealed into Parquet).
+(b) durable time: (a) plus `provider.shutdown()` (every span stored and sealed into Parquet);
+(c) CPU time during (a), by thread (Linux, from /proc/self/task): the program's own thread, the
+    batch processor's (conversion to Arrow), agenttrace's writer (spool writes, fsync), and the
+    whole process. On a busy machine (a) follows the process's CPU time, since every thread competes
+    for the same cores; on an idle one, only what holds the GIL slows the program.
 
 Spans that never reach the store (a full batch-processor queue drops them) are counted and shown.
 
@@ -19,8 +23,10 @@ Spans that never reach the store (a full batch-processor queue drops them) are c
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,14 +114,52 @@ def measure_agenttrace(
     }
 
 
+THREADS = {"MainThread": "program", "OtelBatchSpanRecordProcessor": "batch", "agenttrace-writer": "writer"}
+"""The threads whose CPU time (c) shows, by their Python names."""
+
+
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each of this process's threads, by native id; {} off Linux."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out = {}
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def _cpu_by_role(before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    roles = dict.fromkeys(THREADS.values(), 0.0)
+    for tid, seconds in after.items():
+        role = THREADS.get(names.get(tid, ""))
+        if role is not None:
+            roles[role] += seconds - before.get(tid, 0.0)
+    return roles
+
+
 def _measure(provider: TracerProvider, runs: int, steps: int) -> dict[str, Any]:
     gc.collect()
+    threads0 = _thread_cpu()
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     created = emit(provider, runs, steps)
     t1 = time.perf_counter()
+    cpu1 = time.process_time()
+    by_role = _cpu_by_role(threads0, _thread_cpu())
     provider.shutdown()
     t2 = time.perf_counter()
-    return {"created": created, "program_s": t1 - t0, "durable_s": t2 - t0, "shutdown_s": t2 - t1}
+    return {
+        "created": created,
+        "program_s": t1 - t0,
+        "durable_s": t2 - t0,
+        "shutdown_s": t2 - t1,
+        "cpu_s": cpu1 - cpu0,
+        **{f"cpu_{role}_s": seconds for role, seconds in by_role.items()},
+    }
 
 
 def _us(seconds: float, spans: int, signed: bool = False) -> str:
@@ -229,6 +273,23 @@ def main() -> None:
         print(f"    {side} shutdown alone: {spread([r['shutdown_s'] for r in sides[side]])}")
     for side, r in ratios.items():
         print(f"    RATIO {side} / sdk: {r['durable']:.2f}x (paired median {r['durable_paired']:.2f}x)")
+    print("(c) CPU time during (a), by thread (user + system, from /proc; medians):")
+    cpu_keys = ["cpu_s", *(f"cpu_{role}_s" for role in THREADS.values())]
+    cpu = {side: {k: median([r[k] for r in rs]) for k in cpu_keys} for side, rs in sides.items()}
+    for side in sides:
+        c = cpu[side]
+        print(
+            f"    {side:<19} process {fmt_s(c['cpu_s'])} = program {fmt_s(c['cpu_program_s'])} + batch "
+            f"processor {fmt_s(c['cpu_batch_s'])} + agenttrace writer {fmt_s(c['cpu_writer_s'])} + other"
+        )
+    for side in ("agenttrace", "agenttrace/no-drop"):
+        extra = {k: cpu[side][k] - cpu["sdk"][k] for k in cpu_keys}
+        per_span = {k: _us(v, created, signed=True) for k, v in extra.items()}
+        print(
+            f"    RATIO {side} / sdk, process CPU: {cpu[side]['cpu_s'] / cpu['sdk']['cpu_s']:.2f}x; extra "
+            f"{per_span['cpu_s']} = program {per_span['cpu_program_s']}, batch processor "
+            f"{per_span['cpu_batch_s']}, writer {per_span['cpu_writer_s']}"
+        )
     print("spans that landed in the store (ended rows of SELECT ... FROM spans) vs created:")
     _store_lines("agenttrace (configure() wiring)", agt)
     _store_lines("agenttrace/no-drop", sides["agenttrace/no-drop"])
@@ -268,6 +329,12 @@ def main() -> None:
             "nodrop_lost_max": max(nodrop_lost),
             "sdk_lost_max": max(sdk_lost),
             "failed_batches_max": max(a["failed_batches"] for a in agt),
+            "cpu_ratio": round(cpu["agenttrace"]["cpu_s"] / cpu["sdk"]["cpu_s"], 3),
+            **{
+                f"{side.replace('/', '_').replace('-', '_')}_{k}": round(v, 4)
+                for side, c in cpu.items()
+                for k, v in c.items()
+            },
         }
     )
 
