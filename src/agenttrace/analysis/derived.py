@@ -4,9 +4,11 @@
 and columns; they read the run's derived Parquet files), with DuckDB alone: no pyarrow, no pandas,
 no part decoded. Each table is read once, hashed, and handed to DuckDB from memory (a memfd), so a
 file changed after the check (by a process the agent left behind) is not what is read; the
-sandbox allows those memory files and the store, nothing else. `run_database` picks it when the run's derived tables are usable and falls back
-to `Database` otherwise, and also when SQL reads something the derived tables do not hold (a
-`--gates` gate over `raw_spans`, say): a cache miss, never a different answer.
+sandbox allows those memory files and the store, nothing else.
+
+`run_database` picks it when the run's derived tables are usable and falls back to `Database`
+otherwise, and also when SQL reads something the derived tables do not hold (a `--gates` gate
+over `raw_spans`, say): a cache miss, never a different answer.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def _from_summaries(layout: StoreLayout, paths: list[str], state: str | None) ->
     try:
         con.execute("SET TimeZone = 'UTC'")
         files = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
-        con.execute(f"CREATE VIEW runs AS SELECT * FROM read_parquet({files}, union_by_name = true)")
+        # one schema: every summary used was computed by the installed view SQL (`usable`)
+        con.execute(f"CREATE VIEW runs AS SELECT * FROM read_parquet({files})")
         lock_down(con, str(layout.root))
         result = con.execute(queries.load("reports/run_list.sql"), {"state": state})
         columns = [d[0] for d in result.description or ()]

@@ -42,7 +42,7 @@ from typing import Any
 
 from .. import queries
 from ..errors import StoreError
-from .files import run_parts, sha256_file
+from .files import run_part_names, run_parts, sha256_file
 from .layout import PARTITION_PREFIX, StoreLayout, make_private_dirs
 from .manifest import Manifest, read_manifest, relative
 
@@ -202,8 +202,8 @@ def _why_not(
         manifest: Manifest | None = read_manifest(layout, run_id)
     except StoreError as exc:
         return f"its manifest cannot be read: {exc}"
-    on_disk = run_parts(layout, run_id)
     if manifest is not None:
+        on_disk = run_parts(layout, run_id)
         if manifest.derived is None:
             return "its manifest lists no derived tables"
         entry = DerivedEntry.from_json(manifest.derived)
@@ -216,7 +216,7 @@ def _why_not(
         entry = read_stamp(layout, run_id)
         if entry is None:
             return "it has no derived tables"
-        if entry.parts != sorted(relative(layout, p) for p in on_disk):
+        if entry.parts != run_part_names(layout, run_id):
             return "its parts changed since its derived tables were written"
     if entry.views != views_digest() and same_views:
         return "its derived tables were computed by other view SQL"
@@ -289,7 +289,7 @@ def place_run(
         rel = relative(layout, table_path(layout, run_id, name))
         entry.tables[name] = (rel, sha256_file(final))
     if stamp:
-        (source / STAMP).write_text(json.dumps(entry.as_json(), indent=1))
+        (source / STAMP).write_text(json.dumps(entry.as_json(), separators=(",", ":")))
         os.chmod(source / STAMP, 0o600)
     target = layout.derived_run_dir(run_id)
     if target.exists():

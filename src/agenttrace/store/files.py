@@ -8,7 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .layout import KINDS, StoreLayout
+from .layout import KINDS, PARTITION_PREFIX, StoreLayout
 
 PART_SUFFIX = ".parquet"
 
@@ -40,3 +40,16 @@ def run_parts(layout: StoreLayout, run_id: str) -> list[Path]:
         except (FileNotFoundError, NotADirectoryError):
             continue
     return found
+
+
+def run_part_names(layout: StoreLayout, run_id: str) -> list[str]:
+    """`run_parts` as paths relative to the store, sorted (`spans/run_id=<run>/part-....parquet`)."""
+    found: list[str] = []
+    for kind in KINDS:
+        folder = f"{kind}/{PARTITION_PREFIX}{run_id}"
+        try:
+            names = os.listdir(layout.root / folder)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found.extend(f"{folder}/{name}" for name in names if name.endswith(PART_SUFFIX))
+    return sorted(found)
