@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..store.derived import (
     EMPTY,
@@ -29,10 +28,10 @@ from ..store.layout import StoreLayout
 from ..store.manifest import Manifest, relative
 from .sandbox import sql_literal
 
-if TYPE_CHECKING:
-    from .database import Database
-
 log = logging.getLogger(__name__)
+
+_WITH_RUN_ID = "SELECT DISTINCT table_name FROM duckdb_columns() WHERE column_name = 'run_id'"
+"""The views (and materialized tables) with a `run_id` column: those a run's folder holds."""
 
 
 def derive_run(
@@ -80,9 +79,17 @@ def _derive(
             chosen = [r for r in sealed if r not in troubled and r in starts]
             if not chosen:
                 return {}
-            per_run = [n for n in derived_names() if "run_id" in _columns(db, n)]
+            with_run = {row[0] for row in db.execute(_WITH_RUN_ID)[1]}
+            per_run = [n for n in derived_names() if n in with_run]
+            if len(chosen) == 1:  # the supervisor's case: a file per view, straight
+                (batch / f"{PARTITION}={chosen[0]}").mkdir(mode=0o700)
+                for name in per_run:
+                    db.export(
+                        f"SELECT * FROM {name} WHERE run_id = {sql_literal(chosen[0])}",
+                        batch / f"{PARTITION}={chosen[0]}" / f"{name}_0{TABLE_SUFFIX}",
+                    )
             runs_list = "[" + ", ".join(sql_literal(r) for r in chosen) + "]"
-            for name in per_run:  # one statement per view for the whole batch, a file per run
+            for name in per_run if len(chosen) > 1 else []:  # a statement per view, a file per run
                 db.export(f"SELECT * FROM {name} WHERE false", batch / f"{EMPTY}{name}{TABLE_SUFFIX}")
                 db.export(
                     f"SELECT *, run_id AS {PARTITION} FROM {name} WHERE list_contains({runs_list}, run_id)",
@@ -107,10 +114,6 @@ def _derive(
         return done
     finally:
         shutil.rmtree(batch, ignore_errors=True)
-
-
-def _columns(db: Database, name: str) -> list[str]:
-    return [row[0] for row in db.execute(f"DESCRIBE {name}")[1]]
 
 
 __all__ = ["derive_run", "derive_runs"]
