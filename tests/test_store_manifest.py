@@ -120,3 +120,30 @@ def test_an_incomplete_manifest_and_the_supervisors_own_problems_are_reported(la
         "spool segment s was truncated",
         "the supervisor did not finish recording the run (its manifest is not complete)",
     ]
+
+
+def test_the_derived_entry_is_kept_and_a_manifest_without_one_reads_as_before(layout: StoreLayout) -> None:
+    manifest = manifested(layout, (part(layout), "supervisor"))
+    write_manifest(layout, manifest)
+    raw = json.loads(manifest_path(layout, RUN).read_text())
+    assert "derived" not in raw  # what earlier versions wrote and read
+    back = read_manifest(layout, RUN)
+    assert back is not None and back.derived is None
+    manifest.derived = {"views": "ab" * 32, "started": None, "tables": [], "parts": []}
+    write_manifest(layout, manifest)
+    back = read_manifest(layout, RUN)
+    assert back is not None and back.derived == manifest.derived and back.as_json() == manifest.as_json()
+    raw = json.loads(manifest_path(layout, RUN).read_text())
+    raw["derived"] = "not an entry"
+    manifest_path(layout, RUN).write_text(json.dumps(raw))
+    back = read_manifest(layout, RUN)
+    assert back is not None and back.derived is None  # a cache miss, not a broken manifest
+
+
+def test_hashing_without_keeping_the_bytes(layout: StoreLayout) -> None:
+    good, bad = part(layout), part(layout)
+    manifest = manifested(layout, (good, "supervisor"), (bad, "agent"))
+    bad.write_bytes(bad.read_bytes()[:-1] + b"!")
+    check = check_run(layout, manifest, [good, bad], verify_hashes=True, keep_bytes=False)
+    assert not check.verified
+    assert [p for _, p in check.problems] == [str(bad.relative_to(layout.root))]
