@@ -1,5 +1,5 @@
-"""The exporter of the agent's Python processes (`child_export`): its OTLP/JSON is, once the
-receiver decodes it, the very message the OpenTelemetry protobuf encoder makes of the same spans;
+"""The exporter of the agent's Python processes (`child_export`): its bytes are, once the receiver
+decodes them, the very message the OpenTelemetry protobuf encoder makes of the same spans;
 it sends over one keep-alive connection, waits out a busy receiver (503 + Retry-After) and fails
 at once, without raising, when there is no receiver."""
 
@@ -28,8 +28,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from agenttrace.otlp.decode import JSON, parse_request
-from agenttrace.supervise.child_export import OtlpHttpExporter, encode_json
+from agenttrace.otlp.decode import PROTOBUF, parse_request
+from agenttrace.supervise.child_export import OtlpHttpExporter, encode
 
 
 def spans_of_every_shape() -> list[ReadableSpan]:
@@ -66,9 +66,9 @@ def spans_of_every_shape() -> list[ReadableSpan]:
     return [*memory.get_finished_spans(), open_span._readable_span()]  # type: ignore[attr-defined]
 
 
-def test_the_json_the_receiver_decodes_is_the_protobuf_encoders_message() -> None:
+def test_what_the_receiver_decodes_is_the_protobuf_encoders_message() -> None:
     spans = spans_of_every_shape()
-    decoded = parse_request(encode_json(spans), JSON)
+    decoded = parse_request(encode(spans), PROTOBUF)
     assert decoded == encode_spans(spans)
     assert decoded.resource_spans[0].scope_spans[0].spans[0].end_time_unix_nano > 0
     assert decoded.resource_spans[0].scope_spans[1].spans[-1].end_time_unix_nano == 0, "a start record"
@@ -115,7 +115,7 @@ def test_batches_go_over_one_connection_and_a_busy_receiver_is_waited_out(
     assert exporter.export(spans[1:]) == SpanExportResult.SUCCESS
     assert len(handler.bodies) == 4 and handler.bodies[0] == handler.bodies[2]
     assert len(set(handler.peers)) == 1, "one keep-alive connection"
-    assert parse_request(handler.bodies[3], JSON) == encode_spans(spans[1:])
+    assert parse_request(handler.bodies[3], PROTOBUF) == encode_spans(spans[1:])
     exporter.shutdown()
     assert exporter.export(spans) == SpanExportResult.FAILURE
 
