@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 from conftest import query, run_cli
 
@@ -45,3 +48,31 @@ def test_a_directory_that_is_no_repository_records_no_commit(tmp_path: Path) -> 
         "WHERE attributes['agenttrace.span.type'] = 'run'",
     )
     assert rows == [{"commit": None}]
+
+
+def wait_for_derived(store: Path, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """The run's manifest once its `derived` entry is in (written after `agenttrace run` returned)."""
+    deadline = time.monotonic() + timeout
+    path = store / "manifests" / f"{run_id}.json"
+    while True:
+        manifest = json.loads(path.read_text())
+        if manifest.get("derived") or time.monotonic() > deadline:
+            return manifest
+        time.sleep(0.05)
+
+
+def test_derived_tables_are_written_after_the_verdict_and_then_read(tmp_path: Path) -> None:
+    """`agenttrace run` prints its verdict and returns; a detached process writes the run's derived
+    tables and lists them in the manifest, and the next `audit` reads them instead of the views,
+    with the same verdict."""
+    store = tmp_path / "store"
+    result = run_cli("run", "--store", str(store), "--json", "--", "sh", "-c", "exit 3", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    verdict = json.loads(result.stdout)
+    manifest = wait_for_derived(store, verdict["run_id"])
+    assert manifest["derived"], manifest
+    assert (store / "derived" / f"run_id={verdict['run_id']}" / "steps.parquet").is_file()
+    again = run_cli("--debug", "audit", "last", "--store", str(store), "--json")
+    assert f"run {verdict['run_id']}: read from its derived tables" in again.stderr
+    assert json.loads(again.stdout)["state"] == verdict["state"] == "failed"
+    assert json.loads(again.stdout)["gates"] == verdict["gates"]

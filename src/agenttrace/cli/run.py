@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -159,6 +160,9 @@ def run(
     stderr(wide=True).print(verdict_table(verdict))
     if json_:
         print_json(_as_json(result, verdict))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    supervisor.derive_in_background()
     raise typer.Exit(0 if verdict.succeeded else 1)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import shlex
 import signal
@@ -36,6 +37,7 @@ from ..capture.redact import redact_argv
 from ..errors import AgentTraceError, ConfigError
 from ..ids import is_safe_run_id, new_run_id
 from ..store.layout import StoreLayout
+from ..store.manifest import Manifest, write_manifest
 from . import agent_telemetry, artifacts
 from .agent_env import agent_env
 from .claim_desk import CLAIMS_PATH, ClaimDesk
@@ -43,6 +45,8 @@ from .ledger import Ledger, overruled, what_failed
 from .process_spans import Orphan, ProcessSpans
 from .protect import ProtectionError
 from .watcher import ProcessWatcher, become_subreaper, listen
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -383,7 +387,6 @@ class Supervisor:
         What the supervisor saw itself has the last word: a verdict of success for a run whose
         command it saw fail, or leave processes running, means the store was changed under the
         audit (by a process the agent left behind), and the run fails on `integrity`."""
-        from ..analysis.derive import derive_run
         from ..audit.record import audit_and_record, record_verdict
         from ..capture.api import _finish
 
@@ -400,17 +403,46 @@ class Supervisor:
             verdict = overruled(verdict, seen)
         record_verdict(verdict, self.root_context.trace_id, self.root_context.span_id)
         _finish(self.run_id, str(self.settings.store))
-        # The verdict is the run's last record: its views, computed once now, become its derived
-        # tables (a cache for `audit`, `step`, `show`, `runs`, `last`), listed with their sha256 in
-        # the manifest sealed next. None when the records differ from the manifest.
-        final = self.ledger.copy()
-        final.complete = True
-        derived = derive_run(self.settings.store, self.run_id, final)
-        if derived is not None:
-            self.ledger.manifest.derived = derived.as_json()
         with contextlib.suppress(AgentTraceError):  # already a problem of the verdict just given
             self.ledger.seal()
         return verdict
+
+    def derive_in_background(self) -> None:
+        """Write the run's derived tables (`analysis.derive`: its views, computed once, a cache for
+        `audit`, `step`, `show`, `runs` and `last`) from a detached process, once the verdict is
+        printed: `agenttrace run` returns at once. They are listed with their sha256 in the
+        manifest, which that process writes again; until then (or if it fails) a reader computes
+        the views, as for any run without them. Call after `audit()`."""
+        final = self.ledger.copy()  # the sealed manifest, verdict included
+        final.complete = True
+        try:
+            first = os.fork()
+        except OSError as exc:
+            log.debug("derived tables not written: %s", exc)
+            return
+        if first:  # the parent: the first child exits at once, the grandchild is no zombie of ours
+            os.waitpid(first, 0)
+            return
+        try:  # the first child: a new session (no terminal's signals), then the grandchild works
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            self._derive(final)
+        finally:
+            os._exit(0)
+
+    def _derive(self, final: Manifest) -> None:
+        """Derive the run's tables from the parts `final` lists and write `final` with them."""
+        from ..analysis.derive import derive_run
+
+        derived = derive_run(self.settings.store, self.run_id, final)
+        if derived is not None:
+            final.derived = derived.as_json()
+            with contextlib.suppress(AgentTraceError):
+                write_manifest(self.layout, final)
 
     def _settle(self, watcher: ProcessWatcher) -> None:
         """Let the watcher catch up: a process forked a moment ago may still be in the middle of
@@ -517,6 +549,7 @@ def signal_name(number: int) -> str:
 
 def _import_the_audit() -> None:
     """Import what audits the run and records its verdict, before the agent starts (see `run`)."""
+    from ..analysis import derive  # noqa: F401
     from ..audit import record, verdict  # noqa: F401
     from ..objective import claims, verification  # noqa: F401
     from ..render import audit  # noqa: F401
