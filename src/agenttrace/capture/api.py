@@ -215,13 +215,14 @@ def _supervised_run() -> tuple[str, otel_context.Context] | None:
     return run_id, TraceContextTextMapPropagator().extract({"traceparent": traceparent})
 
 
-def _finish(run_id: str, store: str) -> None:
-    """Make a finished run durable: flush every processor, then seal the run's spool into Parquet."""
+def _finish(run_id: str, store: str, settings: config.Settings | None = None) -> None:
+    """Make a finished run durable: flush every processor, then seal the run's spool into Parquet.
+    `settings`: the command's, resolved once by the caller (else resolved here for `store`)."""
     provider = trace.get_tracer_provider()
     force_flush = getattr(provider, "force_flush", None)
     if force_flush is not None:
         force_flush()
-    settings = config.load(store)
+    settings = settings if settings is not None else config.load(store)
     sink_for(settings.store, settings.flush_interval).seal_run(run_id)
 
 

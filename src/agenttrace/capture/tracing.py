@@ -27,6 +27,7 @@ def configure(
     flush_interval: float | None = None,
     service_name: str | None = None,
     tracer_provider: TracerProvider | None = None,
+    settings: config.Settings | None = None,
 ) -> TracerProvider:
     """Send this process's spans to an agenttrace store. Optional: `agenttrace.run()` calls it.
 
@@ -34,9 +35,10 @@ def configure(
     The store comes from `store`, else $AGENTTRACE_STORE, else ./.agenttrace; the flush interval
     from `flush_interval`, else $AGENTTRACE_FLUSH_INTERVAL, else 0.5 s. Calling it again with the
     same provider and store does nothing; with another store, it flushes what is queued and sends
-    everything after that to the new store. Raises ConfigError for bad values.
+    everything after that to the new store. Raises ConfigError for bad values. `settings`: the
+    command's settings, resolved once by its caller (`store` and `flush_interval` are then unused).
     """
-    settings = config.load(store, flush_interval)
+    settings = settings if settings is not None else config.load(store, flush_interval)
     with _lock:
         provider = tracer_provider or _global_sdk_provider() or _new_global_provider(service_name)
         if getattr(provider, "_agenttrace_supervised", False):

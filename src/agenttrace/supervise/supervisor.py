@@ -171,7 +171,7 @@ class Supervisor:
             if why_not is not None:
                 raise ConfigError(f"--protect-store is not possible here: {why_not}")
 
-        configure(self.settings.store, flush_interval=self.settings.flush_interval)
+        configure(settings=self.settings)
         sink_for(self.settings.store, self.settings.flush_interval).part_listeners.append(
             self.ledger.listener("supervisor")
         )
@@ -218,7 +218,7 @@ class Supervisor:
             result = self._supervise(server.endpoint)
         finally:
             self._finish_root(result, before)
-            _finish(self.run_id, str(self.settings.store))
+            _finish(self.run_id, str(self.settings.store), self.settings)
             server.stop()
         return result
 
@@ -402,7 +402,7 @@ class Supervisor:
         if verdict.succeeded and seen:
             verdict = overruled(verdict, seen)
         record_verdict(verdict, self.root_context.trace_id, self.root_context.span_id)
-        _finish(self.run_id, str(self.settings.store))
+        _finish(self.run_id, str(self.settings.store), self.settings)
         with contextlib.suppress(AgentTraceError):  # already a problem of the verdict just given
             self.ledger.seal()
         return verdict
