@@ -20,12 +20,9 @@ where it has one), since the program may change them meanwhile.
 from __future__ import annotations
 
 import json
-import struct
-import sys
-from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import accumulate, chain, repeat
-from operator import attrgetter, is_, itemgetter, sub
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +36,22 @@ from ..constants import RUN_ID
 from ..ids import is_safe_run_id
 from ..store.schema import ATTRIBUTES, END, EVENT, LINK, SPAN_SCHEMA, START, TIMESTAMP
 from . import active_runs
+from .columns import (
+    duration_column,
+    fixed_offsets,
+    int64s,
+    list_offsets,
+    offsets_of,
+    one_object,
+    parent_column,
+    repeated_string,
+    repeated_strings,
+    span_id_column,
+    string_column,
+    strings,
+    timestamps,
+    trace_id_column,
+)
 
 SPAN_KINDS = {
     SpanKind.INTERNAL: "Internal",
@@ -113,159 +126,6 @@ def _plain(attributes: Any) -> dict[str, Any]:
     return dict(attributes)
 
 
-# -- Arrow arrays from few Python-level operations -------------------------------------------------
-
-_offsets_cache: dict[int, pa.Buffer] = {}
-
-
-def _fixed_offsets(width: int, n: int) -> pa.Buffer:
-    """int32 offsets 0, width, 2 * width, ... (at least n + 1 of them), shared between batches."""
-    buffer = _offsets_cache.get(width)
-    if buffer is None or buffer.size < 4 * (n + 1):
-        capacity = max(n, 4096)
-        offsets = range(0, width * capacity + 1, width) if width else repeat(0, capacity + 1)
-        if len(_offsets_cache) > 64:
-            _offsets_cache.clear()
-        buffer = _offsets_cache[width] = pa.py_buffer(array("i", offsets))
-    return buffer
-
-
-def _offsets(lengths: Iterable[int]) -> pa.Buffer:
-    """int32 offsets from lengths (struct.pack of the running sums: the fastest way in C)."""
-    sums = list(accumulate(lengths, initial=0))
-    return pa.py_buffer(struct.pack(f"{len(sums)}i", *sums))
-
-
-def _list_offsets(per_row: list[Sequence[Any]]) -> pa.Array:
-    """int32 offsets of a list column with `per_row`'s lengths."""
-    return pa.Array.from_buffers(pa.int32(), len(per_row) + 1, [None, _offsets(map(len, per_row))])
-
-
-def _strings(values: list[str]) -> pa.Array:
-    """A string array, built from its UTF-8 bytes and offsets rather than with `pa.array`, which
-    imports pandas (a quarter of a second holding the GIL) the first time it is called."""
-    try:
-        joined = "".join(values)
-        if joined.isascii():
-            data = joined.encode("ascii")
-            offsets = _offsets(map(len, values))
-        else:
-            encoded = [v.encode() for v in values]
-            data = b"".join(encoded)
-            offsets = _offsets(map(len, encoded))
-    except (TypeError, struct.error):  # not all strings, or past 2 GiB: let Arrow say what is wrong
-        return pa.array(values, pa.string())
-    return pa.Array.from_buffers(pa.string(), len(values), [None, offsets, pa.py_buffer(data)])
-
-
-def _hex_strings(data: bytes, width: int, n: int) -> pa.Array:
-    """n strings of `width` ASCII characters each, laid end to end in `data`."""
-    return pa.Array.from_buffers(pa.string(), n, [None, _fixed_offsets(width, n), pa.py_buffer(data)])
-
-
-def _repeated_string(value: str, n: int) -> pa.Array:
-    encoded = value.encode()
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, _fixed_offsets(len(encoded), n), pa.py_buffer(encoded * n)]
-    )
-
-
-def _repeated_strings(values: list[str], n: int) -> pa.Array:
-    """`values`, n times over."""
-    encoded = [v.encode() for v in values]
-    offsets = _offsets(chain.from_iterable(repeat(list(map(len, encoded)), n)))
-    return pa.Array.from_buffers(
-        pa.string(), len(values) * n, [None, offsets, pa.py_buffer(b"".join(encoded) * n)]
-    )
-
-
-def _one_object(objects: list[Any]) -> bool:
-    """Whether the list holds one object n times (checked in C)."""
-    return bool(objects) and all(map(is_, repeat(objects[0]), objects))
-
-
-def _string_column(objects: list[Any], convert: Callable[[Any], str]) -> pa.Array:
-    """A string column of `convert(o)` per object, calling `convert` once per distinct object."""
-    if _one_object(objects):
-        return _repeated_string(convert(objects[0]), len(objects))
-    ids = list(map(id, objects))
-    distinct = dict(zip(ids, objects, strict=True))
-    converted = {key: convert(obj) for key, obj in distinct.items()}
-    return _strings(list(map(converted.__getitem__, ids)))
-
-
-def _span_id_hex(span_ids: Iterable[int]) -> bytes:
-    """The ids' 16 hex digits each, end to end (OverflowError if one is not a 64-bit id)."""
-    words = array("Q", span_ids)
-    if sys.byteorder == "little":
-        words.byteswap()
-    return words.tobytes().hex().encode()
-
-
-def _span_id_column(span_ids: list[int]) -> pa.Array:
-    try:
-        return _hex_strings(_span_id_hex(span_ids), 16, len(span_ids))
-    except (OverflowError, TypeError):  # not a 64-bit id: one at a time
-        return _strings([f"{s:016x}" for s in span_ids])
-
-
-def _parent_column(parents: list[SpanContext | None]) -> pa.Array:
-    """Parent span ids in hex, "" for a span without a parent."""
-    n = len(parents)
-    try:
-        if None not in parents:
-            return _hex_strings(_span_id_hex(map(itemgetter(1), parents)), 16, n)
-        data = _span_id_hex([p[1] for p in parents if p is not None])
-        offsets = array("i", [0])
-        start = 0
-        while start < n:  # one step per parentless span (few), the runs between them in C
-            try:
-                stop = parents.index(None, start)
-            except ValueError:
-                stop = n
-            base = offsets[-1]
-            offsets.extend(range(base + 16, base + 16 * (stop - start) + 1, 16))
-            if stop < n:
-                offsets.append(offsets[-1])
-            start = stop + 1
-        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    except (OverflowError, TypeError):
-        return _strings([f"{p[1]:016x}" if p is not None else "" for p in parents])
-
-
-def _trace_id_column(trace_ids: list[int]) -> tuple[pa.Array, dict[int, str]]:
-    """Trace ids in hex (a batch holds few traces: each is formatted once), and the hex by id."""
-    hexes = {t: f"{t:032x}" for t in set(trace_ids)}
-    if all(len(h) == 32 for h in hexes.values()):
-        encoded = {t: h.encode() for t, h in hexes.items()}
-        return _hex_strings(b"".join(map(encoded.__getitem__, trace_ids)), 32, len(trace_ids)), hexes
-    return _strings(list(map(hexes.__getitem__, trace_ids))), hexes
-
-
-def _int64s(values: list[int], kind: pa.DataType) -> pa.Array:
-    try:
-        return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(array("q", values))])
-    except OverflowError:
-        return pa.array(values, kind)
-
-
-def _timestamps(starts: list[int | None]) -> pa.Array:
-    if None in starts:
-        starts = [s or 0 for s in starts]
-    return _int64s(starts, TIMESTAMP)  # type: ignore[arg-type]
-
-
-def _durations(starts: list[int | None], ends: list[int | None]) -> pa.Array:
-    """end - start in ns, never negative; a span without an end lasted 0."""
-    try:
-        durations = list(map(sub, ends, starts))
-    except TypeError:  # a missing start or end time
-        durations = [(e or s or 0) - (s or 0) for s, e in zip(starts, ends, strict=True)]
-    if durations and min(durations) < 0:
-        durations = [max(0, d) for d in durations]
-    return _int64s(durations, pa.int64())
-
-
 def _map_array(dicts: list[dict[str, Any]], all_strings: bool = False) -> pa.Array:
     """A MAP(VARCHAR, VARCHAR) column from a list of plain dicts (values stringified)."""
     keys = list(chain.from_iterable(dicts))
@@ -274,9 +134,9 @@ def _map_array(dicts: list[dict[str, Any]], all_strings: bool = False) -> pa.Arr
         stringify = _STRINGIFY
         values = [v if type(v) is str else stringify[type(v)](v) for v in values]
     return pa.MapArray.from_arrays(
-        pa.Array.from_buffers(pa.int32(), len(dicts) + 1, [None, _offsets(map(len, dicts))]),
-        _strings(keys),
-        _strings(values),
+        pa.Array.from_buffers(pa.int32(), len(dicts) + 1, [None, offsets_of(map(len, dicts))]),
+        strings(keys),
+        strings(values),
         type=ATTRIBUTES,
     )
 
@@ -316,10 +176,10 @@ class _ResourceCache:
             capacity = max(n, 4096)
             column = pa.MapArray.from_arrays(
                 pa.Array.from_buffers(
-                    pa.int32(), capacity + 1, [None, _fixed_offsets(len(attributes), capacity)]
+                    pa.int32(), capacity + 1, [None, fixed_offsets(len(attributes), capacity)]
                 ),
-                _repeated_strings(list(attributes), capacity),
-                _repeated_strings(list(attributes.values()), capacity),
+                repeated_strings(list(attributes), capacity),
+                repeated_strings(list(attributes.values()), capacity),
                 type=ATTRIBUTES,
             )
             if len(self._columns) > 8:
@@ -335,14 +195,14 @@ def _resource_columns(resources: list[Resource]) -> tuple[pa.Array, pa.Array, li
     """ServiceName and ResourceAttributes columns, and each span's resource run id (or None),
     converting each distinct resource once (a process usually has one)."""
     n = len(resources)
-    if _one_object(resources):
+    if one_object(resources):
         _, service, run_id = _resources.get(resources[0])
-        return _repeated_string(service, n), _resources.attributes_column(resources[0], n), [run_id] * n
+        return repeated_string(service, n), _resources.attributes_column(resources[0], n), [run_id] * n
     ids = list(map(id, resources))
     distinct = {key: _resources.get(resource) for key, resource in zip(ids, resources, strict=True)}
     converted = list(map(distinct.__getitem__, ids))
     return (
-        _strings(list(map(itemgetter(1), converted))),
+        strings(list(map(itemgetter(1), converted))),
         _map_array(list(map(itemgetter(0), converted)), all_strings=True),
         list(map(itemgetter(2), converted)),
     )
@@ -429,11 +289,11 @@ _KIND_NAMES_BY_ID = {id(kind): name for kind, name in SPAN_KINDS.items()}
 
 
 def _kind_column(kinds: list[Any]) -> pa.Array:
-    if not _one_object(kinds):
+    if not one_object(kinds):
         names = list(map(_KIND_NAMES_BY_ID.get, map(id, kinds)))
         if None not in names:
-            return _strings(names)  # type: ignore[arg-type]
-    return _string_column(kinds, _kind_name)
+            return strings(names)  # type: ignore[arg-type]
+    return string_column(kinds, _kind_name)
 
 
 def _field(spans: list[ReadableSpan], name: str, private: bool) -> list[Any]:
@@ -457,41 +317,41 @@ def spans_to_batch(spans: Iterable[ReadableSpan], record_type: str = END) -> pa.
         return _field(spans, name, private)
 
     trace_ids = list(map(itemgetter(0), ctxs))
-    trace_column, trace_hex = _trace_id_column(trace_ids)
+    trace_column, trace_hex = trace_id_column(trace_ids)
     starts = field("start_time")
     service_column, resource_column, resource_runs = _resource_columns(field("resource"))
     scopes = field("instrumentation_scope")
     attr_dicts = _attribute_dicts(field("attributes"), settled)
     if record_type == END:
         statuses = field("status")
-        durations = _durations(starts, field("end_time"))
-        status_codes = _string_column(statuses, _status_code)
-        status_messages = _string_column(statuses, _status_message)
+        durations = duration_column(starts, field("end_time"))
+        status_codes = string_column(statuses, _status_code)
+        status_messages = string_column(statuses, _status_message)
     else:
         durations = pa.nulls(n, pa.int64())
-        status_codes = _repeated_string("Unset", n)
-        status_messages = _repeated_string("", n)
+        status_codes = repeated_string("Unset", n)
+        status_messages = repeated_string("", n)
     runs = _run_ids(attr_dicts, resource_runs, trace_ids, trace_hex)
     columns = [
-        _timestamps(starts),
+        timestamps(starts),
         trace_column,
-        _span_id_column(list(map(itemgetter(1), ctxs))),
-        _parent_column(field("parent")),
-        _string_column(list(map(itemgetter(4), ctxs)), _trace_state),
-        _strings(field("name")),
+        span_id_column(list(map(itemgetter(1), ctxs))),
+        parent_column(field("parent")),
+        string_column(list(map(itemgetter(4), ctxs)), _trace_state),
+        strings(field("name")),
         _kind_column(field("kind")),
         service_column,
         resource_column,
-        _string_column(scopes, _scope_name),
-        _string_column(scopes, _scope_version),
+        string_column(scopes, _scope_name),
+        string_column(scopes, _scope_version),
         _map_array(attr_dicts),
         durations,
         status_codes,
         status_messages,
         _events_column(_item_lists(field("events"), settled)),
         _links_column(_item_lists(field("links"), settled)),
-        trace_column if runs is None else _string_column(runs, str),
-        _repeated_string(record_type, n),
+        trace_column if runs is None else string_column(runs, str),
+        repeated_string(record_type, n),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA)
 
@@ -504,7 +364,7 @@ def _no_items(item_type: pa.DataType, n: int) -> pa.Array:
     column = _empty_lists.get(item_type)
     if column is None or len(column) < n:
         column = _empty_lists[item_type] = pa.ListArray.from_arrays(
-            pa.Array.from_buffers(pa.int32(), max(n, 4096) + 1, [None, _fixed_offsets(0, max(n, 4096))]),
+            pa.Array.from_buffers(pa.int32(), max(n, 4096) + 1, [None, fixed_offsets(0, max(n, 4096))]),
             pa.nulls(0, item_type),
             type=pa.list_(item_type),
         )
@@ -516,11 +376,11 @@ def _events_column(per_span: list[Sequence[Any]]) -> pa.Array:
         return _no_items(EVENT, len(per_span))
     events = list(chain.from_iterable(per_span))
     return pa.ListArray.from_arrays(
-        _list_offsets(per_span),
+        list_offsets(per_span),
         pa.StructArray.from_arrays(
             [
-                _int64s([e.timestamp for e in events], TIMESTAMP),
-                _strings([e.name for e in events]),
+                int64s([e.timestamp for e in events], TIMESTAMP),
+                strings([e.name for e in events]),
                 _map_array([_plain(e.attributes) for e in events]),
             ],
             fields=list(EVENT),
@@ -535,12 +395,12 @@ def _links_column(per_span: list[Sequence[Any]]) -> pa.Array:
     links = list(chain.from_iterable(per_span))
     ctxs = [link.context for link in links]
     return pa.ListArray.from_arrays(
-        _list_offsets(per_span),
+        list_offsets(per_span),
         pa.StructArray.from_arrays(
             [
-                _strings([f"{c.trace_id:032x}" for c in ctxs]),
-                _strings([f"{c.span_id:016x}" for c in ctxs]),
-                _strings([_trace_state(c.trace_state) for c in ctxs]),
+                strings([f"{c.trace_id:032x}" for c in ctxs]),
+                strings([f"{c.span_id:016x}" for c in ctxs]),
+                strings([_trace_state(c.trace_state) for c in ctxs]),
                 _map_array([_plain(link.attributes) for link in links]),
             ],
             fields=list(LINK),
