@@ -16,7 +16,7 @@ from ..store.manifest import Manifest, write_manifest
 if TYPE_CHECKING:
     from ..audit.verdict import Verdict
     from ..store.writer import PartWritten
-    from .supervisor import RunResult
+    from .run_result import RunResult
 
 
 class Ledger:
@@ -58,7 +58,7 @@ class Ledger:
 
 def what_failed(result: RunResult) -> list[str]:
     """What the supervisor itself saw go wrong with the run (any of it fails the run)."""
-    from .supervisor import signal_name
+    from .run_result import signal_name
 
     seen = []
     if result.state != "succeeded":

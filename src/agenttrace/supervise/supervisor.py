@@ -4,7 +4,8 @@ process tree watched, signals forwarded, a timeout enforced, orphans found, and 
     supervisor = Supervisor(["python", "agent.py"], store=Path(".agenttrace"), timeout=600)
     result = supervisor.run()
     result.state   # succeeded | failed | timed_out | cancelled
-    verdict = supervisor.audit()
+    verdict = supervisor.audit(result)
+    supervisor.derive_in_background()   # after the verdict is shown
 
 The audited party has no pen (DESIGN.md): the gate set is fixed before the agent starts and
 recorded on the run's root span; the agent is not told where the store is (claims go to the
@@ -16,14 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -37,16 +36,15 @@ from ..capture.redact import redact_argv
 from ..errors import AgentTraceError, ConfigError
 from ..ids import is_safe_run_id, new_run_id
 from ..store.layout import StoreLayout
-from ..store.manifest import Manifest, write_manifest
 from . import agent_telemetry, artifacts
+from .aftermath import derive_later, import_the_audit
 from .agent_env import agent_env
 from .claim_desk import CLAIMS_PATH, ClaimDesk
 from .ledger import Ledger, overruled, what_failed
 from .process_spans import Orphan, ProcessSpans
 from .protect import ProtectionError
+from .run_result import RunResult, command_line, signal_name
 from .watcher import ProcessWatcher, become_subreaper, listen
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,19 +60,6 @@ PROC_EVENTS_ENV = "AGENTTRACE_PROC_EVENTS"
 """`0` turns off the kernel's process events: the watcher polls /proc alone."""
 
 OrphanPolicy = Literal["fail", "kill"]
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    state: str
-    exit_code: int | None
-    signal: int | None
-    orphans: list[Orphan] = field(default_factory=list)
-    processes: int = 0
-    artifacts: list[artifacts.Artifact] = field(default_factory=list)
-    error: str | None = None
-    """Set when the run could not go as asked (command not found, interrupted twice)."""
 
 
 class Supervisor:
@@ -162,7 +147,7 @@ class Supervisor:
         from ..capture.tracing import configure
         from ..otlp.server import OtlpServer
 
-        _import_the_audit()
+        import_the_audit()
         self.layout.require_writable()
         if self.protect_store:  # before any thread starts: the check forks
             from .protect import protection_available
@@ -408,41 +393,11 @@ class Supervisor:
         return verdict
 
     def derive_in_background(self) -> None:
-        """Write the run's derived tables (`analysis.derive`: its views, computed once, a cache for
-        `audit`, `step`, `show`, `runs` and `last`) from a detached process, once the verdict is
-        printed: `agenttrace run` returns at once. They are listed with their sha256 in the
-        manifest, which that process writes again; until then (or if it fails) a reader computes
-        the views, as for any run without them. Call after `audit()`."""
+        """Write the run's derived tables from a detached process, once the verdict is printed
+        (`derive_later`). Call after `audit()`."""
         final = self.ledger.copy()  # the sealed manifest, verdict included
         final.complete = True
-        try:
-            first = os.fork()
-        except OSError as exc:
-            log.debug("derived tables not written: %s", exc)
-            return
-        if first:  # the parent: the first child exits at once, the grandchild is no zombie of ours
-            os.waitpid(first, 0)
-            return
-        try:  # the first child: a new session (no terminal's signals), then the grandchild works
-            os.setsid()
-            if os.fork():
-                os._exit(0)
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            self._derive(final)
-        finally:
-            os._exit(0)
-
-    def _derive(self, final: Manifest) -> None:
-        """Derive the run's tables from the parts `final` lists and write `final` with them."""
-        from ..analysis.derive import derive_run
-
-        derived = derive_run(self.settings.store, self.run_id, final)
-        if derived is not None:
-            final.derived = derived.as_json()
-            with contextlib.suppress(AgentTraceError):
-                write_manifest(self.layout, final)
+        derive_later(self.settings.store, self.layout, self.run_id, final)
 
     def _settle(self, watcher: ProcessWatcher) -> None:
         """Let the watcher catch up: a process forked a moment ago may still be in the middle of
@@ -537,26 +492,6 @@ class Supervisor:
 
 _GONE = contextlib.suppress(ProcessLookupError, PermissionError)
 """Signalling a process that is already gone (or no longer ours) is not an error."""
-
-
-def signal_name(number: int) -> str:
-    """`9 (SIGKILL)`, or just the number for one Python does not name."""
-    try:
-        return f"{number} ({signal.Signals(number).name})"
-    except ValueError:
-        return str(number)
-
-
-def _import_the_audit() -> None:
-    """Import what audits the run and records its verdict, before the agent starts (see `run`)."""
-    from ..analysis import derive  # noqa: F401
-    from ..audit import record, verdict  # noqa: F401
-    from ..objective import claims, verification  # noqa: F401
-    from ..render import audit  # noqa: F401
-
-
-def command_line(argv: list[str]) -> str:
-    return shlex.join(redact_argv(argv))
 
 
 __all__ = ["Orphan", "RunResult", "Supervisor", "command_line", "signal_name"]
