@@ -30,9 +30,6 @@ from .sandbox import sql_literal
 
 log = logging.getLogger(__name__)
 
-_WITH_RUN_ID = "SELECT DISTINCT table_name FROM duckdb_columns() WHERE column_name = 'run_id'"
-"""The views (and materialized tables) with a `run_id` column: those a run's folder holds."""
-
 
 def derive_run(
     store: Path | StoreLayout, run_id: str, manifest: Manifest | None = None
@@ -74,12 +71,12 @@ def _derive(
                 log.debug("not derived: %s", db.warnings[0])
                 return {}
             db.materialize()
-            starts = dict(db.execute("SELECT run_id, started FROM runs")[1])
+            starts = {r["run_id"]: r["started"] for r in db.report("run_starts")}
             troubled = {run for run, _reason, _part in db.problems} | set(db.snapshot.live_runs)
             chosen = [r for r in sealed if r not in troubled and r in starts]
             if not chosen:
                 return {}
-            with_run = {row[0] for row in db.execute(_WITH_RUN_ID)[1]}
+            with_run = {r["table_name"] for r in db.report("views_with_run_id")}
             per_run = [n for n in derived_names() if n in with_run]
             if len(chosen) == 1:  # the supervisor's case: a file per view, straight
                 (batch / f"{PARTITION}={chosen[0]}").mkdir(mode=0o700)
