@@ -242,7 +242,7 @@ def test_help_and_usage_errors_import_no_duckdb_pyarrow_or_otel_sdk(args: list[s
     ("args", "said"),
     [
         (["step", "last", "-1"], "Error: No such option: -1 (see `agenttrace step --help`)"),
-        (["step"], "Error: Missing argument 'run'. (see `agenttrace step --help`)"),
+        (["step"], "Error: Missing argument 'RUN'. (see `agenttrace step --help`)"),
         (["nope"], "Error: No such command 'nope'. (see `agenttrace --help`)"),
         (["serve", "--port", "70000"], "Error: Invalid value for '--port': "),
         (["serve", "--grpc-port", "-1"], "Error: Invalid value for '--grpc-port': "),

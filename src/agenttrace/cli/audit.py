@@ -26,7 +26,7 @@ GatesOption = Annotated[
 
 @handle_errors
 def audit(
-    run: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or `last`.")],
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or `last`.")],
     json_: JsonOption = False,
     junit: Annotated[
         Path | None,

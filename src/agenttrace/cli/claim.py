@@ -14,7 +14,9 @@ RUN_ID_ENV = "AGENTTRACE_RUN_ID"
 
 @handle_errors
 def claim(
-    text: Annotated[str, typer.Argument(help="The claim, in one sentence.", show_default=False)],
+    text: Annotated[
+        str, typer.Argument(metavar="TEXT", help="The claim, in one sentence.", show_default=False)
+    ],
     evidence: Annotated[
         list[str] | None,
         typer.Option(

@@ -11,7 +11,7 @@ from .common import JsonOption, StoreOption, handle_errors, layout, print_json, 
 
 @handle_errors
 def orphans(
-    run: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or `last`.")],
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or `last`.")],
     json_: JsonOption = False,
     store: StoreOption = None,
 ) -> None:

@@ -13,7 +13,9 @@ from .common import JsonOption, StoreOption, echo, handle_errors, layout, print_
 
 @handle_errors
 def query(
-    sql: Annotated[str, typer.Argument(help="One SELECT statement; `-` reads it from standard input.")],
+    sql: Annotated[
+        str, typer.Argument(metavar="SQL", help="One SELECT statement; `-` reads it from standard input.")
+    ],
     json_: JsonOption = False,
     csv_: Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")] = False,
     store: StoreOption = None,

@@ -17,7 +17,7 @@ ON_ORPHANS = ("fail", "kill")
 def run(
     command: Annotated[
         list[str] | None,
-        typer.Argument(help="The command to run, after `--`.", show_default=False),
+        typer.Argument(metavar="CMD...", help="The command to run, after `--`.", show_default=False),
     ] = None,
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="Use this run id (default: a new one).", show_default=False)

@@ -11,7 +11,7 @@ from .common import StoreOption, handle_errors, layout, stdout, warn
 
 @handle_errors
 def show(
-    run: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or `last`.")],
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or `last`.")],
     limit: Annotated[int, typer.Option("--limit", min=1, help="Draw at most this many spans.")] = 1000,
     store: StoreOption = None,
 ) -> None:

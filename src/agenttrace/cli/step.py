@@ -11,8 +11,10 @@ from .common import JsonOption, StoreOption, handle_errors, layout, print_json, 
 
 @handle_errors
 def step(
-    run: Annotated[str, typer.Argument(help="A run id, a unique prefix of one, or `last`.")],
-    n: Annotated[int, typer.Argument(help="The step number, as `agenttrace show` numbers them.")],
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or `last`.")],
+    n: Annotated[
+        int, typer.Argument(metavar="N", help="The step number, as `agenttrace show` numbers them.")
+    ],
     json_: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
