@@ -88,7 +88,10 @@ def test_a_process_with_another_traceparent_than_its_parents_is_declared_under_t
 
 
 def test_a_subshell_that_never_execs_is_named_after_its_parent_not_unknown() -> None:
-    procs = watch("bash -c 'for i in 1 2 3 4 5 6 7 8; do (exit 3); done'; true", {})
+    # `watch` starts the command before the watcher listens (agenttrace run listens first): the
+    # sleep lets the watcher start before bash does, so bash is seen with its argv even on a busy
+    # machine (a process that started and ended unwatched is another matter than its name).
+    procs = watch("sleep 0.3; bash -c 'for i in 1 2 3 4 5 6 7 8; do (exit 3); done'; true", {})
     # (this worker is a subreaper: another test's orphans may be its children too)
     looping = [
         p for p in procs.values() if p.argv[:2] == ["bash", "-c"] and "do (exit 3)" in " ".join(p.argv)
