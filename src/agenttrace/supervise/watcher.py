@@ -145,13 +145,10 @@ class ProcessWatcher:
         self.interval = interval
         self.procs: dict[int, Proc] = {}
         """Every process seen, by pid (a reused pid replaces an ended one)."""
-        self._alive: dict[int, Proc] = {}
-        """The live ones: each poll looks at these, not at every process the run ever had."""
         self.root_exited = threading.Event()
         self._me = os.getpid()
         self._foreign: dict[int, int] = {}  # pid -> start_ns of processes that are not ours
         self._dropped = 0  # times the kernel dropped events, in the order they were read
-        self._scan_soon = False  # events were dropped: /proc is all there is until the next scan
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="agenttrace-watcher", daemon=True)
@@ -178,7 +175,7 @@ class ProcessWatcher:
 
     def alive(self) -> list[Proc]:
         with self._lock:
-            return list(self._alive.values())
+            return [p for p in self.procs.values() if p.alive]
 
     @property
     def root(self) -> Proc:
@@ -192,27 +189,13 @@ class ProcessWatcher:
 
     # -- the loop ---------------------------------------------------------------------------------
     def _loop(self) -> None:
-        """Without the kernel's events: scan /proc every `interval`. With them: handle each batch
-        of events as it arrives (a process is read while it is still there), but scan /proc, the
-        safety net, only every `interval` (not at each wake-up: 1,000 short processes would
-        otherwise mean 1,000 scans of /proc), or at once when the kernel dropped events."""
-        next_scan = 0.0
         while not self._stop.is_set():
-            now = time.monotonic()
-            scan = self._events is None or now >= next_scan or self._scan_soon
             try:
-                if scan:
-                    self._scan_soon = False
-                    self.poll_once()
-                    next_scan = now + self.interval
-                else:
-                    with self._lock:
-                        self._read_events()
-                        self._reap()
+                self.poll_once()
             except Exception:  # the watcher must not die; the run's record would end silently
                 log.exception("agenttrace: process watcher error")
             if self._events is not None:
-                select.select([self._events], [], [], max(0.0, next_scan - time.monotonic()))
+                select.select([self._events], [], [], self.interval)
             else:
                 time.sleep(self.interval)
         self.poll_once()
@@ -228,7 +211,6 @@ class ProcessWatcher:
         known = self.procs.get(event.pid)
         if event.kind == "overrun":
             self._dropped += 1
-            self._scan_soon = True
         elif event.kind == "fork":
             parent = self.procs.get(event.ppid)
             ours = event.ppid == self._me or (parent is not None and parent.alive)
@@ -283,7 +265,7 @@ class ProcessWatcher:
     def _scan(self) -> None:
         current = procfs.pids()
         present = set(current)
-        vanished = [p for p in self._alive.values() if p.pid not in present]
+        vanished = [p for p in self.procs.values() if p.alive and p.pid not in present]
         if vanished and self._events is not None:
             self._read_events()  # the kernel sent their exit before they left /proc
         for proc in vanished:
@@ -302,7 +284,7 @@ class ProcessWatcher:
             if known is not None and st.start_ns == known.start_ns:
                 continue  # an ended process of ours, still a zombie or not yet gone from /proc
             unresolved.append(st)
-        ours = {*self._alive, self._me}
+        ours = {p.pid for p in self.procs.values() if p.alive} | {self._me}
         progress = True
         while unresolved and progress:
             progress = False
@@ -384,7 +366,6 @@ class ProcessWatcher:
         if parent is not None and st.comm and parent.comm and st.comm != parent.comm:
             proc.exec_credit = 1  # it has exec'd already: that exec's event, when it comes, is old news
         self.procs[st.pid] = proc
-        self._alive[st.pid] = proc
         self._declare(proc)
         self.on_start(proc)
         return proc
@@ -430,6 +411,4 @@ class ProcessWatcher:
         if named and self.on_exec is not None:
             self.on_exec(proc)
         proc.end_ns = end_ns or time.time_ns()
-        if self._alive.get(proc.pid) is proc:
-            del self._alive[proc.pid]
         self.on_end(proc)
