@@ -39,6 +39,7 @@ from typing import Any
 
 from ..errors import StoreError
 from .files import fsync_dir
+from .files import sha256_file as sha256_of
 from .layout import KINDS, SPANS, StoreLayout
 
 MANIFESTS = "manifests"
@@ -178,14 +179,6 @@ def read_manifest(layout: StoreLayout, run_id: str) -> Manifest | None:
     if manifest.run_id != run_id:
         raise StoreError(f"manifest {path} is for another run ({manifest.run_id!r})")
     return manifest
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_run(

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import StoreError
+from .files import fsync_dir
 from .layout import SPANS
 from .spool import DIR_MODE, FILE_MODE
 
@@ -24,14 +25,6 @@ TINY_PART_ROWS = 2
 """Parts of this many rows or fewer are not compressed: their footer is most of them (zstd makes
 one or two rows larger, not smaller), and setting zstd up for each column costs more than the
 rest of the write. A flood of one-span runs that never end (issue 10) is sealed as such parts."""
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
