@@ -6,7 +6,8 @@ AgentTraceError                 anything agenttrace reports to a user (CLI: one 
  │    └── CorruptPartError      one stored part cannot be read (readers skip it with a warning)
  ├── RunNotFoundError           no run matches the given id or prefix
  ├── AmbiguousRunError          a prefix matches more than one run
- └── QueryError                 a query is refused (not read-only) or fails
+ ├── QueryError                 a query is refused (not read-only) or fails
+ └── GpuError                   NVML is missing, a `--gpu` device is unknown, or a lease is held
 """
 
 from __future__ import annotations
@@ -38,3 +39,7 @@ class AmbiguousRunError(AgentTraceError):
 
 class QueryError(AgentTraceError):
     """A query was refused or failed."""
+
+
+class GpuError(AgentTraceError):
+    """NVML cannot be used, a device asked for does not exist, or a GPU lease cannot be had."""
