@@ -1,0 +1,1 @@
+"""Fakes of outside systems that tests run the real client code against."""
