@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import query, run_cli
 
-from agenttrace.supervise import taskstats
+from agenttrace.supervise import procfs, taskstats
 from agenttrace.supervise.watcher import Proc, ProcessWatcher, become_subreaper
 
 SCRIPT = "grep -q zzz /etc/hostname; /usr/bin/[ -e /nonexistent ]; true"
@@ -125,6 +125,40 @@ def test_every_short_lived_process_is_named_with_its_exit_code_every_time() -> N
         assert by_name["grep"].exit_code == 1, attempt
         assert by_name["["].exit_code == 1, attempt
         assert all(p.exit_known for p in children), attempt
+
+
+@pytest.mark.usefixtures("available")
+def test_a_command_reaped_before_its_events_are_read_keeps_its_children() -> None:
+    """Under load a whole script can run between two polls: the command is reaped while the
+    events of its children (fork, exec, exit) are still unread. They are read first, so every
+    child is there and named; ended first, the command's children's fork events were refused
+    (their parent no longer alive), and `grep` and its exit 1 were missing from the run."""
+    child = subprocess.Popen(
+        ["bash", "-c", f"read -r _; {SCRIPT}"], env={"PATH": os.environ["PATH"]}, stdin=subprocess.PIPE
+    )
+    watcher = ProcessWatcher(child.pid, on_start=lambda p: None, on_end=lambda p: None)
+    root = procfs.stat(child.pid)
+    assert root is not None
+    watcher._add(root)  # no thread: this test polls when a busy watcher thread would
+    try:
+        watcher.poll_once()  # bash, waiting on stdin
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.close()
+        deadline = time.monotonic() + 10
+        while (st := procfs.stat(child.pid)) is not None and st.state != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        watcher._reap()  # the command ended since the last read of events
+        while watcher.alive() and time.monotonic() < deadline:
+            watcher.poll_once()
+            time.sleep(0.01)
+    finally:
+        watcher.stop()
+        child.returncode = 0
+    children = {p.name: p for p in watcher.procs.values() if p.pid != child.pid}
+    assert sorted(children) == ["[", "grep"], sorted(p.name for p in watcher.procs.values())
+    assert children["grep"].exit_code == 1 and children["["].exit_code == 1
+    assert watcher.root.exit_code == 0
 
 
 def test_without_it_the_watcher_works_as_before() -> None:

@@ -96,6 +96,10 @@ class Connector:
         self.sock.send(_NLMSG.pack(_NLMSG.size + len(cn), NLMSG_DONE, 0, 0, os.getpid()) + cn)
 
 
+SO_RCVBUFFORCE = 33
+"""Like SO_RCVBUF, past the rmem_max limit (CAP_NET_ADMIN)."""
+
+
 def open_connector() -> Connector | None:
     """Subscribe to process events, or None where that is not permitted (or not Linux)."""
     try:
@@ -103,7 +107,12 @@ def open_connector() -> Connector | None:
     except (OSError, AttributeError):
         return None
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        # Every process on the host is reported here: a busy host fills the default buffer
+        # (rmem_max, ~200 KiB) while the watcher waits for the GIL. Root may ask for more.
+        for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
+                break
         sock.bind((0, CN_IDX_PROC))
         connector = Connector(sock)
         connector._send(PROC_CN_MCAST_LISTEN)

@@ -167,7 +167,8 @@ class ProcessWatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
         if self._events is not None:
             self._events.close()
         if self._taskstats is not None:
@@ -245,13 +246,21 @@ class ProcessWatcher:
             self._end(known, event.time_ns)
 
     def _reap(self) -> None:
+        reaped: list[tuple[int, int]] = []
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
+            reaped.append((pid, status))
+        if reaped and self._events is not None:
+            # Everything they did (a fork, an exec) was reported before they could be reaped: read
+            # it first. A process ended here first would have its children's fork events refused
+            # (their parent no longer alive) and its own exec event ignored (named as its parent).
+            self._read_events()
+        for pid, status in reaped:
             proc = self.procs.get(pid)
             if proc is None:
                 # Re-parented to us and gone before a poll saw it: caught by its exit alone.
@@ -319,6 +328,10 @@ class ProcessWatcher:
                 if proc.declared is not None and self.on_exec is not None:
                     self.on_exec(proc)
         if st.state == "Z" and st.ppid != self._me:  # ours are reaped with their status
+            if self._events is not None:
+                self._read_events()  # its forks and exec were reported before it exited: read them first
+                if not proc.alive:
+                    return  # its exit event ended it, with its status
             if st.exit_status is not None:
                 proc.set_status(st.exit_status)
             self._end(proc)
