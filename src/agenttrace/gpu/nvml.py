@@ -55,8 +55,8 @@ class Reading:
 
 @dataclass(frozen=True)
 class Event:
-    """A critical event on a device: an Xid (`kind` "xid", `data` the Xid code) or an ECC error
-    (`kind` "ecc_uncorrected" | "ecc_corrected")."""
+    """A critical event on a device: an Xid (`kind` "xid", `data` the Xid code) or an uncorrected
+    (double-bit) ECC error (`kind` "ecc_uncorrected")."""
 
     device: int
     uuid: str
@@ -266,7 +266,7 @@ class Nvml:
 
     def events(self, indices: list[int] | None = None) -> EventWatch:
         """An event set with every listed device (all by default) registered for the critical
-        events it supports (Xid, ECC single/double bit). Devices that support none are left out
+        events it supports (Xid, uncorrected ECC). Devices that support none are left out
         (`EventWatch.devices` lists those in)."""
         return EventWatch(self, list(range(len(self._devices))) if indices is None else indices)
 
@@ -282,8 +282,7 @@ class EventWatch:
         wanted = {
             nv.nvmlEventTypeXidCriticalError: "xid",
             nv.nvmlEventTypeDoubleBitEccError: "ecc_uncorrected",
-            nv.nvmlEventTypeSingleBitEccError: "ecc_corrected",
-        }
+        }  # corrected (single-bit) errors come as storms: their counter is sampled instead
         self._kinds = wanted
         mask_wanted = 0
         for bit in wanted:
