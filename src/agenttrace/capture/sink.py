@@ -25,7 +25,7 @@ import pyarrow as pa
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ..errors import AgentTraceError
-from ..store.layout import StoreLayout
+from ..store.layout import SAMPLES, SPANS, StoreLayout
 from ..store.schema import END, START
 from ..store.writer import PartWritten, StoreWriter
 from .records import spans_to_batch
@@ -61,7 +61,7 @@ class SpanSink:
         self._open: dict[int, ReadableSpan] = {}  # by id(span.context), which the ended span shares
         self._write_lock = threading.Lock()  # the StoreWriter
         self._cond = threading.Condition()  # the queue of converted batches
-        self._queue: deque[pa.RecordBatch] = deque()
+        self._queue: deque[tuple[pa.RecordBatch | pa.Table, str]] = deque()  # (records, kind)
         self._queued_rows = 0
         self._busy = False
         self._writer: StoreWriter | None = None
@@ -120,14 +120,24 @@ class SpanSink:
                 opened.pop(key, None)
         return [span for _, span in noted if span.end_time is None]
 
-    def _enqueue(self, batches: list[pa.RecordBatch]) -> None:
+    def add_samples(self, table: pa.Table) -> bool:
+        """Queue metric data points (`SAMPLE_SCHEMA` rows, e.g. the GPU sampler's) for the writer
+        thread, with the same crash safety as spans. Never raises."""
+        try:
+            self._enqueue([table], SAMPLES)
+            return True
+        except Exception as exc:
+            self._fail(exc)
+            return False
+
+    def _enqueue(self, batches: list[pa.RecordBatch] | list[pa.Table], kind: str = SPANS) -> None:
         if self._thread is None:
             self._start_thread()
         rows = sum(batch.num_rows for batch in batches)
         with self._cond:
             while self._queued_rows and self._queued_rows + rows > MAX_QUEUED_ROWS:
                 self._cond.wait(self.flush_interval)
-            self._queue.extend(batches)
+            self._queue.extend((batch, kind) for batch in batches)
             self._queued_rows += rows
             self._cond.notify_all()
 
@@ -165,17 +175,17 @@ class SpanSink:
             with self._write_lock:
                 if self._writer is None:
                     self._writer = StoreWriter(self.layout, on_part=self._part_written)
-                for batch in batches:
+                for batch, kind in batches:
                     # In the kernel now (a crash of this process loses nothing); fsynced within
                     # one flush interval (for a crash of the machine).
-                    self._writer.append(batch, sync=False)
+                    self._writer.append(batch, sync=False, kind=kind)
                 self._unsynced = True
         except Exception as exc:
             self._fail(exc)
         finally:
             with self._cond:
                 self._busy = False
-                self._queued_rows -= sum(batch.num_rows for batch in batches)
+                self._queued_rows -= sum(batch.num_rows for batch, _ in batches)
                 self._cond.notify_all()
         return True
 
