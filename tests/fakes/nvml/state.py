@@ -113,11 +113,12 @@ def process_start_time(pid: int) -> int | None:
 
 
 class ProcessTable:
-    """The live registered processes, re-read on each call (a parsed entry is cached by name and inode)."""
+    """The live registered processes, re-read on each call (a parsed entry is cached while its file is
+    unchanged)."""
 
     def __init__(self, state: Path) -> None:
         self.procs = state / "procs"
-        self._cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        self._cache: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
 
     def live(self) -> list[dict[str, Any]]:
         alive = []
@@ -127,9 +128,13 @@ class ProcessTable:
                 if not entry.name.endswith(".json"):
                     continue
                 seen.add(entry.name)
+                stat = entry.stat()
                 cached = self._cache.get(entry.name)
-                if cached is None or cached[0] != entry.inode():
-                    cached = (entry.inode(), _read_json_or_none(Path(entry.path)))
+                if cached is None or cached[0] != (stat.st_ino, stat.st_mtime_ns, stat.st_size):
+                    cached = (
+                        (stat.st_ino, stat.st_mtime_ns, stat.st_size),
+                        _read_json_or_none(Path(entry.path)),
+                    )
                     self._cache[entry.name] = cached
                 record = cached[1]
                 if record is not None and process_start_time(record["pid"]) == record["start_time"]:
