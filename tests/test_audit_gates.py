@@ -102,6 +102,15 @@ def test_a_builtin_gate_fixed_since_the_run_was_recorded_applies_to_it(tmp_path:
     assert set(gates) == {*current, "retired_gate", "token_cap"}
 
 
+def test_a_builtin_gate_added_since_the_run_was_recorded_applies_to_it_not_recorded() -> None:
+    """A run recorded by a version without a gate (gpu_guard came in issue 14) is audited with
+    it, marked not recorded; before, its audit failed with an internal KeyError."""
+    items = [i for i in json.loads(record_gates(builtin_gates())) if i["name"] != "gpu_guard"]
+    gates = {g.name: g for g in audit_gates(json.dumps(items), None)}
+    assert "gpu_guard" in gates and not gates["gpu_guard"].recorded
+    assert gates["exit_status"].recorded
+
+
 def test_the_store_gates_folder_is_not_read_and_a_user_is_told(configured: Path) -> None:
     with agenttrace.run("spender"):
         agenttrace.llm("gpt-4o", finish_reason="stop", input_tokens=5000, output_tokens=10)

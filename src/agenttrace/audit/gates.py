@@ -188,7 +188,7 @@ def audit_gates(recorded: str | None, extra: Path | None) -> list[Gate]:
 def _current_builtins(pinned: list[Gate]) -> list[Gate]:
     by_name = {g.name: g for g in pinned}
     current = [
-        replace(g, recorded=by_name[g.name].sha256 == g.sha256)
+        replace(g, recorded=g.name in by_name and by_name[g.name].sha256 == g.sha256)
         for g in builtin_gates()
         if g.name not in by_name or by_name[g.name].source == "builtin"
     ]
