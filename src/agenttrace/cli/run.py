@@ -77,6 +77,37 @@ def run(
             "environment variables, or `-c otel.*` overrides for Codex. Its config files are not touched.",
         ),
     ] = True,
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            "--gpu",
+            metavar="DEV[,DEV]",
+            help="Lease these GPUs for the run before the command starts: indices (0,1), UUIDs "
+            "(GPU-...), or any:N for N free ones. The lease is host-wide (no other agenttrace run "
+            "gets them meanwhile, whatever its store); the command sees only them "
+            "(CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES). Needs NVML (an NVIDIA driver).",
+            show_default=False,
+        ),
+    ] = None,
+    gpu_wait: Annotated[
+        str | None,
+        typer.Option(
+            "--gpu-wait",
+            metavar="DUR",
+            help="How long to wait for GPUs another run holds (30s, 10m; 0: fail at once, exit 2). "
+            "Default: as long as it takes, saying who holds them.",
+            show_default=False,
+        ),
+    ] = None,
+    gpu_interval: Annotated[
+        str,
+        typer.Option(
+            "--gpu-interval",
+            metavar="DUR",
+            help="Sample every GPU (utilization, memory, power, processes) this often while the "
+            "command runs, where NVML is present; Xid errors are caught as they happen.",
+        ),
+    ] = "1s",
     store: StoreOption = None,
 ) -> None:
     """Run CMD as a supervised, recorded job, then audit it.
@@ -106,6 +137,10 @@ def run(
     if on_orphans not in ON_ORPHANS:
         raise ConfigError(f"--on-orphans must be one of {', '.join(ON_ORPHANS)}, got {on_orphans!r}")
     seconds = parse_duration(timeout, "--timeout") if timeout is not None else None
+    wait_s = parse_duration(gpu_wait, "--gpu-wait", allow_zero=True) if gpu_wait is not None else None
+    interval_s = parse_duration(gpu_interval, "--gpu-interval")
+    if gpu_wait is not None and gpu is None:
+        raise ConfigError("--gpu-wait needs --gpu (the devices to wait for)")
     settings = config.load(store)  # once, for every layer of the run
     goal = load_objective(objective) if objective is not None else None
     gates = load_gates(gates_dir)  # fixed now, before the agent can write anything
@@ -125,6 +160,10 @@ def run(
         gates=gates,
         protect_store=protect_store,
         agent_telemetry=agent_telemetry,
+        gpu=gpu,
+        gpu_wait=wait_s,
+        gpu_interval=interval_s,
+        tell=say,
     )
     notice = store_gates_notice(supervisor.settings.store)
     if notice:

@@ -10,8 +10,9 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds in `text`. Raises ConfigError for anything that is not a positive duration."""
+def parse_duration(text: str, what: str = "duration", allow_zero: bool = False) -> float:
+    """Seconds in `text`. Raises ConfigError for anything that is not a positive duration (or
+    zero, with `allow_zero`)."""
     raw = text.strip().lower()
     try:
         seconds = float(raw)
@@ -26,6 +27,9 @@ def parse_duration(text: str, what: str = "duration") -> float:
             position = match.end()
         if position == len(raw) and raw:
             seconds = total
+    if allow_zero and seconds == 0:
+        return 0.0
     if not 0 < seconds < float("inf"):
-        raise ConfigError(f"{what} {text!r} is not a positive duration such as 90, 30s, 500ms, 5m or 1h30m")
+        kind = "a duration (0 or more)" if allow_zero else "a positive duration"
+        raise ConfigError(f"{what} {text!r} is not {kind} such as 90, 30s, 500ms, 5m or 1h30m")
     return seconds

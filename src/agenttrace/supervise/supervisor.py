@@ -40,6 +40,7 @@ from . import agent_telemetry, artifacts
 from .aftermath import derive_later, import_the_audit
 from .agent_env import agent_env
 from .claim_desk import CLAIMS_PATH, ClaimDesk
+from .gpu_work import GpuWork, belongs_to
 from .ledger import Ledger, overruled, what_failed
 from .process_spans import Orphan, ProcessSpans
 from .protect import ProtectionError
@@ -48,6 +49,8 @@ from .watcher import ProcessWatcher, become_subreaper, listen
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import pyarrow as pa
 
     from ..audit.gates import Gate
     from ..audit.verdict import Verdict
@@ -78,10 +81,16 @@ class Supervisor:
         protect_store: bool = False,
         agent_telemetry: bool = True,
         settings: config.Settings | None = None,
+        gpu: str | None = None,
+        gpu_wait: float | None = None,
+        gpu_interval: float = 1.0,
+        tell: Callable[[str], None] | None = None,
     ) -> None:
         """`settings`: resolved once by the caller (the CLI) and passed down to every layer of the
         run (its exporter, its receiver, its claims, its verification); else read from `store`
-        and the environment here."""
+        and the environment here. `gpu`: the `--gpu` lease to take before the agent starts (its
+        wait: `gpu_wait` seconds, None for as long as it takes); every GPU is sampled by NVML each
+        `gpu_interval` seconds while the agent runs. `tell`: progress lines (waiting for a GPU)."""
         if not command:
             raise ConfigError("no command to run: agenttrace run [OPTIONS] -- CMD [ARGS...]")
         if run_id is not None and not is_safe_run_id(run_id):
@@ -105,6 +114,14 @@ class Supervisor:
         """Turn on a known CLI agent's own telemetry (supervise/agent_telemetry.py)."""
         self.ledger = Ledger(self.layout, self.run_id, os.getpid())
         self._desk: ClaimDesk | None = None
+        self.gpu = GpuWork(
+            self.run_id,
+            self.settings.store,
+            request=gpu,
+            wait_s=gpu_wait,
+            interval=gpu_interval,
+            tell=tell or (lambda text: None),
+        )
         self._server: OtlpServer | None = None
 
         self._say = say or (lambda text: None)
@@ -133,12 +150,19 @@ class Supervisor:
         set (fixed by the caller), the environment (git commit and dirty state, packages: its
         `git` commands run while the rest is set up), the files of the working directory, and the
         code that will audit it (imported now: a module imported later could have been rewritten
-        by the agent, which runs as the same user)."""
-        taking = environment.Snapshot(argv=self.command, cwd=str(self.cwd))
+        by the agent, which runs as the same user).
+
+        With `gpu`, the lease is taken first (GpuError: no NVML, no such device, or still held
+        when the wait ran out)."""
+        self.gpu.acquire()  # --gpu: may wait for a device; nothing of the run is recorded before
         try:
-            return self._run(taking)
+            taking = environment.Snapshot(argv=self.command, cwd=str(self.cwd))
+            try:
+                return self._run(taking)
+            finally:
+                taking.cancel()
         finally:
-            taking.cancel()
+            self.gpu.stop(self._root)  # let the lease go, even where the run failed to start
 
     def _run(self, taking: environment.Snapshot) -> RunResult:
         from ..audit.gates import RECORD_ATTRIBUTE, record_gates
@@ -157,9 +181,8 @@ class Supervisor:
                 raise ConfigError(f"--protect-store is not possible here: {why_not}")
 
         configure(settings=self.settings)
-        sink_for(self.settings.store, self.settings.flush_interval).part_listeners.append(
-            self.ledger.listener("supervisor")
-        )
+        sink = sink_for(self.settings.store, self.settings.flush_interval)
+        sink.part_listeners.append(self.ledger.listener("supervisor"))
         subreaper = become_subreaper()
         before = artifacts.snapshot(self.cwd, [self.settings.store])
         argv = redact_argv(self.command)
@@ -198,10 +221,12 @@ class Supervisor:
         )
         self._server = server
         server.start()
+        self.gpu.start(self._tracer, self._root, sink.add_samples, self._forward_samples(), self._in_run)
         result: RunResult | None = None
         try:
             result = self._supervise(server.endpoint)
         finally:
+            self.gpu.stop(self._root)  # before verification: its checks are not the agent's GPU work
             self._finish_root(result, before)
             _finish(self.run_id, str(self.settings.store), self.settings)
             server.stop()
@@ -281,6 +306,7 @@ class Supervisor:
         handled = 0
         outcome = "exited"
         while not watcher.root_exited.wait(0.02):
+            self.gpu.check()
             if self._interrupts > handled:
                 handled = self._interrupts
                 outcome = "cancelled"
@@ -357,7 +383,32 @@ class Supervisor:
 
     def _child_env(self, endpoint: str) -> dict[str, str]:
         assert self._root is not None
-        return agent_env(self._root, self.run_id, endpoint, self.settings.flush_interval)
+        return agent_env(self._root, self.run_id, endpoint, self.settings.flush_interval) | self.gpu.env()
+
+    def _in_run(self, pid: int) -> bool:
+        """Is a process seen on a GPU part of the run (asked by the GPU sampler's thread)?"""
+        watcher = self._watcher
+        if watcher is None:
+            return False
+
+        def known(candidate: int) -> bool:
+            proc = watcher.procs.get(candidate)
+            return proc is not None and proc.alive
+
+        return belongs_to(pid, known, watcher.root_pid, os.getpid())
+
+    def _forward_samples(self) -> Callable[[pa.Table], None] | None:
+        """GPU samples go to the OTLP backend the agent's records are forwarded to, as metrics."""
+        forwarder = self._server.receiver.forwarder if self._server is not None else None
+        if forwarder is None:
+            return None
+        from ..gpu.samples import to_otlp
+
+        def forward(table: pa.Table) -> None:
+            with contextlib.suppress(Exception):
+                forwarder.submit(to_otlp(table), "application/x-protobuf", signal="metrics")
+
+        return forward
 
     # -- the manifest and the verdict -------------------------------------------------------------
     def seal_manifest(self) -> None:
