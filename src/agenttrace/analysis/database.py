@@ -43,7 +43,10 @@ VIEWS = (
 )  # fmt: skip
 """View files in the order they are created (later views read earlier ones)."""
 
-USER_VIEWS = ("runs", "spans", "steps", "processes", "artifacts", "claims", "gpu_samples", "logs", "metrics")
+USER_VIEWS = (
+    "runs", "spans", "steps", "processes", "artifacts", "claims", "gpu_samples", "gpu_events", "logs",
+    "metrics",
+)  # fmt: skip
 """The views users query; their columns are part of the contract (`verifications` and
 `claim_evidence` are there too, for the gates and for people)."""
 
