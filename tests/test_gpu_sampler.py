@@ -315,3 +315,25 @@ def test_samples_round_trip_through_otlp(fake: Path, sink: Sink, cuda: Cuda) -> 
     assert sorted(pa.Table.from_batches([decoded]).to_pylist(), key=key) == sorted(
         original.to_pylist(), key=key
     )
+
+
+def test_a_sealed_runs_derived_tables_hold_the_gpu_views(fake: Path, sink: Sink, cuda: Cuda) -> None:
+    from test_store_writer import rows
+
+    from agenttrace.analysis.derive import derive_run
+
+    sink.writer.append(rows(RUN, 2))  # the run's spans: a run to derive
+    cuda.start(0, "64MiB")
+    sampler = GpuSampler(RUN, sink, interval=0.05, in_run=lambda pid: True).start()
+    until(lambda: sampler.ticks >= 2)
+    inject_xid(fake, 1, 94)
+    until(lambda: sampler.events >= 1)
+    sampler.stop()
+    sink.seal()
+    samples_sql = "SELECT * FROM gpu_samples ORDER BY time, device, pid"
+    events_sql = "SELECT * FROM gpu_events ORDER BY time"
+    from_views = (query(sink.store, samples_sql), query(sink.store, events_sql))
+    entry = derive_run(sink.store, RUN)
+    assert entry is not None and {"gpu_samples", "gpu_events"} <= set(entry.tables)
+    assert (query(sink.store, samples_sql), query(sink.store, events_sql)) == from_views
+    assert [(e["kind"], e["xid"]) for e in from_views[1]] == [("xid", 94)]
