@@ -73,6 +73,9 @@ class GpuSampler:
         self._in_run = in_run
         self._nvml = nvml
         self._stop = threading.Event()
+        self._stop_asked = float("inf")
+        self.ready = threading.Event()
+        """Set once NVML's event set is listening and the first sample is taken (or sampling gave up)."""
         self._thread = threading.Thread(target=self._main, name="agenttrace-gpu-sampler", daemon=True)
         self._started = False
         self._commands: dict[tuple[int, int], tuple[int, str]] = {}
@@ -105,6 +108,7 @@ class GpuSampler:
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Take one last sample and stop (waiting at most `timeout` seconds; never raises)."""
+        self._stop_asked = time.monotonic()
         self._stop.set()
         if self._started:
             self._thread.join(timeout)
@@ -130,6 +134,7 @@ class GpuSampler:
             log.debug("GPU sampler failed", exc_info=True)
             self._error(f"the GPU sampler stopped: {type(exc).__name__}: {exc}")
         finally:
+            self.ready.set()
             self.cpu_s = time.thread_time()
 
     def _loop(self) -> None:
@@ -153,9 +158,11 @@ class GpuSampler:
                 self._error(str(exc))
             next_tick = time.monotonic()
             while True:
+                began = time.monotonic()
                 self._tick(nvml)
-                if self._stop.is_set():
-                    return
+                self.ready.set()
+                if self._stop.is_set() and self._stop_asked <= began:
+                    return  # this sample began after stop() was asked: the last one
                 next_tick += self.interval
                 now = time.monotonic()
                 if next_tick <= now:  # a tick overran: the next one is an interval from now

@@ -47,6 +47,8 @@ LEASE = "agenttrace.gpu.lease"
 SAMPLING = "agenttrace.gpu.sampling"
 CHECK_EVERY_S = 1.0
 """How often the lease is checked while the agent runs (and once more when it is let go)."""
+READY_WAIT_S = 2.0
+"""With a lease, how long the agent's start waits for the sampler's first sample and event set."""
 DRIVER_SIGNS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
 
 
@@ -161,6 +163,8 @@ class GpuWork:
             self._sampler = GpuSampler(
                 self.run_id, stored, interval=self.interval, in_run=in_run, nvml=self._nvml
             ).start()
+            if self.lease is not None:  # the leased devices are watched before the agent starts
+                self._sampler.ready.wait(READY_WAIT_S)
         except Exception as exc:  # sampling is evidence, not a reason to stop the run
             root.set_attribute(SAMPLING, f"failed: {exc}")
 
