@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import query, run_cli
+from conftest import free_port, query, run_cli, start_serve
 from fakes.nvml.state import inject_xid, make_state
 
 FAKES = Path(__file__).parent / "fakes" / "nvml"
@@ -351,3 +351,28 @@ def test_bad_gpu_flags_are_one_error_line_and_exit_2(
     result = run(gpu_host, tmp_path / "store", *args, "--", "true")
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
+
+
+def test_gpu_samples_go_to_the_otlp_backend_as_hw_gpu_metrics(
+    tmp_path: Path, gpu_host: dict[str, str]
+) -> None:
+    backend_store, port = tmp_path / "backend", free_port()
+    backend = start_serve(backend_store, port)
+    try:
+        store = tmp_path / "store"
+        agent = script(tmp_path, "agent.sh", f"{CUDA} --device 0 --mem 1GiB --util 30 --seconds 1")
+        env = {**gpu_host, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+        result = run(env, store, "--gpu", "1", "--gpu-interval", "250ms", "--", agent)
+        assert result.returncode == 0, result.stderr
+        sampled = "SELECT time, device, utilization FROM gpu_samples WHERE pid IS NULL ORDER BY ALL"
+        local = query(store, sampled)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            names = query(backend_store, "SELECT DISTINCT name FROM metrics ORDER BY name")
+            if {"hw.gpu.utilization", "agenttrace.gpu.process.memory"} <= {n["name"] for n in names}:
+                break
+        assert query(backend_store, sampled) == local and local
+    finally:
+        backend.terminate()
+        backend.communicate(timeout=30)
