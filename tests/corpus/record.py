@@ -6,9 +6,11 @@ Runs the case's agent under `agenttrace run` in a fresh working directory and re
 What a case folder may hold besides `label.json` and `store/`:
   agent.py / agent.sh / ...  the agent; every file not named below is copied into the working
                              directory (folders too: fixtures the agent works on)
-  run.json                   {"command": [...], "options": [...], "env": {...}, "run_id": "..."}:
-                             the command (default `python agent.py`; "{python}" is this Python),
-                             extra `agenttrace run` options and environment
+  run.json                   {"command": [...], "options": [...], "env": {...}, "run_id": "...",
+                             "fake_gpus": N}: the command (default `python agent.py`; "{python}"
+                             is this Python), extra `agenttrace run` options and environment;
+                             with `fake_gpus`, the run is recorded on N GPUs of the fake NVML
+                             (tests/fakes/nvml), and the agent finds `fake_cuda.py` as $FAKE_CUDA
   model.json                 the case's model (scripted_model.py): served on loopback for the run,
                              with OPENAI_BASE_URL, ANTHROPIC_BASE_URL and dummy keys set
   README.md                  how the run was recorded, for a person
@@ -56,10 +58,27 @@ def record(case: str) -> None:
         ]
         command = [str(AGENTTRACE), "run", "--run-id", settings.get("run_id", f"corpus-{case}")]
         command += [*settings.get("options", []), "--", *agent]
-        result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False)
+        gpus = tempfile.TemporaryDirectory(prefix=f"corpus-{case}-gpus-")
+        if settings.get("fake_gpus"):
+            from fakes.nvml.state import make_state
+
+            state = make_state(Path(gpus.name), n_devices=int(settings["fake_gpus"]))
+            fake = HERE.parent / "fakes" / "nvml"
+            env |= {
+                "FAKE_NVML_STATE": str(state),
+                "AGENTTRACE_GPU_LOCK_DIR": str(Path(gpus.name) / "locks"),
+                "FAKE_CUDA": f"{sys.executable} {fake / 'fake_cuda.py'}",
+            }
+            command[:1] = [sys.executable, str(fake / "agenttrace_with_fake_nvml.py")]
+        with gpus:
+            result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False)
         print(f"{case}: exit {result.returncode}\n{result.stderr[-2000:]}")
         shutil.rmtree(folder / "store", ignore_errors=True)
-        shutil.copytree(Path(work) / ".agenttrace", folder / "store", symlinks=True)
+        # derived/ is left out: written after the verdict by a detached process, it may be half
+        # there now, and the audit recomputes it from the parts
+        shutil.copytree(
+            Path(work) / ".agenttrace", folder / "store", symlinks=True, ignore=shutil.ignore_patterns("derived")
+        )
     if model is not None:
         model.shutdown()
         model.server_close()
@@ -67,6 +86,7 @@ def record(case: str) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parent))  # fakes.nvml
     found = sorted(
         p.name
         for p in HERE.iterdir()
