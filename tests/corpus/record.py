@@ -76,9 +76,8 @@ def record(case: str) -> None:
         shutil.rmtree(folder / "store", ignore_errors=True)
         # derived/ is left out: written after the verdict by a detached process, it may be half
         # there now, and the audit recomputes it from the parts
-        shutil.copytree(
-            Path(work) / ".agenttrace", folder / "store", symlinks=True, ignore=shutil.ignore_patterns("derived")
-        )
+        leave_out = shutil.ignore_patterns("derived")
+        shutil.copytree(Path(work) / ".agenttrace", folder / "store", symlinks=True, ignore=leave_out)
     if model is not None:
         model.shutdown()
         model.server_close()
