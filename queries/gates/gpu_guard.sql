@@ -86,7 +86,7 @@ UNION ALL
 SELECT
     'process ' || pid || ' (`' || coalesce(any_value(command_line), '?') || '`), not part of this run, used leased GPU '
         || device || ' (' || uuid || ') from ' || strftime(min(time), '%H:%M:%S') || ', '
-        || max(process_memory) // 1048576 || ' MiB',
+        || coalesce(max(process_memory) // 1048576 || ' MiB', 'memory not reported'),
     any_value(lease_span_id),
     device,
     uuid,
