@@ -8,9 +8,11 @@ layouts follow nvml.h; a symbol this object lacks fails in pynvml as a missing s
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
+import select
 import sys
 import threading
 import time
@@ -63,7 +65,8 @@ _DEVICE_BASE = 0x4E564D4C0000  # "NVML": device i's handle is _DEVICE_BASE + 0x1
 _EVENT_SET_BASE = 0x4556454E0000  # "EVEN"
 _HGX_BUS = [0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB]  # an 8-GPU HGX board's PCI buses
 _CLOCKS = {0: (345, 1980), 1: (345, 1980), 2: (2619, 2619), 3: (765, 1755)}  # graphics, SM, mem, video MHz
-_WAIT_POLL_S = 0.02
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_IN_MODIFY, _IN_CREATE, _IN_MOVED_TO = 0x2, 0x100, 0x80
 
 
 class Memory(Structure):  # nvmlMemory_t
@@ -141,9 +144,26 @@ def _c(*argtypes: Any) -> Callable[[Callable[..., int]], Callable[..., int]]:
 
 
 class _EventSet:
-    def __init__(self, offset: int) -> None:
-        self.offset = offset  # the next event to look at, as an index into the event log
+    """An event set: what it listens to, how far it has read the log, and an inotify watch on the state
+    directory, so that a wait sleeps in the kernel as the driver's does (no polling, no CPU)."""
+
+    def __init__(self, state: Path) -> None:
+        self.offset = 0  # the next event to look at, as an index into the event log
         self.registered: dict[int, tuple[int, int]] = {}  # device index -> (event mask, log index since)
+        self.inotify = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        mask = _IN_MODIFY | _IN_CREATE | _IN_MOVED_TO
+        if self.inotify < 0 or _LIBC.inotify_add_watch(self.inotify, os.fsencode(state), mask) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+
+    def sleep(self, seconds: float) -> None:
+        """Until the state directory changes (the watch was set before the log was read: no lost wake-up)."""
+        select.select([self.inotify], [], [], seconds)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.inotify, 4096):
+                pass
+
+    def close(self) -> None:
+        os.close(self.inotify)
 
 
 class FakeNvml:
@@ -219,7 +239,10 @@ class FakeNvml:
         assert self._state is not None
         with self._lock:
             path = self._state / "events.jsonl"
-            if path.stat().st_size == self._events_read:  # the common case, and a waiting set's poll
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_size == self._events_read:  # nothing new: the common case
+                    return self._events
+            if not path.exists():
                 return self._events
             with open(path, "rb") as file:
                 file.seek(self._events_read)
@@ -256,6 +279,8 @@ class FakeNvml:
         with self._lock:
             self._refcount -= 1
             if not self._refcount:
+                for event_set in self._event_sets.values():
+                    event_set.close()
                 self._event_sets.clear()
         return SUCCESS
 
@@ -456,7 +481,10 @@ class FakeNvml:
         with self._lock:
             self._next_event_set += 1
             address = _EVENT_SET_BASE + 0x10 * self._next_event_set
-            self._event_sets[address] = _EventSet(len(self._read_events()))
+            assert self._state is not None
+            event_set = _EventSet(self._state)
+            event_set.offset = len(self._read_events())
+            self._event_sets[address] = event_set
         c_void_p.from_address(out).value = address  # type: ignore[arg-type]
         return SUCCESS
 
@@ -494,7 +522,7 @@ class FakeNvml:
             left = deadline - time.monotonic()
             if left <= 0:
                 return ERROR_TIMEOUT
-            time.sleep(min(_WAIT_POLL_S, left))
+            self._event_set(address).sleep(left)
 
     def _next_event(self, event_set: _EventSet) -> tuple[int, int, int] | None:
         events = self._read_events()
@@ -518,7 +546,7 @@ class FakeNvml:
     def nvmlEventSetFree(self, address: int | None) -> int:
         with self._lock:
             self._event_set(address)
-            del self._event_sets[address]  # type: ignore[arg-type]
+            self._event_sets.pop(address).close()  # type: ignore[arg-type]
         return SUCCESS
 
 
