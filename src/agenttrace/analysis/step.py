@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import QueryError
+from .gpu_use import step_gpu_use
 
 if TYPE_CHECKING:
     from .database import Database
@@ -23,7 +24,8 @@ def _parsed(text: Any) -> Any:
 
 
 def explain_step(db: Database | DerivedDatabase, run_id: str, n: int) -> dict[str, Any]:
-    """The step, what asked for it, what ran under it, its errors, and what came next.
+    """The step, what asked for it, what ran under it, its errors, what came next, and its GPU use
+    (`gpu`: None for a run without GPU records; see `gpu_use.step_gpu_use`).
     Raises QueryError for a step the run does not have."""
     params = {"run_id": run_id, "step": n}
     db.materialize()  # five reports over the same views: compute them once
@@ -35,6 +37,7 @@ def explain_step(db: Database | DerivedDatabase, run_id: str, n: int) -> dict[st
     row = rows[0]
     decided = db.report("step_decided_by", **params) if row["kind"] != "llm" else []
     following = db.report("step_next", **params)[0]
+    children = db.report("step_children", **params)
     answer: dict[str, Any] = {
         "run_id": run_id,
         "step": row["step"],
@@ -50,7 +53,7 @@ def explain_step(db: Database | DerivedDatabase, run_id: str, n: int) -> dict[st
         "input": _parsed(row["input"]),
         "output": _parsed(row["output"]),
         "decided_by": decided[0] if decided else None,
-        "children": db.report("step_children", **params),
+        "children": children,
         "errors": db.report("step_errors", **params),
         "claims": db.report("claims", **params),
         "next_step": (
@@ -58,6 +61,7 @@ def explain_step(db: Database | DerivedDatabase, run_id: str, n: int) -> dict[st
             if following["step"] is not None
             else None
         ),
+        "gpu": step_gpu_use(db, run_id, row["step"], children),
     }
     if row["kind"] == "tool":
         answer |= {"tool_name": row["tool_name"], "tool_call_id": row["tool_call_id"]}

@@ -19,28 +19,34 @@ def show(
 
     Every span sits under its parent with its step number, duration and status.
 
-    Errors show their message; spans that never ended are marked UNFINISHED. The run's claims
-    follow, each piece of evidence marked ok or NO with the reason.
+    Errors show their message; spans that never ended are marked UNFINISHED. A process seen on a
+    GPU is marked with the device and its peak memory; the GPU lease follows (devices, wait,
+    utilization and memory while held, lost or not), then any process outside the run seen on a
+    leased GPU (an intruder). The run's claims follow, each piece of evidence marked ok or NO with
+    the reason.
 
     Example: agenttrace show last
     """
     from ..analysis import resolve_run
     from ..analysis.derived import run_database
+    from ..analysis.gpu_use import run_gpu_use
     from ..render.tree import span_tree
 
     where = layout(store)
     run_id = resolve_run(where, run)
 
-    def read(db: Any) -> tuple[list[dict[str, Any]], ...]:
+    def read(db: Any) -> tuple[Any, ...]:
+        spans = db.report("run_spans", run_id=run_id)
         return (
             db.report("run_summary", run_id=run_id),
-            db.report("run_spans", run_id=run_id),
+            spans,
             db.report("claims", run_id=run_id, step=None),
+            run_gpu_use(db, run_id, (s["name"] for s in spans)),
             db.warnings,
         )
 
-    summary, spans, claims, warnings = run_database(where, run_id, read)
+    summary, spans, claims, gpu, warnings = run_database(where, run_id, read)
     warn(warnings)
     if not summary:
         raise typer.Exit(0)
-    stdout().print(span_tree(summary[0], spans, limit, claims))
+    stdout().print(span_tree(summary[0], spans, limit, claims, gpu))

@@ -21,7 +21,8 @@ def step(
     """What happened at step N of a run, and why.
 
     The step, the LLM step that asked for it, its input and output, the processes and HTTP calls
-    under it, its errors, and what came next.
+    under it (each process with the GPU it used: device, peak memory, when), the GPUs the run
+    leased or used during it (utilization min, avg and max), its errors, and what came next.
 
     Example: agenttrace step last 14 --json
     """

@@ -47,6 +47,12 @@ def step_answer(answer: dict[str, Any]) -> Group:
     if answer["output"] is not None:
         lines.append(Text(f"Output: {_clip(answer['output'])}"))
     children = answer["children"]
+    gpu = answer.get("gpu")
+    gpu_uses: dict[str, list[dict[str, Any]]] = {}
+    if gpu is not None:
+        from .gpu import marks_by_span
+
+        gpu_uses = marks_by_span(gpu["processes"])
     if children:
         lines.append(Text("Under it:"))
         for child in children:
@@ -55,12 +61,21 @@ def step_answer(answer: dict[str, Any]) -> Group:
                     f"exit {child['exit_code']}" if child["exit_code"] is not None
                     else f"signal {child['signal']}" if child["signal"] else "exit unknown"
                 )  # fmt: skip
-                lines.append(Text(f"  - process `{child['command_line'] or child['name']}` ({ending})"))
+                line = Text(f"  - process `{child['command_line'] or child['name']}` ({ending})")
+                if child["span_id"] in gpu_uses:
+                    from .gpu import step_process_marks
+
+                    line.append_text(step_process_marks(gpu_uses[child["span_id"]]))
+                lines.append(line)
             elif child["kind"] == "http":
                 call = f"{child['http_method']} {child['url'] or ''} -> {child['http_status']}"
                 lines.append(Text(f"  - HTTP {call}"))
             else:
                 lines.append(Text(f"  - {child['name']} ({child['status_code']})"))
+    if gpu is not None:
+        from .gpu import step_device_lines
+
+        lines.extend(step_device_lines(gpu["devices"]))
     errors = answer["errors"]
     lines.append(Text("Errors: " + ("none" if not errors else "")))
     for error in errors:

@@ -31,7 +31,9 @@ def run_header(run: dict[str, Any]) -> Text:
     return text
 
 
-def span_label(span: dict[str, Any], orphaned: bool = False) -> Text:
+def span_label(
+    span: dict[str, Any], orphaned: bool = False, gpu_uses: list[dict[str, Any]] | None = None
+) -> Text:
     label = Text()
     if span["step"] is not None:
         label.append(f"#{span['step']} ", style="bold cyan")
@@ -53,6 +55,10 @@ def span_label(span: dict[str, Any], orphaned: bool = False) -> Text:
         label.append(f"  finish: {span['finish_reason']}", style="dim")
     if span["exit_code"] is not None:
         label.append(f"  exit {span['exit_code']}", style="red" if span["exit_code"] else "dim")
+    if gpu_uses:
+        from .gpu import process_marks
+
+        label.append_text(process_marks(gpu_uses))
     if span["exception"] and span["exception"] != span["status_message"]:
         label.append(f"\n{span['exception']}", style="red")
     if orphaned:
@@ -82,9 +88,20 @@ def _break_cycles(spans: list[dict[str, Any]], children: dict[str | None, list[d
 
 
 def span_tree(
-    run: dict[str, Any], spans: list[dict[str, Any]], limit: int, claims: list[dict[str, Any]] | None = None
+    run: dict[str, Any],
+    spans: list[dict[str, Any]],
+    limit: int,
+    claims: list[dict[str, Any]] | None = None,
+    gpu: dict[str, Any] | None = None,
 ) -> Group:
-    """The run header and its span tree (at most `limit` spans drawn), then its claims."""
+    """The run header and its span tree (at most `limit` spans drawn), then its GPU use (`gpu`, from
+    `analysis.gpu_use.run_gpu_use`: marks on the processes seen on a GPU, the lease, intruders),
+    then its claims."""
+    marks: dict[str, list[dict[str, Any]]] = {}
+    if gpu is not None:
+        from .gpu import marks_by_span
+
+        marks = marks_by_span(gpu["processes"])
     ids = {s["span_id"] for s in spans}
     children: dict[str | None, list[dict[str, Any]]] = {}
     for span in spans:
@@ -97,7 +114,7 @@ def span_tree(
     while stack and drawn < limit:
         node, span = stack.pop()
         orphaned = span["parent_span_id"] is not None and span["parent_span_id"] not in ids
-        branch = node.add(span_label(span, orphaned))
+        branch = node.add(span_label(span, orphaned, marks.get(span["span_id"])))
         drawn += 1
         stack.extend((branch, c) for c in reversed(children.get(span["span_id"], [])))
     parts: list[Any] = [root]
@@ -108,6 +125,10 @@ def span_tree(
                 style="dim",
             )
         )
+    if gpu is not None:
+        from .gpu import gpu_lines
+
+        parts.extend(gpu_lines(gpu))
     if claims:
         from .claims import claim_lines
 

@@ -72,3 +72,20 @@ def moment(value: datetime | None, utc_suffix: bool = True) -> str:
 
 def clock(value: datetime | None) -> str:
     return "-" if value is None else value.strftime("%H:%M:%S.%f")[:-3]
+
+
+def size(n: float | None) -> str:
+    """`512 B`, `4.0 KiB`, `1.0 GiB`, `140.4 GiB`; `-` when unknown."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def percent(fraction: float | None) -> str:
+    """A fraction 0..1 as `60%`; `-` when unknown."""
+    return "-" if fraction is None else f"{fraction * 100:.0f}%"
