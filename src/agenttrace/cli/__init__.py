@@ -11,6 +11,7 @@ from .. import __version__
 from .audit import audit, gates
 from .claim import claim
 from .common import USAGE_ERROR, State
+from .gpus import gpus
 from .orphans import orphans
 from .query import query
 from .run import run
@@ -59,6 +60,7 @@ app.command("audit")(audit)
 app.command("gates")(gates)
 app.command("step")(step)
 app.command("claim")(claim)
+app.command("gpus")(gpus)
 
 
 class _WithoutPandas:
