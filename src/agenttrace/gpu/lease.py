@@ -226,7 +226,7 @@ def _lock_path(directory: Path, uuid: str) -> Path:
 def _open_lock(path: Path) -> int:
     """Open the lock file for reading and writing, creating it (0666) if it is not there."""
     flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
-    while True:
+    for _ in range(100):
         try:
             return os.open(path, flags)
         except FileNotFoundError:
@@ -243,6 +243,7 @@ def _open_lock(path: Path) -> int:
         with contextlib.suppress(OSError):
             os.fchmod(fd, 0o666)  # the umask cut it; every user's runs must be able to lock it
         return fd
+    raise GpuError(f"the GPU lock file {path} keeps appearing and disappearing; cannot open it")
 
 
 def _try_lock(path: Path) -> int | None:
