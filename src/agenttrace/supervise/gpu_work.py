@@ -102,7 +102,7 @@ class GpuWork:
                 request,
                 nvml.devices(),
                 run_id=self.run_id,
-                store=self.store,
+                store=None,  # the holder record is readable by every user (the agent too): no store path
                 wait_s=float("inf") if self.wait_s is None else self.wait_s,
                 on_wait=self._waiting,
             )
