@@ -27,6 +27,7 @@ CORE = (
     "deliverables",
     "evidence",
     "exit_status",
+    "gpu_guard",
     "integrity",
     "orphan_processes",
     "scope",
@@ -160,6 +161,7 @@ def test_exit_status_and_orphans_pass_on_a_clean_exit(tmp_path: Path) -> None:
     assert statuses(verdict) == {
         "completion_signal": "n/a",
         "exit_status": "pass",
+        "gpu_guard": "n/a",  # no GPU used, none leased
         "integrity": "pass",
         "orphan_processes": "pass",
         "tool_calls_returned": "n/a",
@@ -349,7 +351,7 @@ def test_human_output_and_junit(configured: Path, tmp_path: Path) -> None:
     assert ": FAILED (no exit code)" in result.stdout
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("12", "1", "9")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("13", "1", "10")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert set(cases) == set(CORE)
     failure = cases["completion_signal"].find("failure")
