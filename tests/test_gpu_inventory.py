@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,8 +33,10 @@ def test_command_lines_come_from_proc_with_secrets_redacted() -> None:
         [sys.executable, "-c", "import time; time.sleep(600)", "--api-key", "sk-secret", "a b"]
     )
     try:
-        line = command_line(sleeper.pid)
-        assert line is not None
+        deadline = time.monotonic() + 10  # until its exec is done: before, /proc shows no argv yet
+        while (line := command_line(sleeper.pid)) is None or "time.sleep" not in line:
+            assert time.monotonic() < deadline, line
+            time.sleep(0.01)
         assert "sk-secret" not in line
         assert line.endswith("--api-key '[REDACTED]' 'a b'")
     finally:

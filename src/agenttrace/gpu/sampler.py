@@ -262,7 +262,7 @@ class GpuSampler:
             if known is None:
                 argv = procfs.cmdline(pid)
                 known = (stat.ppid, shlex.join(redact_argv(argv)) if argv else "")
-                if len(self._commands) < _COMMAND_CACHE:
+                if argv and len(self._commands) < _COMMAND_CACHE:  # none yet: mid-exec, read it again
                     self._commands[key] = known
             attrs.append(("process.parent_pid", str(known[0])))
             if known[1]:
