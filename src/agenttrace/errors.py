@@ -7,7 +7,8 @@ AgentTraceError                 anything agenttrace reports to a user (CLI: one 
  ├── RunNotFoundError           no run matches the given id or prefix
  ├── AmbiguousRunError          a prefix matches more than one run
  ├── QueryError                 a query is refused (not read-only) or fails
- └── GpuError                   NVML is missing, a `--gpu` device is unknown, or a lease is held
+ ├── GpuError                   NVML is missing, a `--gpu` device is unknown, or a lease is held
+ └── ReplayError                a run cannot be replayed (not recorded, fails integrity, an artifact changed)
 """
 
 from __future__ import annotations
@@ -43,3 +44,8 @@ class QueryError(AgentTraceError):
 
 class GpuError(AgentTraceError):
     """NVML cannot be used, a device asked for does not exist, or a GPU lease cannot be had."""
+
+
+class ReplayError(AgentTraceError):
+    """A run cannot be replayed: it was not recorded with `--record`, its records fail integrity,
+    or a recorded body is missing or changed in the artifact store."""
