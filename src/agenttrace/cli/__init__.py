@@ -11,6 +11,7 @@ from .. import __version__
 from .audit import audit, gates
 from .claim import claim
 from .common import USAGE_ERROR, State
+from .diff import diff
 from .gpus import gpus
 from .orphans import orphans
 from .query import query
@@ -61,6 +62,7 @@ app.command("gates")(gates)
 app.command("step")(step)
 app.command("claim")(claim)
 app.command("gpus")(gpus)
+app.command("diff")(diff)
 
 
 class _WithoutPandas:
