@@ -136,7 +136,10 @@ def test_a_shell_agent_that_runs_another_command_shows_the_process_and_file_diff
     first = answer["first_divergence"]
     assert (first["step_a"], first["step_b"], first["kind"]) == (None, 2, "process")
     assert first["what"] == "only in run B: process `sleep 0.31` (step 2)"
-    assert [(p["step_a"], p["step_b"], p["same"]) for p in answer["steps"]] == [(1, 1, True), (None, 2, False)]
+    assert [(p["step_a"], p["step_b"], p["same"]) for p in answer["steps"]] == [
+        (1, 1, True),
+        (None, 2, False),
+    ]
     processes = {(p["a"] or {}).get("command_line"): p for p in answer["processes"]}
     assert processes["sh agent.sh"]["differences"] == ["exit_code"]
     assert (processes["sh agent.sh"]["a"]["exit_code"], processes["sh agent.sh"]["b"]["exit_code"]) == (0, 3)

@@ -1,8 +1,9 @@
 -- `agenttrace diff`: one run's side. Its summary (state, how its command ended, times), totals
 -- over its steps (counts by kind, tokens, cost), the verdict its supervisor recorded (the latest
 -- `audit` span the agent did not report, as in the `runs` view: its state, reasons and each
--- gate's status as a JSON object; NULL where none was recorded), and the run it replays
--- (`agenttrace.replay_of` on its root span; NULL for a run that replays none).
+-- gate's status as a JSON object; NULL where none was recorded), whether a supervisor recorded
+-- the run (`supervised`: only then is that verdict out of the agent's reach), and the run it
+-- replays (`agenttrace.replay_of` on its root span; NULL for a run that replays none).
 WITH totals AS (
     SELECT
         count(*) AS steps,
@@ -27,7 +28,7 @@ recorded AS (
 )
 SELECT
     r.run_id, r.name, r.state, r.started, r.ended, r.duration_s, r.agent_duration_s, r.exit_code,
-    r.signal, r.command, r.recorded_gates,
+    r.signal, r.command, r.recorded_gates, r.supervised,
     (SELECT s.attributes['agenttrace.replay_of'] FROM spans s
      WHERE s.run_id = r.run_id AND s.span_id = r.root_span_id LIMIT 1) AS replay_of,
     a.audit_state, a.audit_reasons, a.audit_gates,

@@ -44,7 +44,8 @@ not a divergence (a different tool result is seen by the next LLM request).
                         fail | n/a, or null where that run has no such gate)
 
 The verdicts are those the runs' supervisors recorded (`agenttrace run` audits each run at its
-end); a run without one is audited now, with the same gates and machinery as `agenttrace audit`.
+end); a run without one, or that no supervisor recorded (whose agent could have written an audit
+record of its own), is audited now, with the same gates and machinery as `agenttrace audit`.
 """
 
 from __future__ import annotations
@@ -424,13 +425,15 @@ def _gates(verdict_a: dict[str, Any], verdict_b: dict[str, Any]) -> list[dict[st
 
 def _verdict(layout: StoreLayout, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
     """The run's verdict: {state, source, reasons, gates: {name: status}, severities}. The one its
-    supervisor recorded, else an audit now (as `agenttrace audit` does it)."""
+    supervisor recorded, else an audit now (as `agenttrace audit` does it). A run no supervisor
+    recorded (in-process, `agenttrace serve`) is always audited now: its agent could have written
+    an `audit` span of its own."""
     from ..audit.gates import audit_gates
 
     gates = audit_gates(run["recorded_gates"], None)
     severities = {g.name: g.severity for g in gates}
     recorded = _recorded_gates(run["audit_gates"])
-    if run["audit_state"] is not None and recorded is not None:
+    if run["supervised"] and run["audit_state"] is not None and recorded is not None:
         try:
             reasons = [str(r) for r in json.loads(run["audit_reasons"] or "[]")]
         except ValueError:
