@@ -91,6 +91,29 @@ class ArtifactStore:
                 return StoredFile(digest, size, content_type(source, head), stored=False)
             return self._copy(source, f)
 
+    def put_bytes(self, data: bytes) -> str:
+        """Keep `data` (whatever its size: the caller holds it already) and return its sha256.
+        Written like a file's copy: temporary file, fsynced, renamed. Raises StoreError."""
+        sha = hashlib.sha256(data).hexdigest()
+        dest = self.path_of(sha)
+        if dest.is_file():
+            return sha
+        tmp_dir = self.layout.artifacts_dir / "tmp"
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            self._mkdir(tmp_dir)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb", buffering=0) as out:
+                out.write(data)
+                os.fchmod(out.fileno(), 0o400)
+                os.fsync(out.fileno())
+            self._mkdir(dest.parent)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot store an artifact in {tmp_dir}: {exc.strerror or exc}") from exc
+        return sha
+
     def _copy(self, source: Path, f: object) -> StoredFile:
         tmp_dir = self.layout.artifacts_dir / "tmp"
         try:
