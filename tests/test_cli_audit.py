@@ -30,6 +30,7 @@ CORE = (
     "gpu_guard",
     "integrity",
     "orphan_processes",
+    "replay",
     "scope",
     "tool_calls_returned",
     "unfinished_spans",
@@ -164,6 +165,7 @@ def test_exit_status_and_orphans_pass_on_a_clean_exit(tmp_path: Path) -> None:
         "gpu_guard": "n/a",  # no GPU used, none leased
         "integrity": "pass",
         "orphan_processes": "pass",
+        "replay": "n/a",  # not a replay
         "tool_calls_returned": "n/a",
         "unfinished_spans": "pass",
         "unrecovered_errors": "pass",
@@ -351,7 +353,7 @@ def test_human_output_and_junit(configured: Path, tmp_path: Path) -> None:
     assert ": FAILED (no exit code)" in result.stdout
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("13", "1", "10")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("14", "1", "11")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert set(cases) == set(CORE)
     failure = cases["completion_signal"].find("failure")

@@ -15,7 +15,7 @@ from .diff import diff
 from .gpus import gpus
 from .orphans import orphans
 from .query import query
-from .run import run
+from .run import replay_command, run
 from .runs import runs
 from .serve import serve
 from .show import show
@@ -63,6 +63,7 @@ app.command("step")(step)
 app.command("claim")(claim)
 app.command("gpus")(gpus)
 app.command("diff")(diff)
+app.command("replay")(replay_command)
 
 
 class _WithoutPandas:

@@ -108,6 +108,46 @@ def run(
             "command runs, where NVML is present; Xid errors are caught as they happen.",
         ),
     ] = "1s",
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Record the model traffic: the command's OpenAI, Anthropic and Gemini clients "
+            "(OPENAI_BASE_URL, ANTHROPIC_BASE_URL, GOOGLE_GEMINI_BASE_URL, Codex's provider; "
+            "AGENTTRACE_LLM_PROXY for any other, upstream AGENTTRACE_LLM_UPSTREAM) go through a "
+            "loopback proxy that stores every request and answer, byte for byte (no API key or "
+            "token is stored), for `agenttrace replay`.",
+        ),
+    ] = False,
+    replay: Annotated[
+        str | None,
+        typer.Option(
+            "--replay",
+            metavar="RUN",
+            help="Answer the command's model calls from RUN's recording instead of the model "
+            "(see `agenttrace replay`).",
+            show_default=False,
+        ),
+    ] = None,
+    then: Annotated[
+        str,
+        typer.Option(
+            "--then",
+            metavar="fail|live",
+            help="With --replay: at the first request the recording cannot answer, fail the run "
+            "(gate `replay`), or go on calling the model from there (`live`, recorded).",
+        ),
+    ] = "fail",
+    from_step: Annotated[
+        int | None,
+        typer.Option(
+            "--from-step",
+            metavar="N",
+            help="With --replay: the recording answers the first N-1 model calls; from call N on, "
+            "the model does (recorded).",
+            show_default=False,
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Run CMD as a supervised, recorded job, then audit it.
@@ -141,9 +181,21 @@ def run(
     interval_s = parse_duration(gpu_interval, "--gpu-interval")
     if gpu_wait is not None and gpu is None:
         raise ConfigError("--gpu-wait needs --gpu (the devices to wait for)")
+    if then not in ("fail", "live"):
+        raise ConfigError(f"--then must be fail or live, got {then!r}")
+    if replay is None and (then != "fail" or from_step is not None):
+        raise ConfigError("--then and --from-step need --replay RUN (or `agenttrace replay RUN`)")
+    if replay is not None and record:
+        raise ConfigError("--record and --replay together: a replay records what it serves already")
+    if from_step is not None and from_step < 1:
+        raise ConfigError(f"--from-step must be 1 or more, got {from_step}")
     settings = config.load(store)  # once, for every layer of the run
     goal = load_objective(objective) if objective is not None else None
-    gates = load_gates(gates_dir)  # fixed now, before the agent can write anything
+    original = None
+    if replay is not None:  # the same gates as the run it replays: its `--gates` and the built-ins
+        original, gates = _replayed(settings.store, replay, gates_dir)
+    else:
+        gates = load_gates(gates_dir)  # fixed now, before the agent can write anything
     console = stderr()
 
     def say(text: str) -> None:
@@ -164,6 +216,10 @@ def run(
         gpu_wait=wait_s,
         gpu_interval=interval_s,
         tell=say,
+        record=record,
+        replay_of=original,
+        then_live=then == "live",
+        from_step=from_step,
     )
     notice = store_gates_notice(supervisor.settings.store)
     if notice:
@@ -187,6 +243,9 @@ def run(
             f"orphan: pid {orphan.pid} `{command_line(orphan.argv) or '?'}`, {orphan.age_s:.1f} s old, "
             f"still running when the command exited: {fate}"
         )
+    diverged = supervisor.llm.diverged
+    if diverged is not None:
+        say(diverged.message() + (" (going on upstream: --then live)" if then == "live" else ""))
     if result.error:
         supervisor.seal_manifest()
         if json_:
@@ -203,6 +262,91 @@ def run(
     sys.stderr.flush()
     supervisor.derive_in_background()
     raise typer.Exit(0 if verdict.succeeded else 1)
+
+
+def _replayed(store: Path, ref: str, gates_dir: Path | None) -> tuple[str, list[Any]]:
+    """The run `--replay RUN` names (an id, a prefix or `last`) and its gate set: the built-in
+    gates and the `--gates` gates it recorded, plus any `--gates DIR` given now."""
+    from ..analysis import resolve_run
+    from ..analysis.derived import run_database
+    from ..audit.gates import audit_gates
+    from ..store.layout import StoreLayout
+
+    where = StoreLayout(store)
+    run_id = resolve_run(where, ref)
+
+    def pick(db: Any) -> list[Any]:
+        rows = db.report("recorded_gates", run_id=run_id)
+        return audit_gates(rows[0]["recorded_gates"] if rows else None, gates_dir)
+
+    return run_id, run_database(where, run_id, pick, verify=True)
+
+
+@handle_errors
+def replay_command(
+    run_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN", help="The recorded run (`agenttrace run --record`): id, prefix or `last`."
+        ),
+    ],
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="CMD...", help="The command to run, after `--`.", show_default=False),
+    ] = None,
+    from_step: Annotated[
+        int | None,
+        typer.Option(
+            "--from-step",
+            metavar="N",
+            help="The recording answers the first N-1 model calls; from call N on, the model does.",
+            show_default=False,
+        ),
+    ] = None,
+    then: Annotated[
+        str,
+        typer.Option(
+            "--then",
+            metavar="fail|live",
+            help="At the first request the recording cannot answer: fail the run (gate `replay`), "
+            "or go on calling the model from there (`live`).",
+        ),
+    ] = "fail",
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Use this run id (default: a new one).", show_default=False)
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option("--timeout", help="Stop the whole process tree after this long.", show_default=False),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Also print the verdict as one JSON object on stdout.")
+    ] = False,
+    store: StoreOption = None,
+) -> None:
+    """Run CMD again with RUN's recorded model answers: the same tools, inputs and decisions.
+
+    The command's model calls are answered from RUN's recording (`agenttrace run --record`), in
+    order, matched on the normalised request (model, messages, tools, parameters; ids, dates and
+    the working directory left out). At the first request the recording cannot answer, the report
+    names it with the differences, and the run fails (gate `replay`), unless `--then live`. The
+    replay is a run of its own (`agenttrace.replay_of` = RUN) with RUN's gates and its own verdict;
+    `agenttrace diff RUN LAST` compares the two.
+
+    Exit status: 0 when the run succeeded, 1 when it did not, 2 for a usage error.
+
+    Example: agenttrace replay last -- claude -p "Fix the failing test"
+    """
+    run(
+        command=command,
+        run_id=run_id,
+        timeout=timeout,
+        json_=json_,
+        replay=run_ref,
+        then=then,
+        from_step=from_step,
+        store=store,
+    )
 
 
 def _as_json(result: Any, verdict: Any) -> dict[str, Any]:

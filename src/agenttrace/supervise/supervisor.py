@@ -42,6 +42,7 @@ from .agent_env import agent_env
 from .claim_desk import CLAIMS_PATH, ClaimDesk
 from .gpu_work import GpuWork, belongs_to
 from .ledger import Ledger, overruled, what_failed
+from .llm_traffic import LlmTraffic
 from .process_spans import Orphan, ProcessSpans
 from .protect import ProtectionError
 from .run_result import RunResult, command_line, signal_name
@@ -85,12 +86,19 @@ class Supervisor:
         gpu_wait: float | None = None,
         gpu_interval: float = 1.0,
         tell: Callable[[str], None] | None = None,
+        record: bool = False,
+        replay_of: str | None = None,
+        then_live: bool = False,
+        from_step: int | None = None,
     ) -> None:
         """`settings`: resolved once by the caller (the CLI) and passed down to every layer of the
         run (its exporter, its receiver, its claims, its verification); else read from `store`
         and the environment here. `gpu`: the `--gpu` lease to take before the agent starts (its
         wait: `gpu_wait` seconds, None for as long as it takes); every GPU is sampled by NVML each
-        `gpu_interval` seconds while the agent runs. `tell`: progress lines (waiting for a GPU)."""
+        `gpu_interval` seconds while the agent runs. `tell`: progress lines (waiting for a GPU).
+        `record`: the model traffic goes through a recording proxy; `replay_of`: answered from that
+        run's recording instead (`then_live`: go on upstream after a divergence, else the run fails
+        on `replay`; `from_step`: the recording answers the first N-1 requests only)."""
         if not command:
             raise ConfigError("no command to run: agenttrace run [OPTIONS] -- CMD [ARGS...]")
         if run_id is not None and not is_safe_run_id(run_id):
@@ -123,6 +131,15 @@ class Supervisor:
             tell=tell or (lambda text: None),
         )
         self._server: OtlpServer | None = None
+        self.llm = LlmTraffic(
+            self.run_id,
+            self.settings,
+            self.cwd,
+            record=record,
+            replay_of=replay_of,
+            then_live=then_live,
+            from_step=from_step,
+        )
 
         self._say = say or (lambda text: None)
         self._started_ns = 0
@@ -154,6 +171,7 @@ class Supervisor:
 
         With `gpu`, the lease is taken first (GpuError: no NVML, no such device, or still held
         when the wait ran out)."""
+        self.llm.load(self.command)  # --replay: the recording, checked before anything starts
         self.gpu.acquire()  # --gpu: may wait for a device; nothing of the run is recorded before
         try:
             taking = environment.Snapshot(argv=self.command, cwd=str(self.cwd))
@@ -162,6 +180,7 @@ class Supervisor:
             finally:
                 taking.cancel()
         finally:
+            self.llm.stop(self._root)
             self.gpu.stop(self._root)  # let the lease go, even where the run failed to start
 
     def _run(self, taking: environment.Snapshot) -> RunResult:
@@ -222,10 +241,12 @@ class Supervisor:
         self._server = server
         server.start()
         self.gpu.start(self._tracer, self._root, sink.add_samples, self._forward_samples(), self._in_run)
+        self.llm.start(self._tracer, self._root)
         result: RunResult | None = None
         try:
             result = self._supervise(server.endpoint)
         finally:
+            self.llm.stop(self._root)  # every exchange stored, as a span under the root
             self.gpu.stop(self._root)  # before verification: its checks are not the agent's GPU work
             self._finish_root(result, before)
             _finish(self.run_id, str(self.settings.store), self.settings)
@@ -372,6 +393,7 @@ class Supervisor:
             if recipe is not None:
                 env, argv = recipe.env, recipe.argv
             self._root.set_attribute(agent_telemetry.ATTRIBUTE, recipe.name if recipe is not None else "off")
+        env, argv = self.llm.point(env, argv)
         options = {"env": env, "cwd": self.cwd, "process_group": 0 if own_group else None}
         if not self.protect_store:
             return subprocess.Popen(argv, **options)  # type: ignore[call-overload, no-any-return]
