@@ -86,6 +86,16 @@ SKIPPED = {
         "needs an NVIDIA GPU; tests/test_cli_run_gpu.py runs it over the fake NVML"
     ),
     "agenttrace gpus": "needs an NVIDIA GPU; tests/test_cli_gpus.py runs it over the fake NVML",
+    "python examples/fake_model_server.py --port 8089 &": "a background server; tests/test_cli_replay.py",
+    "OPENAI_BASE_URL=http://127.0.0.1:8089/v1 agenttrace run --record -- python examples/research_agent.py"
+    " --report answer.md": "needs the server above; tests/test_cli_replay.py records the same run",
+    "kill %1": "stops the server above",
+    "agenttrace replay 20261201T233305-6a10 -- python examples/research_agent.py --report answer.md": (
+        "replays the run above; tests/test_cli_replay.py"
+    ),
+    "agenttrace diff 20261201T233305-6a10 last": "compares the runs above; tests/test_cli_replay.py",
+    "agenttrace replay 20261201T233305-6a10 -- python examples/research_agent.py --report answer.md"
+    ' --task "Count the lines of the README"': "replays the run above; tests/test_cli_replay.py",
     "agenttrace run --gpu 0 --gpu-wait 0 -- python train.py 40GiB 80 4": (
         "needs an NVIDIA GPU; tests/test_cli_run_gpu.py runs it over the fake NVML"
     ),
