@@ -152,3 +152,34 @@ def test_a_run_without_a_manifest_is_refused(store: Path, configured: Path) -> N
         agenttrace.llm("gpt-4o", finish_reason="stop")
     with pytest.raises(ReplayError, match="no manifest"):
         load_recording(store, "inproc-1")
+
+
+def test_a_loaded_recording_replays_the_agent_with_the_upstream_gone(tmp_path: Path, store: Path) -> None:
+    from agenttrace.replay.proxy import LLMProxy
+
+    server, base_url = start_in_thread()
+    try:
+        supervised_run(tmp_path, store, "rec-4", base_url)
+        agent = tmp_path / "agent.py"
+        direct = subprocess.run(
+            [sys.executable, str(agent), base_url, API_KEY, "Say hello", "Say goodbye"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    recording = load_recording(store, "rec-4")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proxy = LLMProxy(recording=recording, workdir=str(elsewhere)).start()
+    try:
+        replayed = subprocess.run(
+            [sys.executable, str(agent), proxy.base_url("openai"), "sk-none", "Say hello", "Say goodbye"],
+            capture_output=True, text=True, timeout=60, cwd=elsewhere,
+        )  # fmt: skip
+    finally:
+        proxy.stop()
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == direct.stdout
+    assert proxy.divergence is None
+    assert sorted((e.replayed_from, e.mode) for e in proxy.exchanges) == [(1, "replay"), (2, "replay")]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,18 @@ class Recording:
     workdir: str | None = None
 
 
+def _ns(when: datetime | None) -> int:
+    """A stored time (microseconds, UTC) in nanoseconds since the epoch, exactly."""
+    if when is None:
+        return 0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _read_artifact(artifacts: ArtifactStore, sha256: str, what: str) -> bytes:
     path = artifacts.path_of(sha256)
     try:
@@ -185,7 +198,7 @@ def _exchange_from(row: dict[str, Any], artifacts: ArtifactStore) -> Exchange:
         route=get("route") or "",
         method=get("method") or "",
         path=get("path") or "",
-        start_ns=int(row["start_time"].timestamp() * 1e9),
+        start_ns=_ns(row["start_time"]),
         key=get("key") or "",
         request_headers=json.loads(get("request_headers") or "[]"),
         request_sha256=get("request_sha256"),
@@ -197,7 +210,7 @@ def _exchange_from(row: dict[str, Any], artifacts: ArtifactStore) -> Exchange:
         response_sha256=get("response_sha256"),
         response_size=number("response_size") or 0,
         chunks=chunks,
-        end_ns=int(row["end_time"].timestamp() * 1e9) if row["end_time"] is not None else 0,
+        end_ns=_ns(row["end_time"]),
         error=get("error"),
         mode=get("mode") or "record",
         replayed_from=number("replayed_from"),
