@@ -91,6 +91,9 @@ def test_a_replay_with_the_model_gone_makes_the_same_run(tmp_path: Path, model: 
     )
     assert root["of"] == "original"
     assert gate(store, "again", "replay")["status"] == "pass"
+    step = json.loads(run_cli("step", "again", "2", "--json", "--store", str(store)).stdout)
+    assert step["kind"] == "llm" and step["exchange"]["seq"] == 1, step  # the LLM step's kept exchange
+    assert step["exchange"]["response_sha256"] == original[0]["answer"]
     diff = run_cli("diff", "original", "again", "--json", "--store", str(store))
     assert diff.returncode == 0, diff.stdout
     assert json.loads(diff.stdout)["first_divergence"] is None

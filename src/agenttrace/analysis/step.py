@@ -72,4 +72,6 @@ def explain_step(db: Database | DerivedDatabase, run_id: str, n: int) -> dict[st
             "input_tokens": row["input_tokens"],
             "output_tokens": row["output_tokens"],
         }
+        exchange = db.report("step_exchange", **params)
+        answer["exchange"] = exchange[0] if exchange else None  # --record: the request and answer kept
     return answer

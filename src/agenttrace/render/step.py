@@ -35,6 +35,14 @@ def step_answer(answer: dict[str, Any]) -> Group:
             f"  finish reason {answer.get('finish_reason') or '?'} · tokens in {answer.get('input_tokens')} "
             f"out {answer.get('output_tokens')}"
         ))  # fmt: skip
+        exchange = answer.get("exchange")
+        if exchange:
+            request, response = (exchange[k] or "-" for k in ("request_sha256", "response_sha256"))
+            lines.append(Text(
+                f"  recorded: {exchange['method']} {exchange['path']} → {exchange['status'] or 'no answer'} "
+                f"({exchange['mode']}, exchange {exchange['seq']}) · request {request[:12]} "
+                f"· answer {response[:12]} ({exchange['response_size']} bytes)"
+            ))  # fmt: skip
     if kind == "tool" and answer.get("tool_call_id"):
         lines.append(Text(f"  tool call id {answer['tool_call_id']}"))
     decided = answer.get("decided_by")
