@@ -112,7 +112,9 @@ def _rep(
         times["direct"].append(t)
 
     def record() -> None:
-        proxy = LLMProxy(upstreams={"openai": upstream + "/v1"}, artifacts=artifacts).start()
+        proxy = LLMProxy(
+            upstreams={"openai": upstream + "/v1"}, artifacts=artifacts, keep_bodies=True
+        ).start()
         t, _ = calls(proxy.url, "/openai" + path, body, n)
         begin = time.perf_counter()
         proxy.stop()  # waits for every exchange to be stored

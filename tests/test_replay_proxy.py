@@ -302,3 +302,19 @@ def test_head_request_is_forwarded() -> None:
     while len(proxy.exchanges) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert [(e.method, e.status, e.response_size) for e in proxy.exchanges] == [("HEAD", 200, 0)] * 2
+
+
+def test_a_store_that_fails_does_not_reach_the_agent(tmp_path: Path, fake_openai: str) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store should be")
+    artifacts = ArtifactStore(StoreLayout(blocked), 1 << 30)
+    proxy, got = recording_proxy(artifacts, openai=fake_openai)
+    try:
+        client = openai.OpenAI(base_url=proxy.base_url("openai"), api_key=API_KEY, max_retries=0)
+        assert client.chat.completions.create(model="fake", messages=MESSAGES).choices[0].message.content
+    finally:
+        proxy.stop()
+    (exchange,) = got
+    assert exchange.status == 200
+    assert exchange.error is not None and "bodies not stored" in exchange.error
+    assert exchange.response_sha256 is None and exchange.response_size > 0

@@ -77,12 +77,12 @@ class Exchange:
 
     def store_bodies(self, artifacts: ArtifactStore) -> None:
         """Put the bodies in the artifact store and set their sha256s. Raises StoreError."""
+        self.request_size = len(self.request_body or b"")
+        self.response_size = len(self.response_body or b"")
         if self.request_body is not None:
             self.request_sha256 = artifacts.put_bytes(self.request_body)
-            self.request_size = len(self.request_body)
         if self.response_body is not None:
             self.response_sha256 = artifacts.put_bytes(self.response_body)
-            self.response_size = len(self.response_body)
 
 
 def root_attributes(workdir: str | None) -> dict[str, str | bool]:
@@ -215,6 +215,12 @@ def _exchange_from(row: dict[str, Any], artifacts: ArtifactStore) -> Exchange:
         mode=get("mode") or "record",
         replayed_from=number("replayed_from"),
     )
+    for side, sha, size in (
+        ("request", exchange.request_sha256, exchange.request_size),
+        ("response", exchange.response_sha256, exchange.response_size),
+    ):
+        if size and not sha:
+            raise ReplayError(f"{what}: its {side} body ({size} bytes) was not stored: {exchange.error}")
     if exchange.request_sha256:
         exchange.request_body = _read_artifact(artifacts, exchange.request_sha256, what + ", request")
     if exchange.response_sha256:

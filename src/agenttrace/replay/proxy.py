@@ -235,7 +235,11 @@ class LLMProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         timeout: float = 600.0,
+        keep_bodies: bool = False,
     ) -> None:
+        """`workdir`: the agent's working directory, for normalisation (`normalize`); `timeout`:
+        seconds an upstream may stay silent; `keep_bodies`: keep each exchange's bodies in
+        `exchanges` once stored (without `artifacts` they are always kept)."""
         self.upstreams = dict(upstreams or {})
         self.artifacts = artifacts
         self.on_exchange = on_exchange
@@ -244,6 +248,7 @@ class LLMProxy:
         self.from_step = from_step
         self.speed = speed
         self.workdir = workdir
+        self.keep_bodies = keep_bodies or artifacts is None
         self.divergence: Divergence | None = None
         self.exchanges: list[Exchange] = []
         """Every exchange so far, finished ones, in the order they finished."""
@@ -435,7 +440,8 @@ class LLMProxy:
             exchange.status = 502
             return
         scheme, host, port, target = upstream_target(base, rest)
-        headers = [(k, v) for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}]
+        dropped = HOP_BY_HOP | {"host", "expect"}  # the body is read already: no 100-continue upstream
+        headers = [(k, v) for k, v in handler.headers.items() if k.lower() not in dropped]
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         if body is not None:
             headers.append(("Content-Length", str(len(body))))
