@@ -98,3 +98,65 @@ def test_request_diff_long_strings_lists_and_missing_keys() -> None:
     assert len(diff[1]) < 200
     assert diff[2] == "body.temperature: 1 -> <missing>"
     assert request_diff(None, new) == ["no recorded request is left to match: the recording ended here"]
+
+
+def test_claude_codes_project_folder_slug_of_the_working_directory_is_normalised() -> None:
+    """Claude Code names its memory folder after the working directory, every character but ASCII
+    letters and digits made `-`: `~/.claude/projects/-tmp-a-w_1/memory/` for `/tmp/a/w_1`."""
+
+    def request(workdir: str, slug: str) -> bytes:
+        text = f"Working directory: {workdir}\nMemory: `/home/u/.claude/projects/{slug}/memory/`."
+        return json.dumps({"model": "m", "system": [{"type": "text", "text": text}]}).encode()
+
+    a = normalise(
+        "anthropic", "POST", "/v1/messages", request("/tmp/a/w_1", "-tmp-a-w-1"), workdir="/tmp/a/w_1"
+    )
+    b = normalise(
+        "anthropic", "POST", "/v1/messages", request("/tmp/b/x.2", "-tmp-b-x-2"), workdir="/tmp/b/x.2"
+    )
+    assert a == b
+    assert "/home/u/.claude/projects/<cwd>/memory/" in json.dumps(a)
+    other = normalise(
+        "anthropic", "POST", "/v1/messages", request("/tmp/a/w_1", "-tmp-c"), workdir="/tmp/a/w_1"
+    )
+    assert other != a  # another project's folder is not this run's
+
+
+def codex_turn(session: str, message_ids: tuple[str, str], chunk: str, wall: str) -> bytes:
+    """The shape of Codex's second `POST /responses` of a turn: per-session ids in client_metadata
+    and prompt_cache_key, made-up message ids on the input items, a tool result with Codex's
+    output header."""
+    return json.dumps(
+        {
+            "model": "gpt-5.5",
+            "prompt_cache_key": session,
+            "client_metadata": {"session_id": session, "turn_id": session + "-t", "x-codex-window-id": "w"},
+            "input": [
+                {"type": "message", "role": "user", "id": message_ids[0], "content": "Create out.txt"},
+                {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "exec_command"},
+                {
+                    "type": "function_call_output",
+                    "id": message_ids[1],
+                    "call_id": "call_1",
+                    "output": f"Chunk ID: {chunk}\nWall time: {wall} seconds\nProcess exited with code 0\n",
+                },
+            ],
+        }
+    ).encode()
+
+
+def test_codex_session_ids_message_ids_and_output_header_are_volatile() -> None:
+    a = normalise("openai", "POST", "/responses", codex_turn("s-1", ("msg_a", "msg_b"), "2565d6", "0.0000"))
+    b = normalise("openai", "POST", "/responses", codex_turn("s-2", ("msg_c", "msg_d"), "b4b40e", "1.25"))
+    assert a == b
+    text = json.dumps(a)
+    assert "client_metadata" not in text and "msg_" not in text
+    assert "Chunk ID: <id>\\nWall time: <elapsed>\\nProcess exited with code 0" in text
+    assert '"call_id": "call_1"' in text  # the model's own call ids are kept
+    c = normalise("openai", "POST", "/responses", codex_turn("s-1", ("msg_a", "msg_b"), "2565d6", "0.0000"))
+    assert c == a
+    failed = codex_turn("s-1", ("msg_a", "msg_b"), "2565d6", "0.0000").replace(b"code 0", b"code 2")
+    assert normalise("openai", "POST", "/responses", failed) != a  # the exit code is not volatile
+    costs = [json.dumps({"turn_ids": [t]}).encode() for t in ("8f0b4ef9", "67c37892")]
+    path = "/analytics/codex/turn-costs"
+    assert normalise("openai", "POST", path, costs[0]) == normalise("openai", "POST", path, costs[1])

@@ -13,6 +13,12 @@ Rules (what changes between two runs of the same agent doing the same thing, and
 - `user`, `safety_identifier` removed, top level (OpenAI): an end-user id for abuse tracking, not
   part of the prompt.
 - `prompt_cache_key` removed, top level (OpenAI Responses): Codex puts its conversation id there.
+- `client_metadata` removed, top level (OpenAI Responses): Codex's installation, session, thread,
+  turn and window ids, and a start time.
+- `id` removed from each item of a top-level `input` list (OpenAI Responses): the ids Codex makes
+  up for the messages it sends (`msg_<uuid>`), new every run; `call_id` is kept.
+- `turn_ids` removed, top level (Codex's `POST /analytics/codex/turn-costs`): the new random ids
+  of the turns it reports on.
 - `session_id`, `user_prompt_id` removed, top level (Gemini CLI): per-session / per-prompt ids.
 - `cache_control` removed at any depth (Anthropic): prompt-caching markers; Claude Code moves them
   to the newest message each turn.
@@ -20,10 +26,15 @@ Rules (what changes between two runs of the same agent doing the same thing, and
   served is the recorded one anyway.
 - the run's working directory (and its real path) replaced by `<cwd>` in every string (all): Claude
   Code, Codex and Gemini CLI put it in their system prompt, and tool results print it; a replay
-  runs in another temp dir.
+  runs in another temp dir. So is its slug, every character but ASCII letters and digits made `-`
+  (`/tmp/w` -> `-tmp-w`): Claude Code names its project folder so, and its system prompt gives
+  the memory directory `~/.claude/projects/<slug>/memory/`.
 - ISO timestamps replaced by `<timestamp>`, ISO dates (`2026-12-01`) and long dates (`Tuesday,
   December 1, 2026`) by `<date>`, in every string (all): the agents' system prompts carry today's
   date.
+- Codex's command output header, `Chunk ID: <hex>` and `Wall time: <seconds> seconds`, made
+  `Chunk ID: <id>` and `Wall time: <elapsed>`, in every string (all): a random id and a timing,
+  sent back to the model with every tool result.
 
 The path keeps its query string (secret parameters already redacted). Headers are not part of the
 request: they carry SDK versions, retry counts and keys. A date that is part of a file the agent
@@ -42,7 +53,16 @@ from typing import Any
 MISSING = "<missing>"
 
 _TOP_LEVEL_DROP = frozenset(
-    {"user", "safety_identifier", "prompt_cache_key", "stream_options", "session_id", "user_prompt_id"}
+    {
+        "user",
+        "safety_identifier",
+        "prompt_cache_key",
+        "stream_options",
+        "session_id",
+        "user_prompt_id",
+        "turn_ids",
+        "client_metadata",
+    }
 )
 _METADATA_DROP = frozenset({"user_id", "session_id"})
 _ANY_DEPTH_DROP = frozenset({"cache_control"})
@@ -52,6 +72,9 @@ _ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _LONG_DATE = re.compile(rf"\b(?:(?:{_DAYS}),?\s+)?(?:{_MONTHS})\s+\d{{1,2}},?\s+\d{{4}}\b")
+_SLUG = re.compile(r"[^a-zA-Z0-9]")
+_CHUNK_ID = re.compile(r"\bChunk ID: [0-9a-f]+\b")
+_WALL_TIME = re.compile(r"\bWall time: \d+(?:\.\d+)? seconds\b")
 
 
 def decode_body(body: bytes, content_encoding: str | None = None) -> bytes:
@@ -73,12 +96,16 @@ def _workdirs(workdir: str | None) -> list[str]:
     import os
 
     found = {workdir.rstrip("/") or "/", os.path.realpath(workdir)}
-    return sorted((w for w in found if w and w != "/"), key=len, reverse=True)
+    found = {w for w in found if w and w != "/"}
+    found |= {_SLUG.sub("-", w) for w in found}  # Claude Code's project folder name
+    return sorted(found, key=len, reverse=True)
 
 
 def _text(value: str, workdirs: list[str]) -> str:
     for w in workdirs:
         value = value.replace(w, "<cwd>")
+    value = _CHUNK_ID.sub("Chunk ID: <id>", value)
+    value = _WALL_TIME.sub("Wall time: <elapsed>", value)
     value = _TIMESTAMP.sub("<timestamp>", value)
     value = _ISO_DATE.sub("<date>", value)
     return _LONG_DATE.sub("<date>", value)
@@ -95,6 +122,8 @@ def _clean(value: Any, workdirs: list[str], depth: int) -> Any:
                 item = {k: v for k, v in item.items() if k not in _METADATA_DROP}
                 if not item:
                     continue
+            if depth == 0 and key == "input" and isinstance(item, list):
+                item = [{k: v for k, v in i.items() if k != "id"} if isinstance(i, dict) else i for i in item]
             out[_text(key, workdirs)] = _clean(item, workdirs, depth + 1)
         return out
     if isinstance(value, list):
