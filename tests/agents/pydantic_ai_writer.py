@@ -1,0 +1,39 @@
+"""A pydantic-ai agent with three file tools that writes its answer to `answer.md`, talking to the
+OpenAI-compatible server at OPENAI_BASE_URL (examples/fake_model_server.py in the tests). No
+agenttrace or OpenTelemetry code: `agenttrace run` instruments it.
+
+    python pydantic_ai_writer.py MODEL TASK
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from pydantic_ai import Agent
+from pydantic_ai.models.openai import OpenAIChatModel
+
+agent = Agent(OpenAIChatModel(sys.argv[1]), instructions="Answer questions about the files here.")
+
+
+@agent.tool_plain
+def list_files(directory: str) -> str:
+    """The names of the files in a directory, as a JSON list."""
+    return json.dumps(sorted(p.name for p in Path(directory).iterdir() if p.is_file()))
+
+
+@agent.tool_plain
+def read_file(path: str) -> str:
+    """The text of a file."""
+    return Path(path).read_text()
+
+
+@agent.tool_plain
+def word_count(path: str) -> str:
+    """Lines and words of a file, as JSON."""
+    text = Path(path).read_text()
+    return json.dumps({"lines": len(text.splitlines()), "words": len(text.split())})
+
+
+answer = agent.run_sync(sys.argv[2]).output
+Path("answer.md").write_text(answer + "\n")
+print(answer)
