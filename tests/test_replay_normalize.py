@@ -160,3 +160,53 @@ def test_codex_session_ids_message_ids_and_output_header_are_volatile() -> None:
     costs = [json.dumps({"turn_ids": [t]}).encode() for t in ("8f0b4ef9", "67c37892")]
     path = "/analytics/codex/turn-costs"
     assert normalise("openai", "POST", path, costs[0]) == normalise("openai", "POST", path, costs[1])
+
+
+def gemini_turn(workdir: str, project: str, call_id: str, pgid: int) -> bytes:
+    """The shape of Gemini CLI's second turn: a session context naming its project's temporary
+    folder, the shell call it named itself, and the tool's result with its process group."""
+    context = f"The project's temporary directory is: /home/u/.gemini/tmp/{project}\n  - {workdir}"
+    output = f"<untrusted_context>\nOutput: (empty)\nProcess Group PGID: {pgid}\n</untrusted_context>"
+    return json.dumps(
+        {
+            "contents": [
+                {"role": "user", "parts": [{"text": context}]},
+                {"role": "model", "parts": [{"functionCall": {"id": call_id, "name": "run_shell_command"}}]},
+                {
+                    "role": "user",
+                    "parts": [
+                        {
+                            "functionResponse": {
+                                "id": call_id,
+                                "name": "run_shell_command",
+                                "response": {"output": output},
+                            }
+                        }
+                    ],
+                },
+            ]
+        }
+    ).encode()
+
+
+def test_gemini_clis_project_id_call_ids_and_process_group_are_volatile() -> None:
+    path = "/v1beta/models/gemini-3.8-flash:streamGenerateContent?alt=sse"
+    a = normalise(
+        "gemini",
+        "POST",
+        path,
+        gemini_turn("/tmp/a/My Work", "my-work", "run_1796_0", 29283),
+        workdir="/tmp/a/My Work",
+    )
+    b = normalise(
+        "gemini",
+        "POST",
+        path,
+        gemini_turn("/tmp/b/My_Work", "my-work-1", "run_1797_0", 29385),
+        workdir="/tmp/b/My_Work",
+    )
+    assert a == b
+    text = json.dumps(a)
+    assert "/.gemini/tmp/<project>" in text and "Process Group PGID: <pid>" in text and "run_17" not in text
+    other = gemini_turn("/tmp/a/My Work", "my-workshop", "run_1796_0", 29283)  # not this directory's id
+    assert normalise("gemini", "POST", path, other, workdir="/tmp/a/My Work") != a

@@ -28,10 +28,17 @@ Rules (what changes between two runs of the same agent doing the same thing, and
   Code, Codex and Gemini CLI put it in their system prompt, and tool results print it; a replay
   runs in another temp dir. So is its slug, every character but ASCII letters and digits made `-`
   (`/tmp/w` -> `-tmp-w`): Claude Code names its project folder so, and its system prompt gives
-  the memory directory `~/.claude/projects/<slug>/memory/`.
+  the memory directory `~/.claude/projects/<slug>/memory/`. And Gemini CLI's project id, the
+  directory's base name lower-cased with every run of other characters than `a-z0-9` made one `-`,
+  and `-N` added when another directory took that id (`.gemini/tmp/work-1`), is made `<project>`
+  after `.gemini/tmp/` and `.gemini/history/`: its session context names that temporary folder.
 - ISO timestamps replaced by `<timestamp>`, ISO dates (`2026-12-01`) and long dates (`Tuesday,
   December 1, 2026`) by `<date>`, in every string (all): the agents' system prompts carry today's
   date.
+- `id` removed from `functionCall` and `functionResponse` objects (Gemini): Gemini CLI names a
+  call `<tool>_<epoch ms>_<n>` itself when the model gave it no id.
+- Gemini CLI's `Process Group PGID: <n>` in a shell tool's result made `Process Group PGID: <pid>`
+  (all): a process id.
 - Codex's command output header, `Chunk ID: <hex>` and `Wall time: <seconds> seconds`, made
   `Chunk ID: <id>` and `Wall time: <elapsed>`, in every string (all): a random id and a timing,
   sent back to the model with every tool result.
@@ -66,6 +73,7 @@ _TOP_LEVEL_DROP = frozenset(
 )
 _METADATA_DROP = frozenset({"user_id", "session_id"})
 _ANY_DEPTH_DROP = frozenset({"cache_control"})
+_CALL_OBJECTS = frozenset({"functionCall", "functionResponse"})
 
 _TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
@@ -73,6 +81,7 @@ _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _LONG_DATE = re.compile(rf"\b(?:(?:{_DAYS}),?\s+)?(?:{_MONTHS})\s+\d{{1,2}},?\s+\d{{4}}\b")
 _SLUG = re.compile(r"[^a-zA-Z0-9]")
+_PGID = re.compile(r"\bProcess Group PGID: \d+")
 _CHUNK_ID = re.compile(r"\bChunk ID: [0-9a-f]+\b")
 _WALL_TIME = re.compile(r"\bWall time: \d+(?:\.\d+)? seconds\b")
 
@@ -90,28 +99,34 @@ def decode_body(body: bytes, content_encoding: str | None = None) -> bytes:
     return body
 
 
-def _workdirs(workdir: str | None) -> list[str]:
+def _workdirs(workdir: str | None) -> list[str | re.Pattern[str]]:
     if not workdir:
         return []
     import os
 
     found = {workdir.rstrip("/") or "/", os.path.realpath(workdir)}
     found = {w for w in found if w and w != "/"}
+    ids = {
+        re.sub("-+", "-", _SLUG.sub("-", os.path.basename(w).lower())).strip("-") or "project" for w in found
+    }
     found |= {_SLUG.sub("-", w) for w in found}  # Claude Code's project folder name
-    return sorted(found, key=len, reverse=True)
+    project = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))  # Gemini CLI's project id
+    gemini = re.compile(rf"(\.gemini/(?:tmp|history)/)(?:{project})(?:-\d+)?(?![\w-])")
+    return [*sorted(found, key=len, reverse=True), gemini]
 
 
-def _text(value: str, workdirs: list[str]) -> str:
+def _text(value: str, workdirs: list[str | re.Pattern[str]]) -> str:
     for w in workdirs:
-        value = value.replace(w, "<cwd>")
+        value = value.replace(w, "<cwd>") if isinstance(w, str) else w.sub(r"\1<project>", value)
     value = _CHUNK_ID.sub("Chunk ID: <id>", value)
+    value = _PGID.sub("Process Group PGID: <pid>", value)
     value = _WALL_TIME.sub("Wall time: <elapsed>", value)
     value = _TIMESTAMP.sub("<timestamp>", value)
     value = _ISO_DATE.sub("<date>", value)
     return _LONG_DATE.sub("<date>", value)
 
 
-def _clean(value: Any, workdirs: list[str], depth: int) -> Any:
+def _clean(value: Any, workdirs: list[str | re.Pattern[str]], depth: int) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key in sorted(value):
@@ -122,6 +137,8 @@ def _clean(value: Any, workdirs: list[str], depth: int) -> Any:
                 item = {k: v for k, v in item.items() if k not in _METADATA_DROP}
                 if not item:
                     continue
+            if key in _CALL_OBJECTS and isinstance(item, dict):
+                item = {k: v for k, v in item.items() if k != "id"}
             if depth == 0 and key == "input" and isinstance(item, list):
                 item = [{k: v for k, v in i.items() if k != "id"} if isinstance(i, dict) else i for i in item]
             out[_text(key, workdirs)] = _clean(item, workdirs, depth + 1)
