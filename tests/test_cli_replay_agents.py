@@ -175,6 +175,11 @@ def codex(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
 
 
 @pytest.fixture(scope="module")
+def gemini(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
+    return record_and_replay_cli("gemini", tmp_path_factory.mktemp("gemini"))
+
+
+@pytest.fixture(scope="module")
 def pydantic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
     base = tmp_path_factory.mktemp("pydantic")
     store = base / "store"
@@ -360,6 +365,42 @@ def test_a_codex_session_replays_with_the_model_server_stopped(codex: Replayed) 
     assert (codex.replay_dir / "out.txt").read_text() == "hello\n"
 
 
+def test_a_gemini_cli_session_replays_with_the_model_server_stopped(gemini: Replayed) -> None:
+    """Gemini CLI too: its model router's call and its two turns are served from the recording, the
+    same shell command runs, the same file is written, the verdict is the same. (Its tool calls'
+    `callId` and `prompt_id` are ids it makes up each run, so only their arguments are compared;
+    and `agenttrace diff` is not asked here: it compares the LLM steps' raw input, where Gemini
+    CLI's session context names each run's own working directory.)"""
+    assert gemini.agent is not None
+    turns = [e.kind for e in gemini.agent.server.model_turns()]
+    assert "tool_call" in turns and "final" in turns, gemini.agent.describe()
+    store = gemini.store
+    assert gemini.replay.returncode == 0, gemini.replay.stdout[-3000:] + gemini.replay.stderr[-5000:]
+
+    def calls(run_id: str) -> list[tuple[int, str, Any]]:
+        rows = tool_calls(store, run_id)
+        return [(r["step"], r["tool_name"], json.loads(r["input"])["args"]) for r in rows]
+
+    recorded = calls(gemini.recorded)
+    assert [(tool, args["command"]) for _, tool, args in recorded] == [
+        ("run_shell_command", SCENARIO.command)
+    ]
+    assert calls(gemini.replayed) == recorded
+    assert step_kinds(store, gemini.replayed) == step_kinds(store, gemini.recorded)
+    assert (
+        tool_processes(store, gemini.replayed) == tool_processes(store, gemini.recorded) == [("sleep 0.5", 0)]
+    )
+    assert written(store, gemini.replayed) == written(store, gemini.recorded) != []
+    a, b = audit(store, gemini.recorded), audit(store, gemini.replayed)
+    assert (a["state"], b["state"], a["exit"]) == ("succeeded", "succeeded", b["exit"])
+    gates_a, gates_b = gate_statuses(a), gate_statuses(b)
+    assert (gates_a.pop("replay"), gates_b.pop("replay")) == ("n/a", "pass")
+    assert gates_b == gates_a
+    served = exchanges(store, gemini.replayed)
+    assert [e["path"] for e in served] == [e["path"] for e in exchanges(store, gemini.recorded)]
+    assert len(served) >= 3 and {e["mode"] for e in served} == {"replay"}, served
+
+
 def test_a_pydantic_ai_agent_replays_with_the_model_server_stopped(pydantic: Replayed) -> None:
     assert_replayed_the_same(pydantic, None, ["answer.md"])
     tools = [c["tool_name"] for c in tool_calls(pydantic.store, pydantic.recorded)]
@@ -367,12 +408,12 @@ def test_a_pydantic_ai_agent_replays_with_the_model_server_stopped(pydantic: Rep
     assert "inventory.md" in (pydantic.replay_dir / "answer.md").read_text()
 
 
-@pytest.mark.parametrize("agent", ["claude", "codex", "pydantic"])
+@pytest.mark.parametrize("agent", ["claude", "codex", "gemini", "pydantic"])
 def test_a_recorded_store_holds_no_api_key(agent: str, request: pytest.FixtureRequest) -> None:
     pair: Replayed = request.getfixturevalue(agent)
     recorded = exchanges(pair.store, pair.recorded)
     assert recorded
-    auth = "x-api-key" if agent == "claude" else "authorization"
+    auth = {"claude": "x-api-key", "gemini": "x-goog-api-key"}.get(agent, "authorization")
     for exchange in recorded:
         headers = {k.lower(): v for k, v in json.loads(exchange["headers"])}
         assert headers[auth] == "[redacted]", headers
