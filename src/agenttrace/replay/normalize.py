@@ -116,11 +116,17 @@ def _workdirs(workdir: str | None) -> list[str | re.Pattern[str]]:
 
 
 def _text(value: str, workdirs: list[str | re.Pattern[str]]) -> str:
-    for w in workdirs:
-        value = value.replace(w, "<cwd>") if isinstance(w, str) else w.sub(r"\1<project>", value)
-    value = _CHUNK_ID.sub("Chunk ID: <id>", value)
-    value = _PGID.sub("Process Group PGID: <pid>", value)
-    value = _WALL_TIME.sub("Wall time: <elapsed>", value)
+    for w in workdirs:  # each rule only where its text is (a request is normalised on the hot path)
+        if isinstance(w, str):
+            value = value.replace(w, "<cwd>")
+        elif ".gemini/" in value:
+            value = w.sub(r"\1<project>", value)
+    if "Chunk ID: " in value:
+        value = _CHUNK_ID.sub("Chunk ID: <id>", value)
+    if "Wall time: " in value:
+        value = _WALL_TIME.sub("Wall time: <elapsed>", value)
+    if "PGID: " in value:
+        value = _PGID.sub("Process Group PGID: <pid>", value)
     value = _TIMESTAMP.sub("<timestamp>", value)
     value = _ISO_DATE.sub("<date>", value)
     return _LONG_DATE.sub("<date>", value)
