@@ -176,7 +176,7 @@ def test_a_changed_prompt_diverges_with_a_diff_and_is_not_retried() -> None:
     assert body["diff"] == divergence.diff and body["step"] == 2
     # not retried: three requests in all, the last two refused
     modes = sorted((e.seq, e.mode, e.status) for e in proxy.exchanges)
-    assert modes == [(1, "replay", 200), (2, "diverged", 599), (3, "diverged", 599)]
+    assert modes == [(1, "replay", 200), (2, "diverged", 400), (3, "diverged", 400)]
 
 
 def test_then_live_forwards_from_the_divergence_on() -> None:

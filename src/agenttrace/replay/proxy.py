@@ -22,7 +22,7 @@ Replay mode (`recording`): no upstream is contacted. Each request is normalised
 (`normalize.normalise`) and served from the earliest recorded exchange not served yet on the same
 route, method and path with the same key, byte for byte with its recorded chunk boundaries
 (`speed`: None sends as fast as possible; 1.0 at the recorded pace; 2.0 twice as fast). The first
-request that matches nothing sets `divergence`; it and every later request get HTTP 599 with
+request that matches nothing sets `divergence`; it and every later request get HTTP 400 with
 `x-agenttrace-replay: diverged`, `x-should-retry: false` (the OpenAI and Anthropic SDKs do not
 retry it) and a JSON error body naming the divergence; or, with `then_live`, the proxy forwards
 that request and every later one upstream, recording them. `from_step=N` serves the first N-1
@@ -72,7 +72,9 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-DIVERGED_STATUS = 599
+DIVERGED_STATUS = 400
+"""A client error: no SDK or CLI agent retries it (Gemini CLI retries every 5xx, up to 10 times
+over minutes, whatever `x-should-retry` says)."""
 READ_SIZE = 64 * 1024
 _SECRET_NAME = re.compile(r"secret|key|token(?!s)", re.IGNORECASE)
 _SECRET_PARAM = re.compile(r"key|token|secret|signature|password", re.IGNORECASE)
@@ -555,7 +557,12 @@ class LLMProxy:
             "error": {
                 "type": "agenttrace_replay_diverged",
                 "message": self.divergence.message(),
-                "divergence": self.divergence.to_json(),
+                # short: an agent may print it whole (the requests are on the run's root span)
+                "divergence": {
+                    k: v
+                    for k, v in self.divergence.to_json().items()
+                    if k not in ("expected", "expected_request", "request")
+                },
             }
         }
         exchange.error = "replay diverged"
