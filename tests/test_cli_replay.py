@@ -7,7 +7,9 @@ while it runs, then replayed with it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +25,12 @@ KEY = "sk-test-0123456789abcdefghijklmnop"
 @pytest.fixture
 def model() -> Iterator[str]:
     """The fake model server; its base URL (ending in /v1). Stopped at the end of the test."""
+    with model_server() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def model_server() -> Iterator[str]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, str(REPO / "examples" / "fake_model_server.py"), "--port", str(port)],
@@ -38,16 +46,28 @@ def model() -> Iterator[str]:
         server.wait(10)
 
 
-def recorded(tmp_path: Path, model: str, *extra: str) -> tuple[Path, Path]:
-    """A run of the agent recorded with --record; the store and the working directory."""
-    work, store = tmp_path / "work", tmp_path / "store"
+@pytest.fixture(scope="module")
+def one_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the agent recorded with --record (run id `original`), for every test here to
+    copy: its folder holds `store/` and the working directory `work/`."""
+    folder = tmp_path_factory.mktemp("recorded")
+    work, store = folder / "work", folder / "store"
     work.mkdir()
-    result = run_cli(
-        "run", "--store", str(store), "--run-id", "original", "--record", *extra, "--", *AGENT,
-        env={"OPENAI_BASE_URL": model, "OPENAI_API_KEY": KEY}, cwd=work,
-    )  # fmt: skip
+    with model_server() as model:
+        result = run_cli(
+            "run", "--store", str(store), "--run-id", "original", "--record", "--", *AGENT,
+            env={"OPENAI_BASE_URL": model, "OPENAI_API_KEY": KEY}, cwd=work,
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return store, work
+    return folder
+
+
+def recorded(tmp_path: Path, one_recording: Path) -> tuple[Path, Path]:
+    """A copy of the recorded run for one test (which may add runs or change files): its store and
+    its working directory (another path than the recording's: the normalised requests match all the same)."""
+    copy = tmp_path / "recorded"
+    shutil.copytree(one_recording, copy, symlinks=True)
+    return copy / "store", copy / "work"
 
 
 def replay(store: Path, work: Path, *args: str, run_id: str = "again", env: dict | None = None):
@@ -74,8 +94,8 @@ def gate(store: Path, run_id: str, name: str) -> dict:
     return found
 
 
-def test_a_replay_with_the_model_gone_makes_the_same_run(tmp_path: Path, model: str) -> None:
-    store, work = recorded(tmp_path, model)
+def test_a_replay_with_the_model_gone_makes_the_same_run(tmp_path: Path, one_recording: Path) -> None:
+    store, work = recorded(tmp_path, one_recording)
     first_answer = (work / "answer.md").read_text()
     (work / "answer.md").unlink()
     result = replay(store, work, "--", *AGENT)  # the model is unreachable: only the recording answers
@@ -99,8 +119,10 @@ def test_a_replay_with_the_model_gone_makes_the_same_run(tmp_path: Path, model: 
     assert json.loads(diff.stdout)["first_divergence"] is None
 
 
-def test_a_changed_prompt_diverges_with_the_request_diff_and_fails(tmp_path: Path, model: str) -> None:
-    store, work = recorded(tmp_path, model)
+def test_a_changed_prompt_diverges_with_the_request_diff_and_fails(
+    tmp_path: Path, one_recording: Path
+) -> None:
+    store, work = recorded(tmp_path, one_recording)
     result = replay(store, work, "--", *AGENT, "--task", "Count the lines of the README")
     assert result.returncode == 1, result.stderr
     said = "\n".join(line for line in result.stderr.splitlines() if line.startswith(("agenttrace:", "  ")))
@@ -112,8 +134,10 @@ def test_a_changed_prompt_diverges_with_the_request_diff_and_fails(tmp_path: Pat
     assert violation["request"] == 1 and "messages[1].content" in violation["reason"], violation
 
 
-def test_then_live_goes_on_upstream_after_the_divergence(tmp_path: Path, model: str) -> None:
-    store, work = recorded(tmp_path, model)
+def test_then_live_goes_on_upstream_after_the_divergence(
+    tmp_path: Path, model: str, one_recording: Path
+) -> None:
+    store, work = recorded(tmp_path, one_recording)
     result = replay(
         store, work, "--then", "live", "--", *AGENT, "--task", "Count the words of the sample agent",
         env={"OPENAI_BASE_URL": model},
@@ -125,16 +149,16 @@ def test_then_live_goes_on_upstream_after_the_divergence(tmp_path: Path, model: 
 
 
 def test_from_step_answers_the_first_calls_from_the_recording_then_the_model(
-    tmp_path: Path, model: str
+    tmp_path: Path, model: str, one_recording: Path
 ) -> None:
-    store, work = recorded(tmp_path, model)
+    store, work = recorded(tmp_path, one_recording)
     result = replay(store, work, "--from-step", "2", "--", *AGENT, env={"OPENAI_BASE_URL": model})
     assert result.returncode == 0, result.stderr
     assert [e["mode"] for e in exchanges(store, "again")] == ["replay", "live", "live"]
 
 
-def test_the_store_holds_no_api_key_or_bearer_token(tmp_path: Path, model: str) -> None:
-    store, work = recorded(tmp_path, model)
+def test_the_store_holds_no_api_key_or_bearer_token(tmp_path: Path, one_recording: Path) -> None:
+    store, work = recorded(tmp_path, one_recording)
     assert replay(store, work, "--", *AGENT).returncode == 0
     for path in store.rglob("*"):
         if path.is_file():
@@ -143,10 +167,10 @@ def test_the_store_holds_no_api_key_or_bearer_token(tmp_path: Path, model: str) 
             assert b"Bearer sk-" not in data, path
 
 
-def test_a_recorded_answer_changed_in_the_store_is_refused(tmp_path: Path, model: str) -> None:
+def test_a_recorded_answer_changed_in_the_store_is_refused(tmp_path: Path, one_recording: Path) -> None:
     """The agent runs as the same user and may write into the store: what a replay serves must
     be what was recorded."""
-    store, work = recorded(tmp_path, model)
+    store, work = recorded(tmp_path, one_recording)
     answer = exchanges(store, "original")[0]["answer"]
     (path,) = store.glob(f"artifacts/sha256/*/{answer}")
     path.chmod(0o644)
