@@ -47,7 +47,7 @@ KEYS = {
 SCENARIO = Scenario("sleepy", "echo hello > out.txt; sleep 0.5", "I wrote hello to out.txt. Done.")
 """The one shell command the fake model asks the CLIs for: it sleeps so that the process watcher,
 polling /proc, surely sees its `sleep` in both runs (the comparison does not depend on it)."""
-PYDANTIC_AGENT = REPO / "tests" / "agents" / "pydantic_ai_writer.py"
+PYDANTIC_AGENT = REPO / "tests" / "frameworks" / "pydantic_ai_agent.py"
 TASK = "Which file lists the inventory?"
 CODEX_HEADER = re.compile(r"Chunk ID: [0-9a-f]+|Wall time: [0-9.]+ seconds")
 """Codex's tool output starts with a random chunk id and a timing."""
@@ -161,7 +161,7 @@ def pydantic_env(model_url: str) -> dict[str, str]:
 
 def replay_pydantic(base: Path, model_url: str, run_id: str, task: str) -> subprocess.CompletedProcess[str]:
     command = [AGENTTRACE, "replay", "--store", str(base / "store"), "--run-id", run_id, "--timeout", "120s"]
-    agent = [sys.executable, str(PYDANTIC_AGENT), "fake-gpt", task]
+    agent = [sys.executable, str(PYDANTIC_AGENT), "fake-gpt", task, "answer.md"]
     return supervise(
         [*command, "pydantic-recorded", "--", *agent], pydantic_files(base / run_id), pydantic_env(model_url)
     )
@@ -189,7 +189,7 @@ def pydantic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
     server, url = start_in_thread()
     try:
         record = [AGENTTRACE, "run", "--store", str(store), "--run-id", "pydantic-recorded", "--record", "--"]
-        agent = [sys.executable, str(PYDANTIC_AGENT), "fake-gpt", TASK]
+        agent = [sys.executable, str(PYDANTIC_AGENT), "fake-gpt", TASK, "answer.md"]
         recorded = supervise([*record, *agent], pydantic_files(base / "recorded"), pydantic_env(url))
         assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-3000:]
         assert len(server.responses) == 3  # list_files; read_file + word_count; the answer

@@ -1,7 +1,9 @@
 """A pydantic-ai agent with three file tools, talking to the OpenAI-compatible server at
 OPENAI_BASE_URL. No agenttrace or OpenTelemetry code: `agenttrace run` instruments it.
 
-    python pydantic_ai_agent.py MODEL TASK
+    python pydantic_ai_agent.py MODEL TASK [ANSWER_FILE]
+
+With ANSWER_FILE, the answer is also written there (a file for a replay to compare).
 """
 
 import json
@@ -33,4 +35,8 @@ def word_count(path: str) -> str:
     return json.dumps({"lines": len(text.splitlines()), "words": len(text.split())})
 
 
-print(agent.run_sync(sys.argv[2]).output)
+answer = agent.run_sync(sys.argv[2]).output
+if len(sys.argv) > 3:
+    with open(sys.argv[3], "w") as f:
+        f.write(answer + "\n")
+print(answer)
