@@ -253,11 +253,15 @@ def run(
         console.print(f"Error: {result.error}", markup=False, highlight=False)
         raise typer.Exit(2)
     verdict = supervisor.audit(result)
+    sending = supervisor.send_verdict(verdict)  # to the OTLP backend, if any: bounded, never fails the run
     from ..render.audit import verdict_table  # imported by the supervisor before the agent started
 
     stderr(wide=True).print(verdict_table(verdict))
     if json_:
         print_json(_as_json(result, verdict))
+    trouble = sending.wait() if sending is not None else None
+    if trouble:
+        say(trouble)
     sys.stdout.flush()
     sys.stderr.flush()
     supervisor.derive_in_background()

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -137,7 +137,12 @@ class Forwarder:
         self.dropped = 0
         self.retries = 0
         self.last_error: str | None = None
-        self._queue: deque[tuple[bytes, str, str | None, str, dict[str, str]]] = deque()
+        self.screen: Callable[[bytes, str, str | None, str], bool] | None = None
+        """Told each payload (body, content type, encoding, signal) before it is sent: True keeps
+        it back (counted in `withheld`). `agenttrace run` withholds an agent's payload that poses
+        as agenttrace's own records (`audit.evaluations.names_reserved_key`)."""
+        self.withheld = 0
+        self._queue: deque[tuple[bytes, str, str | None, str, dict[str, str], str]] = deque()
         self._queued_bytes = 0
         self._cond = threading.Condition()
         self._stopping = False
@@ -160,7 +165,7 @@ class Forwarder:
             if self._stopping or self._queued_bytes + len(body) > MAX_QUEUED_BYTES:
                 self.dropped += 1
                 return
-            self._queue.append((body, content_type, content_encoding, *where))
+            self._queue.append((body, content_type, content_encoding, *where, signal))
             self._queued_bytes += len(body)
             self._cond.notify()
 
@@ -187,15 +192,31 @@ class Forwarder:
                     self._cond.wait()
                 if self._stopping and not self._queue:
                     return
-                body, content_type, encoding, url, headers = self._queue.popleft()
+                body, content_type, encoding, url, headers, signal = self._queue.popleft()
                 self._queued_bytes -= len(body)
                 self._sending = True
             try:
+                if self._withhold(body, content_type, encoding, signal):
+                    continue
                 self._send(body, content_type, encoding, url, headers)
             finally:
                 with self._cond:
                     self._sending = False
                     self._cond.notify_all()
+
+    def _withhold(self, body: bytes, content_type: str, encoding: str | None, signal: str) -> bool:
+        try:
+            withhold = self.screen is not None and self.screen(body, content_type, encoding, signal)
+        except Exception:  # a screen that fails keeps nothing back
+            withhold = False
+        if withhold:
+            if not self.withheld:
+                log.warning(
+                    "agenttrace: an agent's OTLP payload names agenttrace.origin, reserved for "
+                    "agenttrace's own records: stored as the agent's, not forwarded"
+                )
+            self.withheld += 1
+        return withhold
 
     def _send(
         self, body: bytes, content_type: str, encoding: str | None, url: str, target_headers: dict[str, str]

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from ..audit.evaluations import Sending
     from ..audit.gates import Gate
     from ..audit.verdict import Verdict
     from ..objective.spec import Objective
@@ -143,6 +144,7 @@ class Supervisor:
 
         self._say = say or (lambda text: None)
         self._started_ns = 0
+        self._audit_started_ns = 0
         self._agent_ended_ns: int | None = None
         self._interrupts = 0
         self._tracer = trace.get_tracer("agenttrace.supervisor")
@@ -239,6 +241,10 @@ class Supervisor:
             settings=self.settings,
         )
         self._server = server
+        if server.receiver.forwarder is not None:  # the verdict goes there too: its code imported now
+            from ..audit.evaluations import names_reserved_key
+
+            server.receiver.forwarder.screen = names_reserved_key
         server.start()
         self.gpu.start(self._tracer, self._root, sink.add_samples, self._forward_samples(), self._in_run)
         self.llm.start(self._tracer, self._root)
@@ -448,6 +454,7 @@ class Supervisor:
         from ..audit.record import audit_and_record, record_verdict
         from ..capture.api import _finish
 
+        self._audit_started_ns = time.time_ns()
         try:
             self.ledger.seal()
         except AgentTraceError as exc:  # the agent blocked the manifest's path: audit from memory
@@ -464,6 +471,17 @@ class Supervisor:
         with contextlib.suppress(AgentTraceError):  # already a problem of the verdict just given
             self.ledger.seal()
         return verdict
+
+    def send_verdict(self, verdict: Verdict) -> Sending | None:
+        """Start sending the verdict, as GenAI evaluation results under the run's root span, to the
+        OTLP backend the run is forwarded to (audit/evaluations.py); None when there is none."""
+        forwarder = self._server.receiver.forwarder if self._server is not None else None
+        if forwarder is None or self._root is None:
+            return None
+        from ..audit.evaluations import send
+
+        resource = self._root.resource  # type: ignore[attr-defined]
+        return send(forwarder.target, verdict, self.root_context, resource, self._audit_started_ns)
 
     def derive_in_background(self) -> None:
         """Write the run's derived tables from a detached process, once the verdict is printed
