@@ -3,14 +3,15 @@
 #               objective, show its run; the runs go to ./.agenttrace, the default store, so that after
 #               `. .venv/bin/activate` the README's commands (`agenttrace runs`, ...) find them
 #   make test   create .venv, install agenttrace with test dependencies and the CLI coding agents
-#               (`make agents`: npm, Node.js >= 20), run the whole suite
+#               (`make agents`: npm, Node.js >= 20) and Debian's Chromium (`make browser`), run the
+#               whole suite
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_STORE := .agenttrace
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +39,7 @@ demo: $(VENV)/.installed
 	else echo "make demo: expected agenttrace run to exit 1 for the cut-off answer, it exited $$status" >&2; exit 1; fi
 	$(BIN)/agenttrace show last --store $(DEMO_STORE)
 
-test: $(VENV)/.installed-test agents
+test: $(VENV)/.installed-test agents browser
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/python -m pytest -q -n auto
@@ -52,6 +53,18 @@ bench: $(VENV)/.installed-test
 
 clean:  # the store (.agenttrace) holds your runs: remove it yourself if you mean to
 	rm -rf $(VENV) demo-answer.md .pytest_cache .ruff_cache
+
+# make browser: the report's tests (tests/test_report_browser.py) open it in Debian's Chromium,
+# driven by Playwright from the test extra; no browser is ever downloaded (no `playwright install`).
+# Nothing to do when /usr/bin/chromium is there; else apt-get installs it (CI runs as root on Debian).
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	command -v apt-get >/dev/null && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium && \
+		[ -x $(CHROMIUM) ] || { echo "make browser: $(CHROMIUM) is missing and apt-get could not \
+	install it: install Debian's chromium package (as root: apt-get install chromium)" >&2; exit 1; }
 
 # make agents: the real CLI coding agents (Claude Code, Codex, Gemini CLI) from npm, pinned in
 # tests/agents/package.json and package-lock.json, installed into .agents/node_modules
