@@ -15,6 +15,7 @@ from .diff import diff
 from .gpus import gpus
 from .orphans import orphans
 from .query import query
+from .report import report
 from .run import replay_command, run
 from .runs import runs
 from .serve import serve
@@ -64,6 +65,7 @@ app.command("claim")(claim)
 app.command("gpus")(gpus)
 app.command("diff")(diff)
 app.command("replay")(replay_command)
+app.command("report")(report)
 
 
 class _WithoutPandas:

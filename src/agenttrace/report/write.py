@@ -1,0 +1,134 @@
+"""Writing report files: whole or not at all (a temporary file in the same folder, then a rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..analysis import resolve_run
+from ..errors import ConfigError
+from ..store.layout import StoreLayout
+from .document import build_document
+from .html import report_page
+from .limits import DEFAULT_LIMITS, Limits
+
+
+@dataclass
+class ReportInfo:
+    run_id: str
+    path: str
+    bytes: int
+    spans: int
+    limits: dict[str, Any]
+    state: str
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "path": self.path,
+            "bytes": self.bytes,
+            "spans": self.spans,
+            "state": self.state,
+            "limits": self.limits,
+        }
+
+
+@dataclass
+class IndexInfo:
+    path: str
+    bytes: int
+    runs: list[ReportInfo]
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "bytes": self.bytes, "runs": [r.as_json() for r in self.runs]}
+
+
+def default_name(run_id: str) -> str:
+    return f"agenttrace-report-{run_id}.html"
+
+
+def _layout(store: Path | StoreLayout) -> StoreLayout:
+    return store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
+
+
+def render_report(
+    store: Path | StoreLayout, run: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[str, dict[str, Any], list[str]]:
+    """The report page of `run` (an id, a unique prefix or `last`), its document and warnings."""
+    layout = _layout(store)
+    run_id = resolve_run(layout, run)
+    document, warnings = build_document(layout, run_id, limits)
+    return report_page(document), document, warnings
+
+
+def _info(document: dict[str, Any], path: str, size: int, warnings: list[str]) -> ReportInfo:
+    return ReportInfo(
+        run_id=document["run"]["run_id"],
+        path=path,
+        bytes=size,
+        spans=document["run"].get("span_count") or document["timeline"]["spans"],
+        limits=document["limits"],
+        state=document["verdict"]["state"],
+        warnings=warnings,
+    )
+
+
+def write_report(
+    store: Path | StoreLayout, run: str, out: Path | None = None, limits: Limits = DEFAULT_LIMITS
+) -> ReportInfo:
+    """Write the report of `run` to `out` (default `./agenttrace-report-<run_id>.html`)."""
+    text, document, warnings = render_report(store, run, limits)
+    target = Path(out) if out is not None else Path(default_name(document["run"]["run_id"]))
+    size = write_atomically(target, text)
+    return _info(document, str(target), size, warnings)
+
+
+def write_atomically(target: Path, text: str) -> int:
+    """Write `text` to `target` through a temporary file in the same folder, renamed over it: a
+    reader (or a crash) never sees half a page. Raises ConfigError naming the file."""
+    data = text.encode("utf-8")
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise ConfigError(f"cannot write the report to {target}: it is a directory")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644 & ~_umask())
+        os.replace(temp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise ConfigError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
+    return len(data)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_index(
+    store: Path | StoreLayout,
+    out: Path | None = None,
+    since: float | None = None,
+    states: list[str] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> IndexInfo:
+    """Write the index page of the store's runs (started in the last `since` seconds, in one of
+    `states`) to `out` (default `./agenttrace-runs.html`), and each listed run's report next to it."""
+    from .index import write_index as write
+
+    return write(_layout(store), out, since, states, limits)
