@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BIN, free_port, query, start_serve
+from conftest import BIN, REPO, free_port, query, run_cli, start_serve
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -163,3 +164,58 @@ def test_in_process_exporter_tees_to_phoenix_from_otel_env(phoenix: str, tmp_pat
     assert len(local) == 11, "the run, five steps, five LLM calls"
     stored = phoenix_spans(phoenix, "in-process", len(local))
     assert {sid: s["name"] for sid, s in stored.items()} == local
+
+
+def test_phoenix_shows_the_audits_evaluations_on_the_runs_trace(phoenix: str, tmp_path: Path) -> None:
+    """Issue 16: `agenttrace run` of the failing demo (the answer cut short) forwards to `agenttrace
+    serve --forward <Phoenix>`; Phoenix's API then holds, in the run's trace, the `agenttrace verdict`
+    span under the run's root with one `gen_ai.evaluation.result` event per gate, labelled as
+    `agenttrace audit --json` says, and the failing gates' reasons."""
+    work = tmp_path / "work"
+    (work / "examples").mkdir(parents=True)
+    for name in ("research_agent.py", "fake_model_server.py", "objective.toml"):
+        shutil.copy(REPO / "examples" / name, work / "examples" / name)
+    store, port = tmp_path / "store", free_port()
+    serve = start_serve(tmp_path / "backend", port, "--forward", f"{phoenix}/v1/traces")
+    try:
+        agent = [sys.executable, "examples/research_agent.py", "--report", "demo-answer.md"]
+        result = run_cli(
+            "run", "--store", str(store), "--objective", "examples/objective.toml", "--json", "--",
+            *agent, "--model", "fake-truncating",
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                "OTEL_RESOURCE_ATTRIBUTES": f"{PROJECT}=verdicts",
+            },
+            cwd=work,
+            timeout=120,
+        )  # fmt: skip
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "the verdict was not sent" not in result.stderr
+    audit = json.loads(run_cli("audit", "--store", str(store), "last", "--json").stdout)
+    assert audit["state"] == "failed" and "completion_signal" in {
+        g["name"] for g in audit["gates"] if g["status"] == "fail"
+    }
+    (root,) = query(store, "SELECT trace_id, root_span_id, span_count FROM runs")
+
+    stored = phoenix_spans(phoenix, "verdicts", root["span_count"] + 1)
+    (verdict,) = [s for s in stored.values() if s["name"] == "agenttrace verdict"]
+    assert verdict["context"]["trace_id"] == root["trace_id"]
+    assert verdict["parent_id"] == root["root_span_id"] and root["root_span_id"] in stored
+    assert verdict["span_kind"] == "EVALUATOR" and verdict["status_code"] == "ERROR"
+    events = [e["attributes"] for e in verdict["events"] if e["name"] == "gen_ai.evaluation.result"]
+    assert {e["gen_ai.evaluation.name"]: e["gen_ai.evaluation.score.label"] for e in events} == {
+        **{g["name"]: g["status"] for g in audit["gates"]},
+        "agenttrace.verdict": "failed",
+    }
+    assert len(events) == len(audit["gates"]) + 1
+    by_name = {e["gen_ai.evaluation.name"]: e for e in events}
+    for gate in audit["gates"]:
+        if gate["status"] == "fail":
+            reasons = "; ".join(v["reason"] for v in gate["violations"])
+            assert by_name[gate["name"]]["gen_ai.evaluation.explanation"] == reasons
+            assert by_name[gate["name"]]["gen_ai.evaluation.score.value"] == 0
+    assert by_name["agenttrace.verdict"]["gen_ai.evaluation.explanation"] == "; ".join(audit["reasons"])
+    assert {e["agenttrace.origin"] for e in events} == {"supervisor"}

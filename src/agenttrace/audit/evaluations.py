@@ -43,7 +43,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -160,7 +160,7 @@ def trace_request(
 def logs_request(verdict: Verdict, root: SpanContext, resource: Resource, at_ns: int) -> Message:
     """One log record per evaluation, event `gen_ai.evaluation.result`, with the root span's ids,
     as an ExportLogsServiceRequest (made by the OTel SDK, encoded as its exporter does)."""
-    kept = InMemoryLogExporter()
+    kept = InMemoryLogRecordExporter()
     provider = LoggerProvider(resource=resource)
     provider.add_log_record_processor(SimpleLogRecordProcessor(kept))
     logger = provider.get_logger(SCOPE, __version__)
