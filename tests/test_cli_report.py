@@ -160,3 +160,47 @@ def test_a_corrupt_part_is_an_error(evil: Path, tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "corrupt part" in errors[0] and part.name in errors[0]
     assert not (tmp_path / "r.html").exists()
+
+
+def test_runs_index_links_each_runs_report_and_filters_by_since_and_state(evil: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    subprocess.run(["cp", "-r", str(evil), str(store)], check=True)
+    made = agenttrace(
+        "run", "--store", str(store), "--run-id", "ok", "--", "sh", "-c", "exit 0", cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+
+    def index(*args: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        out = tmp_path / "out" / f"index{len(list((tmp_path).glob('out/index*')))}.html"
+        out.parent.mkdir(exist_ok=True)
+        done = agenttrace(
+            "report", "--runs", "--store", str(store), "-o", str(out), "--json", *args, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        html = out.read_text(encoding="utf-8")
+        assert "://" not in html
+        match = re.search(r'<script type="application/json" id="runs-data">(.*?)</script>', html, re.S)
+        assert match
+        return json.loads(done.stdout), json.loads(match.group(1))
+
+    info, data = index()
+    assert {(r["run_id"], r["state"], r["report"]) for r in data["runs"]} == {
+        ("evil", "failed", "agenttrace-report-evil.html"),
+        ("ok", "succeeded", "agenttrace-report-ok.html"),
+    }
+    assert {r["run_id"] for r in info["runs"]} == {"evil", "ok"}
+    for run in info["runs"]:
+        written = data_block(Path(run["path"]).read_text(encoding="utf-8"))
+        assert written["verdict"]["state"] == run["state"]
+        assert Path(run["path"]).parent == tmp_path / "out"
+    evil_row = next(r for r in data["runs"] if r["run_id"] == "evil")
+    assert "exit_status" in evil_row["failing_gates"] and evil_row["tokens"] == 2
+
+    assert [r["run_id"] for r in index("--state", "failed")[1]["runs"]] == ["evil"]
+    assert [r["run_id"] for r in index("--state", "succeeded", "--state", "failed")[1]["runs"]] != []
+    assert index("--since", "1ms")[1]["runs"] == []
+    assert {r["run_id"] for r in index("--since", "2h")[1]["runs"]} == {"evil", "ok"}
+
+    for bad in (["evil", "--runs"], ["--runs", "--since", "soon"], ["evil", "--state", "failed"]):
+        done = agenttrace("report", *bad, "--store", str(store), cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith("Error:"), done.stderr
