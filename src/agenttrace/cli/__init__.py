@@ -12,6 +12,7 @@ from .audit import audit, gates
 from .claim import claim
 from .common import USAGE_ERROR, State
 from .diff import diff
+from .export import export
 from .gpus import gpus
 from .orphans import orphans
 from .query import query
@@ -65,6 +66,7 @@ app.command("claim")(claim)
 app.command("gpus")(gpus)
 app.command("diff")(diff)
 app.command("replay")(replay_command)
+app.command("export")(export)
 app.command("report")(report)
 
 

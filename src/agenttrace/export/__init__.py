@@ -1,0 +1,133 @@
+"""`agenttrace export`: a run in other tools' formats.
+
+- `perfetto`: Perfetto's protobuf trace (`perfetto.py`), for ui.perfetto.dev and the trace processor;
+- `chrome-trace`: the Trace Event Format JSON (`chrome_trace.py`), for chrome://tracing and Perfetto;
+- `otlp-json`: the run's OTLP records as OTLP JSON Lines (`otlp_json.py`), re-importable with
+  `agenttrace serve` or any OTLP/HTTP receiver;
+- `parquet`, `csv`: one view's rows for the run (`tables.py`).
+
+Both trace formats draw the same `timeline.Timeline`. `export_run` gives the bytes and counts;
+`write_atomic` puts them in place (a temporary file in the target folder, then a rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..store.layout import StoreLayout
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    suffix: str
+    """The default file's name after the run id (`<run_id><suffix>`)."""
+    text: bool
+    """Whether it can go to standard output (`-o -`)."""
+    takes_view: bool = False
+
+
+FORMATS = {
+    f.name: f
+    for f in (
+        Format("perfetto", ".pftrace", text=False),
+        Format("chrome-trace", ".trace.json", text=True),
+        Format("otlp-json", ".otlp.jsonl", text=True),
+        Format("parquet", ".parquet", text=False, takes_view=True),
+        Format("csv", ".csv", text=True, takes_view=True),
+    )
+}
+
+
+@dataclass
+class Exported:
+    data: bytes
+    counts: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def get_format(name: str, view: str | None) -> Format:
+    found = FORMATS.get(name)
+    if found is None:
+        raise ConfigError(f"unknown format {name!r}: choose one of {', '.join(FORMATS)}")
+    if found.takes_view and not view:
+        raise ConfigError(f"--format {name} needs --view VIEW (spans, steps, processes, gpu_samples, ...)")
+    if view and not found.takes_view:
+        raise ConfigError(f"--view is for --format parquet or csv, not {name}")
+    return found
+
+
+def default_name(run_id: str, fmt: Format, view: str | None) -> str:
+    return f"{run_id}.{view}{fmt.suffix}" if fmt.takes_view else f"{run_id}{fmt.suffix}"
+
+
+def export_run(layout: StoreLayout, run_id: str, fmt: Format, view: str | None = None) -> Exported:
+    """The run in the format: its bytes and what they hold."""
+    if fmt.name in ("perfetto", "chrome-trace"):
+        from ..analysis.derived import run_database
+        from .timeline import build
+
+        timeline, warnings = run_database(layout, run_id, lambda db: (build(db, run_id), list(db.warnings)))
+        if fmt.name == "perfetto":
+            from .perfetto import to_perfetto
+
+            data, counts = to_perfetto(timeline)
+            return Exported(data, asdict(counts), warnings)
+        from .chrome_trace import to_chrome_trace
+
+        document, chrome = to_chrome_trace(timeline)
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        return Exported(text.encode("utf-8"), asdict(chrome), warnings)
+    from ..analysis import Database
+
+    with Database(layout, runs=[run_id]) as db:
+        if fmt.name == "otlp-json":
+            from .otlp_json import to_otlp_json
+
+            text, otlp = to_otlp_json(db, run_id)
+            return Exported(text.encode("utf-8"), asdict(otlp), list(db.warnings))
+        from . import tables
+
+        assert view is not None
+        if fmt.name == "parquet":
+            table = tables.view_table(db, run_id, view)
+            counts = {"view": view, "rows": table.num_rows, "columns": table.num_columns}
+            return Exported(tables.to_parquet_bytes(table), counts, list(db.warnings))
+        columns, rows = tables.view_rows(db, run_id, view)
+        counts = {"view": view, "rows": len(rows), "columns": len(columns)}
+        return Exported(tables.to_csv_text(columns, rows).encode("utf-8"), counts, list(db.warnings))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """`data` into `path` whole or not at all: written to a temporary file in the same folder, then
+    renamed over `path`. Raises ConfigError (naming the path) when it cannot be written."""
+    folder = path.parent
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+__all__ = ["FORMATS", "Exported", "Format", "default_name", "export_run", "get_format", "write_atomic"]
