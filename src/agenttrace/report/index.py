@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import __version__
 from ..analysis.run_list import list_runs
-from ..errors import AgentTraceError
+from ..errors import AgentTraceError, ConfigError
 from ..store.layout import StoreLayout
 from .document import build_document
 from .html import asset, page, report_page
@@ -26,6 +26,8 @@ def write_index(
     moved or attached whole). A run that cannot be read is listed with its error, unlinked."""
     target = Path(out) if out is not None else Path(INDEX_NAME)
     folder = target.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write the index to {target}: {folder} is not a directory")
     rows, warnings = list_runs(layout)
     if since is not None:
         cutoff = datetime.now(UTC) - timedelta(seconds=since)
