@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,6 +111,21 @@ def test_the_demo_runs_spans_reimported_through_serve_are_the_same_spans(demo: P
     after = query(store, SPANS, {"run": "demo"})  # the run id travels as an attribute
     assert len(after) == len(before) == len(spans) > 20
     assert after == before
+
+
+def test_a_supervised_runs_part_that_is_not_parquet_is_one_error_line_and_no_file(
+    demo: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(demo, store)
+    part = next((store / "spans" / "run_id=demo").glob("part-*.parquet"))
+    part.write_bytes(b"not parquet")
+    out = tmp_path / "demo.jsonl"
+    done = run_cli("export", "demo", "-f", "otlp-json", "-o", str(out), "--store", str(store))
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("Error: the store cannot be read: ") and part.name in line
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["store"]
 
 
 def test_log_records_and_metric_points_travel_too(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..store.layout import StoreLayout
 
 
@@ -69,7 +69,18 @@ def default_name(run_id: str, fmt: Format, view: str | None) -> str:
 
 
 def export_run(layout: StoreLayout, run_id: str, fmt: Format, view: str | None = None) -> Exported:
-    """The run in the format: its bytes and what they hold."""
+    """The run in the format: its bytes and what they hold. A part that DuckDB cannot even open
+    (not Parquet at all) is a StoreError, said in one line."""
+    import duckdb
+
+    try:
+        return _export(layout, run_id, fmt, view)
+    except duckdb.Error as exc:
+        message = str(exc).split("\n", 1)[0]
+        raise StoreError(f"the store cannot be read: {message}") from None
+
+
+def _export(layout: StoreLayout, run_id: str, fmt: Format, view: str | None) -> Exported:
     if fmt.name in ("perfetto", "chrome-trace"):
         from ..analysis.derived import run_database
         from .timeline import build
@@ -85,9 +96,7 @@ def export_run(layout: StoreLayout, run_id: str, fmt: Format, view: str | None =
         document, chrome = to_chrome_trace(timeline)
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         return Exported(text.encode("utf-8"), asdict(chrome), warnings)
-    from ..analysis import Database
-
-    with Database(layout, runs=[run_id]) as db:
+    with _open(layout, run_id) as db:
         if fmt.name == "otlp-json":
             from .otlp_json import to_otlp_json
 
@@ -103,6 +112,13 @@ def export_run(layout: StoreLayout, run_id: str, fmt: Format, view: str | None =
         columns, rows = tables.view_rows(db, run_id, view)
         counts = {"view": view, "rows": len(rows), "columns": len(columns)}
         return Exported(tables.to_csv_text(columns, rows).encode("utf-8"), counts, list(db.warnings))
+
+
+def _open(layout: StoreLayout, run_id: str) -> Any:
+    """The run's views over its parts (the raw records, which a run's derived tables do not hold)."""
+    from ..analysis import Database
+
+    return Database(layout, runs=[run_id])
 
 
 def write_atomic(path: Path, data: bytes) -> None:
