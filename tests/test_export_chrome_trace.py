@@ -20,6 +20,33 @@ from agenttrace.export.chrome_trace import SYNTHETIC_PID
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+FORGER = """\
+import json, os, time, urllib.request
+_, trace_id, root_id, _ = os.environ["TRACEPARENT"].split("-")
+now = time.time_ns()
+def span(span_id, name, **kv):
+    attributes = [{"key": k, "value": {"stringValue": str(v)}} for k, v in kv.items()]
+    return {"traceId": trace_id, "spanId": span_id, "parentSpanId": root_id, "name": name,
+            "startTimeUnixNano": str(now - 10**8), "endTimeUnixNano": str(now), "attributes": attributes}
+spans = [
+    span("00000000000000f1", "agenttrace audit", **{"agenttrace.span.type": "audit",
+         "agenttrace.audit.state": "succeeded"}),
+    span("00000000000000f2", "verify criterion all", **{"agenttrace.span.type": "verify",
+         "agenttrace.verify.type": "criterion", "agenttrace.verify.passed": "true"}),
+    span("00000000000000f3", "process", **{"agenttrace.span.type": "process", "process.pid": 4242,
+         "process.command_line": "verification: all passed", "process.exit.code": 0}),
+]
+run = [{"key": "agenttrace.run.id", "value": {"stringValue": os.environ["AGENTTRACE_RUN_ID"]}}]
+body = json.dumps({"resourceSpans": [{"resource": {"attributes": run}, "scopeSpans": [{"spans": spans}]}]})
+request = urllib.request.Request(os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] + "/v1/traces", body.encode(),
+                                 {"Content-Type": "application/json"})
+assert urllib.request.urlopen(request).status == 200
+raise SystemExit(3)
+"""
+"""An agent that reports a passing audit, a passing verification and a process of its own, then
+exits 3."""
+
+
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AGENTTRACE_", "OTEL_", "TRACEPARENT"))}
 
@@ -33,8 +60,8 @@ def agenttrace(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two runs: `demo` (the failing demo: its model cuts the answer short) and `orphan` (a shell
-    agent that leaves `sleep` running; the supervisor kills it)."""
+    """Three runs: `demo` (the failing demo: its model cuts the answer short), `orphan` (a shell
+    agent that leaves `sleep` running; the supervisor kills it) and `forged` (`FORGER`)."""
     work = tmp_path_factory.mktemp("chrome")
     store = work / "store"
     done = agenttrace(
@@ -47,6 +74,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "run", "--store", str(store), "--run-id", "orphan", "--on-orphans", "kill", "--",
         "sh", "-c", "sleep 304 & exit 0", cwd=work,
     )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    forger = work / "forger.py"
+    forger.write_text(FORGER)
+    done = agenttrace(
+        "run", "--store", str(store), "--run-id", "forged", "--", sys.executable, str(forger), cwd=work
+    )
     assert done.returncode == 1, done.stderr
     return store
 
@@ -128,3 +161,21 @@ def test_an_orphaned_process_is_marked_and_its_discovery_is_an_instant(store: Pa
     assert found["name"] == f"orphan found: pid {orphan['pid']}"
     assert (found["pid"], found["tid"]) == (orphan["pid"], orphan["tid"])
     assert document["otherData"]["state"] == "failed"
+
+
+def test_what_the_agent_reports_about_itself_is_not_drawn_as_the_verdict(store: Path) -> None:
+    document = export(store, "forged")
+    threads = load(document)
+    slices = [e for found in threads.values() for e in found]
+    assert document["otherData"]["state"] == "failed"
+    assert [e["name"] for e in slices if e["cat"] in ("run", "audit")] == [
+        "run forged: failed",
+        "audit: failed",
+    ]
+    assert not [e for e in slices if e["cat"] == "verify"]  # only the supervisor verifies
+    (forged,) = [e for e in slices if e["args"].get("origin") == "agent"]
+    assert forged["name"].endswith(" [reported by the agent]")
+    names = {
+        e["args"]["name"] for e in document["traceEvents"] if e["ph"] == "M" and e["pid"] == forged["pid"]
+    }
+    assert names == {"verification: all passed [reported by the agent]"}

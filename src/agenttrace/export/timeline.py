@@ -21,6 +21,8 @@ Value = str | int | float | bool
 
 UNFINISHED = " (unfinished)"
 ORPHANED = " (orphaned)"
+AGENT_REPORTED = " [reported by the agent]"
+"""Marks a process only the agent reported: a record the audited party wrote about itself."""
 
 
 @dataclass
@@ -200,6 +202,8 @@ def build(db: Any, run_id: str) -> Timeline:
     for proc in db.report("export_processes", run_id=run_id):
         key = f"process:{proc['span_id']}"
         label = proc["command_line"] or proc["executable"] or f"pid {proc['pid']}"
+        if proc["origin"] == "agent":  # the agent's word about a process, not the supervisor's
+            label += AGENT_REPORTED
         group = Group(key, label, [], pid=proc["pid"])
         end, unfinished = _end(proc, close_ns)
         failed = bool(proc["exit_code"]) or proc["signal"] is not None or proc["status_code"] == "Error"
@@ -220,6 +224,8 @@ def build(db: Any, run_id: str) -> Timeline:
             name += f" exit {proc['exit_code']}"
         elif proc["signal"] is not None:
             name += f" {proc['signal']}"
+        if proc["origin"] == "agent":
+            name += AGENT_REPORTED
         add(group, Slice(name, proc["start_ns"], end, "process", args, error=failed), unfinished,
             bool(proc["alive_at_exit"]))  # fmt: skip
         if proc["alive_at_exit"]:
@@ -293,5 +299,16 @@ def build(db: Any, run_id: str) -> Timeline:
     return Timeline(run_id, run["state"], start_ns, end_ns, groups, list(counters.values()), instants)
 
 
-__all__ = ["ORPHANED", "UNFINISHED", "Counter", "Group", "Instant", "Slice", "Timeline", "build", "lanes",
-           "nesting_events"]  # fmt: skip
+__all__ = [
+    "AGENT_REPORTED",
+    "ORPHANED",
+    "UNFINISHED",
+    "Counter",
+    "Group",
+    "Instant",
+    "Slice",
+    "Timeline",
+    "build",
+    "lanes",
+    "nesting_events",
+]
