@@ -177,7 +177,7 @@ def _record_big_run(store: Path, spans: int, run_id: str, derive: bool) -> None:
     exporter = agenttrace.ParquetSpanExporter(store, flush_interval=1.0)
     # A queue as big as the run: the point is a run that holds every span, not the drop policy.
     provider.add_span_processor(
-        BatchSpanProcessor(exporter, max_queue_size=spans + 16, max_export_batch_size=4096)
+        BatchSpanProcessor(exporter, max_queue_size=spans + 16, max_export_batch_size=min(4096, spans + 16))
     )
     trace.set_tracer_provider(provider)
     agenttrace.configure(store, tracer_provider=provider)
