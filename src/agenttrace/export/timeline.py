@@ -145,6 +145,7 @@ def _clean(args: dict[str, Any]) -> dict[str, Value]:
 
 def build(db: Any, run_id: str) -> Timeline:
     """The run's timeline from its views (`db`: a `Database` or `DerivedDatabase` over the run)."""
+    db.materialize()  # six reports read `spans` and `steps`: compute the views once
     (run,) = db.report("export_run", run_id=run_id) or [None]
     if run is None:
         from ..errors import RunNotFoundError
