@@ -249,16 +249,20 @@ def browser() -> Iterator[Any]:
 
 
 @contextmanager
-def _shared(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
+def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
     """A folder shared by this session's xdist workers, held under a lock: (folder, already made).
-    The caller makes what goes in it and, once it is whole, the `done` marker."""
+    Unless made, the folder is not there: the caller makes it, fills it and, once it is whole, adds
+    the `done` marker; what a caller that failed left is removed for the next one."""
     base = tmp_path_factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     folder = root / name
     with (root / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        made = (folder / "done").is_file()
+        if not made:  # what a caller that failed left behind
+            shutil.rmtree(folder, ignore_errors=True)
         try:
-            yield folder, (folder / "done").is_file()
+            yield folder, made
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -270,10 +274,9 @@ BIG_SPANS = 100_000
 def big_run_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(store, run id) of one run of 100k spans (`big_run`), made once per test session and shared
     by its workers. Its recording time is in `bench/report.py`, not asserted here."""
-    with _shared(tmp_path_factory, "big-run") as (folder, made):
+    with shared_folder(tmp_path_factory, "big-run") as (folder, made):
         store = folder / "store"
         if not made:
-            shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
             big_run(store, BIG_SPANS, "big")
             (folder / "done").touch()

@@ -22,6 +22,7 @@ from browser import (  # two fixtures among them
     csp_violations,
     open_report,
     recorded_page,
+    shared_folder,
 )
 from conftest import BIN
 
@@ -53,7 +54,8 @@ with tracer.start_as_current_span("chat " + P, attributes={{
 agenttrace.claim(P + F, evidence=["answer.md"])
 never = tracer.start_span("execute_tool never-returns " + P, attributes={{
     "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "never", "gen_ai.tool.call.id": "call_2"}})
-subprocess.Popen(["sleep", "30"], start_new_session=True)  # left alive: an orphan
+subprocess.Popen(["sleep", "5"], start_new_session=True, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # left alive: an orphan
 time.sleep(1.2)  # the tool call hangs: its start record goes out after a flush interval (0.5 s)
 trace.get_tracer_provider().force_flush()
 sys.exit(3)
@@ -139,57 +141,89 @@ def report(store: Path, run_id: str, out: Path, timeout: float = 120) -> dict[st
 
 
 class Run:
-    """A recorded run, its report, and what the CLI says about it (the page must agree)."""
+    """A recorded run, its report, and what the CLI says about it (the page must agree). Kept as
+    JSON next to the run, so that the pytest workers of a session share one recording."""
 
-    def __init__(self, store: Path, run_id: str, html: Path, info: dict[str, Any]) -> None:
-        self.store, self.run_id, self.html, self.info = store, run_id, html, info
+    FACTS = ("run_id", "html", "info", "audit", "steps", "step_spans", "processes", "unfinished")
+
+    def __init__(self, store: Path, facts: dict[str, Any]) -> None:
+        self.store = store
+        self.run_id: str = facts["run_id"]
+        self.html = Path(facts["html"])
+        self.info: dict[str, Any] = facts["info"]
+        self.audit: dict[str, Any] = facts["audit"]
+        self.steps: int = facts["steps"]
+        self.step_spans: list[dict[str, Any]] = facts["step_spans"]
+        self.processes: list[dict[str, Any]] = facts["processes"]
+        self.unfinished: list[dict[str, Any]] = facts["unfinished"]
+
+    @classmethod
+    def recorded(cls, store: Path, run_id: str, html: Path) -> Run:
+        """Write the run's report and ask the CLI what the page must show."""
         cwd = html.parent
-        self.audit = json_of("audit", run_id, "--store", str(store), cwd=cwd)
-        self.steps = json_of("step", run_id, "1", "--store", str(store), cwd=cwd)["of"]
-        self.step_spans = self.query(f"SELECT span_id FROM steps WHERE run_id = '{run_id}'")
-        self.processes = self.query(
-            f"SELECT span_id, exit_code, alive_at_exit FROM processes WHERE run_id = '{run_id}'"
-        )
 
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        return json_of("query", sql, "--store", str(self.store), cwd=self.html.parent)
+        def query(sql: str) -> list[dict[str, Any]]:
+            return json_of("query", sql, "--store", str(store), cwd=cwd)
+
+        facts = {
+            "run_id": run_id,
+            "html": str(html),
+            "info": report(store, run_id, html),
+            "audit": json_of("audit", run_id, "--store", str(store), cwd=cwd),
+            "steps": json_of("step", run_id, "1", "--store", str(store), cwd=cwd)["of"],
+            "step_spans": query(f"SELECT span_id FROM steps WHERE run_id = '{run_id}'"),
+            "processes": query(
+                f"SELECT span_id, exit_code, alive_at_exit FROM processes WHERE run_id = '{run_id}'"
+            ),
+            "unfinished": query(f"SELECT span_id FROM spans WHERE run_id = '{run_id}' AND NOT ended"),
+        }
+        (cwd / f"{run_id}.json").write_text(json.dumps(facts))
+        return cls(store, facts)
+
+    @classmethod
+    def load(cls, store: Path, run_id: str, folder: Path) -> Run:
+        return cls(store, json.loads((folder / f"{run_id}.json").read_text()))
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """The two runs of `make demo`, in a copy of the examples: "succeeded" and "failed"."""
-    root = tmp_path_factory.mktemp("demo")
-    shutil.copytree(EXAMPLES, root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
-    store = root / "store"
-    agent = [sys.executable, "examples/research_agent.py", "--report", "demo-answer.md"]
-    runs: dict[str, Run] = {}
-    for run_id, extra, code in (("good", [], 0), ("bad", ["--model", "fake-truncating"], 1)):
-        (root / "demo-answer.md").unlink(missing_ok=True)
-        done = agenttrace(
-            "run", "--store", str(store), "--run-id", run_id, "--objective", "examples/objective.toml",
-            "--", *agent, *extra, cwd=root,
-        )  # fmt: skip
-        assert done.returncode == code, done.stderr
-        html = root / f"{run_id}.html"
-        run = Run(store, run_id, html, report(store, run_id, html))
-        runs[run.audit["state"]] = run
+    with shared_folder(tmp_path_factory, "report-demo") as (root, made):
+        store = root / "store"
+        if not made:
+            root.mkdir()
+            shutil.copytree(EXAMPLES, root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+            agent = [sys.executable, "examples/research_agent.py", "--report", "demo-answer.md"]
+            for run_id, extra, code in (("good", [], 0), ("bad", ["--model", "fake-truncating"], 1)):
+                (root / "demo-answer.md").unlink(missing_ok=True)
+                done = agenttrace(
+                    "run", "--store", str(store), "--run-id", run_id, "--objective", "examples/objective.toml",
+                    "--", *agent, *extra, cwd=root,
+                )  # fmt: skip
+                assert done.returncode == code, done.stderr
+                Run.recorded(store, run_id, root / f"{run_id}.html")
+            (root / "done").touch()
+        runs = {run.audit["state"]: run for run in (Run.load(store, r, root) for r in ("good", "bad"))}
     assert set(runs) == {"succeeded", "failed"}
     return runs
 
 
 @pytest.fixture(scope="module")
 def attack(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    root = tmp_path_factory.mktemp("attack")
-    (root / "agent.py").write_text(ATTACKER)
-    (root / "objective.toml").write_text(ATTACKER_OBJECTIVE)
-    store = root / "store"
-    done = agenttrace(
-        "run", "--store", str(store), "--run-id", "attack", "--objective", "objective.toml",
-        "--", sys.executable, "agent.py", cwd=root,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stderr
-    html = root / "report.html"
-    return Run(store, "attack", html, report(store, "attack", html))
+    with shared_folder(tmp_path_factory, "report-attack") as (root, made):
+        store = root / "store"
+        if not made:
+            root.mkdir()
+            (root / "agent.py").write_text(ATTACKER)
+            (root / "objective.toml").write_text(ATTACKER_OBJECTIVE)
+            done = agenttrace(
+                "run", "--store", str(store), "--run-id", "attack", "--objective", "objective.toml",
+                "--", sys.executable, "agent.py", cwd=root,
+            )  # fmt: skip
+            assert done.returncode == 1, done.stderr
+            Run.recorded(store, "attack", root / "attack.html")
+            (root / "done").touch()
+        return Run.load(store, "attack", root)
 
 
 @pytest.fixture
@@ -363,7 +397,7 @@ def test_what_the_agent_wrote_is_inert_text_and_its_fake_verdict_is_not_the_verd
 def test_unfinished_and_orphaned_work_is_marked_on_the_timeline(attack: Run, page: Any) -> None:
     tab, _ = page
     open_report(tab, attack.html)
-    unfinished = attack.query("SELECT span_id FROM spans WHERE run_id = 'attack' AND NOT ended")
+    unfinished = attack.unfinished
     orphans = [p["span_id"] for p in attack.processes if p["alive_at_exit"]]
     assert unfinished and orphans
     all_bars = [b for kind in ("step", "process", "verification") for b in bars(tab, kind)]
@@ -400,3 +434,26 @@ def test_a_100k_span_run_opens_with_aggregated_bars_and_its_limits_stated(
         assert tab.locator("#steps .step").count() <= limits["steps"]
         assert tab.locator("#process-tree li").count() <= limits["tree_nodes"]
         assert_nothing_left_the_page(tab, recorder, html)
+
+
+def test_the_recorder_sees_and_refuses_every_request_a_page_makes(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    """What the checks above rely on: a page that reaches out is caught, however it does it."""
+    page_file = tmp_path / "leaky.html"
+    page_file.write_text(
+        "<!doctype html><html><body><img src='http://192.0.2.1/pixel.png'><img src='local.png'>"
+        "<script>try { new WebSocket('ws://192.0.2.1/ws'); } catch (e) {}"
+        "fetch('https://192.0.2.1/beacon').catch(() => {}).finally(() => { document.body.dataset.ready = 'true'; });"
+        "</script></body></html>"
+    )
+    with recorded_page(browser) as (tab, recorder):
+        open_report(tab, page_file)
+        assert (
+            "http://192.0.2.1/pixel.png" in recorder.blocked
+            and "https://192.0.2.1/beacon" in recorder.blocked
+        )
+        assert (tmp_path / "local.png").as_uri() in recorder.requests
+        assert set(recorder.remote()) >= {
+            "http://192.0.2.1/pixel.png",
+            "https://192.0.2.1/beacon",
+            "ws://192.0.2.1/ws",
+        }
