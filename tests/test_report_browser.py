@@ -144,8 +144,6 @@ class Run:
     """A recorded run, its report, and what the CLI says about it (the page must agree). Kept as
     JSON next to the run, so that the pytest workers of a session share one recording."""
 
-    FACTS = ("run_id", "html", "info", "audit", "steps", "step_spans", "processes", "unfinished")
-
     def __init__(self, store: Path, facts: dict[str, Any]) -> None:
         self.store = store
         self.run_id: str = facts["run_id"]
@@ -156,6 +154,7 @@ class Run:
         self.step_spans: list[dict[str, Any]] = facts["step_spans"]
         self.processes: list[dict[str, Any]] = facts["processes"]
         self.unfinished: list[dict[str, Any]] = facts["unfinished"]
+        self.claims: list[dict[str, Any]] = facts["claims"]
 
     @classmethod
     def recorded(cls, store: Path, run_id: str, html: Path) -> Run:
@@ -173,9 +172,10 @@ class Run:
             "steps": json_of("step", run_id, "1", "--store", str(store), cwd=cwd)["of"],
             "step_spans": query(f"SELECT span_id FROM steps WHERE run_id = '{run_id}'"),
             "processes": query(
-                f"SELECT span_id, exit_code, alive_at_exit FROM processes WHERE run_id = '{run_id}'"
+                f"SELECT span_id, pid, exit_code, alive_at_exit FROM processes WHERE run_id = '{run_id}'"
             ),
             "unfinished": query(f"SELECT span_id FROM spans WHERE run_id = '{run_id}' AND NOT ended"),
+            "claims": query(f"SELECT span_id FROM claims WHERE run_id = '{run_id}'"),
         }
         (cwd / f"{run_id}.json").write_text(json.dumps(facts))
         return cls(store, facts)
@@ -322,6 +322,45 @@ def test_the_timeline_has_a_bar_per_step_and_per_process(demo: dict[str, Run], p
         assert bars(tab, "aggregate") == []
         assert_nothing_left_the_page(tab, recorder, run.html)
         recorder.requests.clear()
+
+
+SECTIONS = """() => {
+  const q = (s) => [...document.querySelectorAll(s)];
+  return {
+    steps: q('#steps .step').map((s) => Number(s.dataset.step)),
+    claims: q('#claims .claim').map((c) => c.dataset.status),
+    criteria: q('#objective .criterion').map((c) => c.dataset.status),
+    tree: document.querySelector('#process-tree').textContent,
+    orphaned: q('#process-tree li').filter((li) => /orphan/i.test(li.textContent)).length,
+    tokens: document.querySelector('#tokens').textContent,
+    environment: document.querySelector('#environment').textContent,
+    unlinked: q('svg#timeline rect.bar[data-span-id]').map((r) => r.dataset.spanId)
+      .filter((id) => !document.getElementById('span-' + id)),
+  };
+}"""
+"""What the page's sections hold, by the contract's hooks."""
+
+
+def test_the_sections_hold_the_runs_steps_processes_claims_criteria_tokens_and_environment(
+    demo: dict[str, Run], attack: Run, page: Any
+) -> None:
+    tab, recorder = page
+    for run in [*demo.values(), attack]:
+        open_report(tab, run.html)
+        shown = tab.evaluate(SECTIONS)
+        assert shown["steps"] == list(range(1, run.steps + 1))
+        assert len(shown["claims"]) == len(run.claims) and "ok" in shown["claims"]
+        for process in run.processes:
+            assert str(process["pid"]) in shown["tree"]
+        assert shown["orphaned"] >= sum(1 for p in run.processes if p["alive_at_exit"])
+        assert "token" in shown["tokens"].lower() and "argv" in shown["environment"]
+        assert shown["unlinked"] == []  # every bar with a span leads to it on the page
+        recorder.requests.clear()
+    failed = demo["failed"]
+    open_report(tab, failed.html)
+    statuses = tab.evaluate(SECTIONS)["criteria"]
+    assert len(statuses) == 2 and len(set(statuses)) == 2  # answers-the-question failed, the compile passed
+    assert_nothing_left_the_page(tab, recorder, failed.html)
 
 
 BAR_GEOMETRY = """() => [...document.querySelectorAll('svg#timeline rect.bar')].map(
