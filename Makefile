@@ -1,6 +1,7 @@
 # Two commands do everything on a machine with Python 3.11 and pip:
 #   make demo   create .venv, install agenttrace, run the sample agent under `agenttrace run` with an
-#               objective, show its run; the runs go to ./.agenttrace, the default store, so that after
+#               objective, show its run and write the failing run's report (demo-report.html); the runs go
+#               to ./.agenttrace, the default store, so that after
 #               `. .venv/bin/activate` the README's commands (`agenttrace runs`, ...) find them
 #   make test   create .venv, install agenttrace with test dependencies and the CLI coding agents
 #               (`make agents`: npm, Node.js >= 20) and Debian's Chromium (`make browser`), run the
@@ -38,6 +39,8 @@ demo: $(VENV)/.installed
 	status=$$?; if [ $$status -eq 1 ]; then echo "(agenttrace run exited 1: this run is not done, as it should be)"; \
 	else echo "make demo: expected agenttrace run to exit 1 for the cut-off answer, it exited $$status" >&2; exit 1; fi
 	$(BIN)/agenttrace show last --store $(DEMO_STORE)
+	@echo "== 3. The failing run as one self-contained HTML page: open it in a browser =="
+	$(BIN)/agenttrace report last --store $(DEMO_STORE) -o $(CURDIR)/demo-report.html
 
 test: $(VENV)/.installed-test agents browser
 	$(BIN)/ruff check src tests bench examples
@@ -52,7 +55,7 @@ bench: $(VENV)/.installed-test
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
 
 clean:  # the store (.agenttrace) holds your runs: remove it yourself if you mean to
-	rm -rf $(VENV) demo-answer.md .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-answer.md demo-report.html .pytest_cache .ruff_cache
 
 # make browser: the report's tests (tests/test_report_browser.py) open it in Debian's Chromium,
 # driven by Playwright from the test extra; no browser is ever downloaded (no `playwright install`).

@@ -56,6 +56,14 @@ RUN = {
     ' WHERE run_id = (SELECT max(run_id) FROM runs) ORDER BY start_time"',
     "agenttrace show last | tail -6",
     "agenttrace step last 3",
+    "agenttrace report last",
+    "agenttrace report last -o report.html --json",
+    "agenttrace report --runs --state failed",
+    "agenttrace export last --format perfetto",
+    "agenttrace export last --format chrome-trace -o run.json",
+    "agenttrace export last --format otlp-json --json",
+    "agenttrace export last --format parquet --view processes",
+    "agenttrace export last --format csv --view steps -o - | head -2",
 }
 
 # The `agenttrace serve` block: a server in the foreground and a client beside it.
