@@ -45,7 +45,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test agents browser
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist loadscope
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench examples
