@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_STORE := .agenttrace
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench clean browser tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ demo: $(VENV)/.installed
 	@echo "== 3. The failing run as one self-contained HTML page: open it in a browser =="
 	$(BIN)/agenttrace report last --store $(DEMO_STORE) -o $(CURDIR)/demo-report.html
 
-test: $(VENV)/.installed-test agents browser
+test: $(VENV)/.installed-test agents browser tools
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/python -m pytest -q -n auto --dist loadscope
@@ -68,6 +68,15 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium && \
 		[ -x $(CHROMIUM) ] || { echo "make browser: $(CHROMIUM) is missing and apt-get could not \
 	install it: install Debian's chromium package (as root: apt-get install chromium)" >&2; exit 1; }
+
+# make tools: the other Debian package the tests drive: strace (tests/test_analysis_resolve.py sees
+# which files of the store a command opens). Nothing to do when it is there; else apt-get installs it.
+tools:
+	@if command -v strace >/dev/null; then exit 0; fi; \
+	command -v apt-get >/dev/null && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace && \
+		command -v strace >/dev/null || { echo "make tools: strace is missing and apt-get could not \
+	install it: install Debian's strace package (as root: apt-get install strace)" >&2; exit 1; }
 
 # make agents: the real CLI coding agents (Claude Code, Codex, Gemini CLI) from npm, pinned in
 # tests/agents/package.json and package-lock.json, installed into .agents/node_modules

@@ -74,6 +74,7 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
 
 def opened_files(store: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
     """Run `agenttrace ARGS` under strace; the files (not folders) inside the store it opened."""
+    assert shutil.which("strace"), "strace is needed to see the files opened (`make tools` installs it)"
     log = store.parent / "strace.log"
     result = subprocess.run(
         ["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", str(log), str(BIN / "agenttrace"), *args,
@@ -95,7 +96,6 @@ def run_of(path: str) -> str | None:
     return match.group(1) if match else None
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see the files opened")
 def test_audit_last_in_a_store_of_1000_runs_reads_only_that_runs_data(
     big_store: tuple[Path, list[str]],
 ) -> None:
@@ -110,7 +110,6 @@ def test_audit_last_in_a_store_of_1000_runs_reads_only_that_runs_data(
         assert f"derived/run_id={ids[-1]}/steps.parquet" in opened or args[0] == "show"
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see the files opened")
 def test_runs_reads_summaries_not_spans(big_store: tuple[Path, list[str]]) -> None:
     store, ids = big_store
     result, opened = opened_files(store, "runs", "--json")
