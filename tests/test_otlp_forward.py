@@ -17,7 +17,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from test_otlp_receiver import FLUSH, emit, stored_names
 
 from agenttrace.errors import ConfigError
-from agenttrace.otlp.forward import target_from
+from agenttrace.otlp.forward import export_timeout, forwarding_exporter, target_from
 from agenttrace.otlp.server import OtlpServer
 
 
@@ -128,3 +128,14 @@ def test_forward_target_comes_from_the_standard_variables() -> None:
     env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = "https://otel.example.com/custom/traces"
     assert target_from(None, env).url == "https://otel.example.com/custom/traces"  # type: ignore[union-attr]
     assert target_from("http://other:4318", env).url == "http://other:4318/v1/traces"  # type: ignore[union-attr]
+
+
+def test_the_in_process_tee_gives_up_within_3_s_unless_the_user_set_a_timeout() -> None:
+    """A program's exit waits for its last export: with the SDK's 10 s default and a backend down,
+    a run's end waited 10-20 s. The user's own OTLP timeout (the SDK reads it) still wins."""
+    assert export_timeout({}) == 3.0
+    assert export_timeout({"OTEL_EXPORTER_OTLP_TIMEOUT": "7"}) is None
+    assert export_timeout({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "11"}) is None
+    target = target_from(None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    assert target is not None
+    assert isinstance(forwarding_exporter(target).inner, OTLPSpanExporter)

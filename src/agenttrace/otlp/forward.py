@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -285,8 +285,22 @@ class CountingSpanExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+# The SDK's default export timeout is 10 s, retries included, and a program's exit waits for its
+# last export: with a backend down, a run's end (or an in-process agent's exit) waited 10-20 s.
+DEFAULT_EXPORT_TIMEOUT_S = 3.0
+
+
+def export_timeout(environ: Mapping[str, str] | None = None) -> float | None:
+    """None (the SDK reads its variables) when the user set an OTLP timeout, else 3 s."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or env.get("OTEL_EXPORTER_OTLP_TIMEOUT"):
+        return None
+    return DEFAULT_EXPORT_TIMEOUT_S
+
+
 def forwarding_exporter(target: Target) -> CountingSpanExporter:
-    """The SDK's OTLP/HTTP exporter for `target`, counted."""
+    """The SDK's OTLP/HTTP exporter for `target`, counted, bounded by `export_timeout()`."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return CountingSpanExporter(OTLPSpanExporter(endpoint=target.url, headers=target.headers), target.url)
+    exporter = OTLPSpanExporter(endpoint=target.url, headers=target.headers, timeout=export_timeout())
+    return CountingSpanExporter(exporter, target.url)
