@@ -262,6 +262,21 @@ def test_the_reserved_key_is_found_in_any_encoding_and_only_as_a_key() -> None:
     body = request.SerializeToString()
     assert evaluations.ORIGIN.encode() in body
     assert not evaluations.names_reserved_key(body, evaluations.PROTOBUF, None, "traces")
-    assert not evaluations.names_reserved_key(
-        b"not otlp agenttrace.origin", evaluations.PROTOBUF, None, "traces"
+    # A payload the check cannot read is held back (the receiver refuses such payloads first).
+    assert evaluations.names_reserved_key(b"not otlp agenttrace.origin", evaluations.PROTOBUF, None, "traces")
+
+
+def test_a_reserved_key_spelt_with_json_escapes_is_found() -> None:
+    """JSON can escape any character of a key: `agenttrace\\u002eorigin` is the same key, and no
+    byte search finds it (a forged verdict reached the backend that way)."""
+    forged = (
+        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c",'
+        b'"spanId":"abcdef0123456789","name":"agenttrace verdict","kind":1,'
+        b'"startTimeUnixNano":"1","endTimeUnixNano":"2",'
+        b'"attributes":[{"key":"agenttrace\\u002eorigin","value":{"stringValue":"supervisor"}}]}]}]}]}'
     )
+    assert b"agenttrace.origin" not in forged
+    assert evaluations.names_reserved_key(forged, "application/json", None, "traces")
+    assert evaluations.names_reserved_key(gzip.compress(forged), "application/json", "gzip", "traces")
+    honest = forged.replace(b"agenttrace\\u002eorigin", b"agenttrace\\u002enote")
+    assert not evaluations.names_reserved_key(honest, "application/json", None, "traces")

@@ -16,7 +16,9 @@ Every record carries `agenttrace.origin` = `supervisor`: a reader of the backend
 evaluations with it and drops the rest. The audited agent runs as the same user and sends OTLP of
 its own through the run's receiver, so that key is reserved: the receiver of `agenttrace run` does
 not forward an agent's payload that names it (`names_reserved_key`, its forwarder's screen); it is
-still stored, as the agent's. agenttrace's own verdict reads no evaluation records at all.
+still stored, as the agent's. agenttrace's own verdict reads no evaluation records at all. The
+marker is evidence, not proof: the agent can read agenttrace's environment (the backend's URL
+and headers) and post there directly; the run's store is what settles a verdict.
 
 Everything it needs is imported with it: `agenttrace run` imports it before the agent starts
 (a module imported later could have been rewritten by the agent, which runs as the same user).
@@ -276,18 +278,20 @@ KEY_VALUE = "opentelemetry.proto.common.v1.KeyValue"
 def names_reserved_key(body: bytes, content_type: str, encoding: str | None, signal: str) -> bool:
     """Whether an OTLP payload has an attribute named `agenttrace.origin` anywhere (resource, scope,
     span, event, link, log record, data point): from an agent, a record posing as agenttrace's own.
-    A cheap byte search first; only a payload holding the bytes is decoded. A payload that cannot
-    be read is not judged here (the receiver has already refused what it cannot decode)."""
-    if not encoding and RESERVED not in body:
+    Protobuf keeps a key's bytes as they are, so a protobuf payload without them is let through
+    unread; JSON can escape any character of a key (`agenttrace\\u002eorigin`), so JSON is always
+    decoded. A payload that cannot be read here is held back: the check fails closed."""
+    json_body = "json" in content_type.lower()
+    if not json_body and not encoding and RESERVED not in body:
         return False
     try:
         raw = decompress(body, encoding, 1 << 30)
-        if RESERVED not in raw:
+        if not json_body and RESERVED not in raw:
             return False
         kind = next(s for s in SIGNALS.values() if s.name == signal)
         return _names_key(parse_request(raw, content_type, kind), ORIGIN)
     except (OtlpDecodeError, StopIteration):
-        return False
+        return True
 
 
 def _names_key(message: Message, key: str) -> bool:

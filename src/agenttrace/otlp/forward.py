@@ -207,8 +207,8 @@ class Forwarder:
     def _withhold(self, body: bytes, content_type: str, encoding: str | None, signal: str) -> bool:
         try:
             withhold = self.screen is not None and self.screen(body, content_type, encoding, signal)
-        except Exception:  # a screen that fails keeps nothing back
-            withhold = False
+        except Exception:  # a screen that fails holds the payload back: it fails closed
+            withhold = True
         if withhold:
             if not self.withheld:
                 log.warning(
