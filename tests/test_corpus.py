@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import BIN
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-from judge import cases, judge_all, known, table
+from judge import cases, judge, judge_all, known, table
 
 MAX_FALSE_FAILED = 0.02
 
@@ -20,7 +20,9 @@ def test_the_corpus_is_there() -> None:
 
 
 def test_verdicts_on_the_labelled_runs() -> None:
-    judgements = judge_all(BIN / "agenttrace")
+    """Every run audited by the `audit` command in this process (a process a run cost 1.7 times the CPU:
+    Python's start-up and imports); the console script's round trip is checked below."""
+    judgements = judge_all()
     print(table(judgements))
     explained = known()
     assert not [j.case for j in judgements if j.ran_a_stored_gate], "a gate the agent wrote was run"
@@ -34,3 +36,13 @@ def test_verdicts_on_the_labelled_runs() -> None:
         c for c, k in explained.items() if [j.outcome for j in judgements if j.case == c] != [k["outcome"]]
     ]
     assert not stale, f"known.json no longer matches these runs' verdicts: {stale}\n{table(judgements)}"
+
+
+def test_the_console_script_judges_as_the_command_run_in_process() -> None:
+    """The store whose agent wrote gates of its own (one that writes a file where it runs) and a
+    plain failed run, audited by the installed `agenttrace` as a user runs it: the same verdicts,
+    and the agent's gate never ran."""
+    for case in ("forged-store-gates", "py-openai-cutoff"):
+        by_script = judge(case, BIN / "agenttrace")
+        assert by_script == judge(case), case
+        assert not by_script.ran_a_stored_gate and by_script.outcome == "right", by_script

@@ -1,8 +1,11 @@
 """Judge the corpus: audit every labelled run with `agenttrace audit --json` and compare the verdict
 with the label a person gave it. Used by tests/test_corpus.py and bench/verdicts.py.
 
-Each run is audited from a copy of its store (an audit must not change what it reads, and the
-forged-store case must not get to run a gate it wrote). Outcomes:
+Each run is audited by the `audit` command, either as the installed console script (one process
+a run, as a user runs it) or invoked in this process (typer's CliRunner: the same command code,
+without paying Python's start-up and imports once a run), from a copy of its store (an audit must
+not change what it reads, and the forged-store case must not get to run a gate it wrote), in a
+directory of its own (where such a gate would write). Outcomes:
 
     right            state and failing error gates as labelled
     false succeeded  labelled failed, audited succeeded: the worst bug this project can have
@@ -16,15 +19,18 @@ can never be listed there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CORPUS = Path(__file__).resolve().parent
 OUTCOMES = ("right", "false succeeded", "false failed", "wrong gates")
@@ -56,23 +62,20 @@ def known() -> dict[str, dict[str, str]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def judge(case: str, agenttrace: Path) -> Judgement:
+def judge(case: str, agenttrace: Path | None = None) -> Judgement:
+    """Audit one labelled run: with the console script `agenttrace` when given, else in-process."""
     label = json.loads((CORPUS / case / "label.json").read_text())
     with tempfile.TemporaryDirectory(prefix=f"judge-{case}-") as tmp:
         store = Path(tmp) / "store"
         shutil.copytree(CORPUS / case / "store", store, symlinks=True)
-        result = subprocess.run(
-            [str(agenttrace), "audit", label["run_id"], "--json", "--store", str(store)],
-            capture_output=True,
-            text=True,
-            cwd=tmp,
-            env={**os.environ, "NO_COLOR": "1"},
-            timeout=120,
-            check=False,
-        )
-        if result.returncode not in (0, 1):
-            raise RuntimeError(f"{case}: agenttrace audit exited {result.returncode}: {result.stderr}")
-        verdict = json.loads(result.stdout)
+        args = ["audit", label["run_id"], "--json", "--store", str(store)]
+        if agenttrace is not None:
+            code, out, err = audit_with_script(agenttrace, args, Path(tmp))
+        else:
+            code, out, err = audit_in_process(args, Path(tmp))
+        if code not in (0, 1):
+            raise RuntimeError(f"{case}: agenttrace audit exited {code}: {err}")
+        verdict = json.loads(out)
         ran = bool(list(Path(tmp).rglob("copied.csv")))
     failing = sorted(
         g["name"] for g in verdict["gates"] if g["status"] == "fail" and g["severity"] == "error"
@@ -88,7 +91,45 @@ def judge(case: str, agenttrace: Path) -> Judgement:
     )
 
 
-def judge_all(agenttrace: Path, workers: int = 2) -> list[Judgement]:
+def audit_with_script(agenttrace: Path, args: list[str], cwd: Path) -> tuple[int, str, str]:
+    result = subprocess.run(
+        [str(agenttrace), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+        check=False,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def audit_in_process(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    """The `audit` command run in this process, from `cwd` (where a gate that ran would write)."""
+    from typer.testing import CliRunner
+
+    from agenttrace.cli import app
+
+    with working_directory(cwd):
+        result: Any = CliRunner().invoke(app, args, env={"NO_COLOR": "1"}, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def judge_all(agenttrace: Path | None = None, workers: int = 2) -> list[Judgement]:
+    """Every labelled run judged: by the console script, `workers` at a time, when `agenttrace` is
+    given; else in-process, one after the other (the working directory is the process's)."""
+    if agenttrace is None:
+        return [judge(c) for c in cases()]
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda c: judge(c, agenttrace), cases()))
 
