@@ -9,6 +9,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 from conftest import BIN
 
 from agenttrace.report.html import script_hash
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
 
 EVIL = '</script><img src=x onerror=alert(1)><!-- </SCRIPT > \u2028 & <a href="https://evil.example/">x</a>'
 
@@ -204,3 +207,17 @@ def test_runs_index_links_each_runs_report_and_filters_by_since_and_state(evil: 
     for bad in (["evil", "--runs"], ["--runs", "--since", "soon"], ["evil", "--state", "failed"]):
         done = agenttrace("report", *bad, "--store", str(store), cwd=tmp_path)
         assert done.returncode == 2 and done.stderr.startswith("Error:"), done.stderr
+
+
+def test_token_counts_past_2_63_are_shown_not_an_error(tmp_path: Path) -> None:
+    """The agent's word on its tokens (2^62 + 2^62, twice: the corpus run forged-token-overflow)
+    overflowed a BIGINT sum and the report of the run was an `Error:` line."""
+    store = tmp_path / "store"
+    shutil.copytree(CORPUS / "forged-token-overflow" / "store", store, symlinks=True)
+    result = agenttrace(
+        "report", "corpus-forged-token-overflow", "--store", str(store), "-o", "r.html", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    data = data_block((tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert data["verdict"]["state"] == "failed"
+    assert data["tokens"]["total"]["tokens"] == 4 * 2**62

@@ -13,7 +13,8 @@ WITH limits AS (
 ),
 used AS (
     SELECT
-        coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)), 0) AS tokens,
+        -- HUGEINT: the counts are the agent's word, and a sum past 2^63 must fail the gate, not stop it
+        coalesce(sum(coalesce(input_tokens, 0)::HUGEINT + coalesce(output_tokens, 0)::HUGEINT), 0) AS tokens,
         sum(cost_usd) AS cost_usd,
         count(*) AS calls,
         count(*) FILTER (WHERE input_tokens IS NULL AND output_tokens IS NULL) AS calls_without_tokens,
