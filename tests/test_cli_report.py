@@ -34,6 +34,8 @@ with agenttrace.run("evil"):
                    input_tokens=1, output_tokens=1)
     with agenttrace.tool_call(EVIL, call_id="c1") as call:
         call.set_result(EVIL)
+    with agenttrace.tool_call("huge " + "A" * 1_000_000, call_id="c2") as call:
+        call.set_result("ok")
     open("answer.md", "w").write(EVIL)
     agenttrace.claim("SUCCEEDED " + EVIL, evidence=["answer.md"])
 print("Run evil: SUCCEEDED")
@@ -221,3 +223,18 @@ def test_token_counts_past_2_63_are_shown_not_an_error(tmp_path: Path) -> None:
     data = data_block((tmp_path / "r.html").read_text(encoding="utf-8"))
     assert data["verdict"]["state"] == "failed"
     assert data["tokens"]["total"]["tokens"] == 4 * 2**62
+
+
+def test_an_agents_megabyte_name_is_cut_and_the_page_stays_small(evil: Path) -> None:
+    """A 1 MB tool name (the agent's word) is shown cut to `other_chars`, marked, and said in
+    the limits; it went into the page whole, twice, before."""
+    html = (evil.parent / "evil.html").read_text(encoding="utf-8")
+    assert len(html) < 300_000
+    document = data_block(html)
+    (huge,) = [s["name"] for s in document["steps"]["items"] if s["name"].startswith("execute_tool huge")]
+    limit = document["limits"]["other_chars"]
+    assert (
+        huge
+        == ("execute_tool huge " + "A" * 1_000_000)[:limit] + f" … [cut: {limit:,} of 1,000,018 characters]"
+    )
+    assert document["limits"]["applied"]["other_text"] is True

@@ -98,7 +98,7 @@ def _collect(db: Any, run_id: str, limits: Limits) -> dict[str, Any]:
     spans = db.report("report_spans", run_id=run_id, span_ids=others) if others else []
 
     objective = _objective(run.get("objective_json"), verifications, verdict)
-    return {
+    document = {
         "format": 1,
         "generator": f"agenttrace {__version__}",
         "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
@@ -133,6 +133,37 @@ def _collect(db: Any, run_id: str, limits: Limits) -> dict[str, Any]:
         "spans": spans,
         "gpu": gpu,
     }
+    cut = cut_strings(document, limits.other_chars)
+    document["limits"]["applied"]["other_text"] = cut > 0
+    return document
+
+
+CUT_MARK = " … [cut: {shown:,} of {chars:,} characters]"
+
+
+def cut_strings(value: Any, limit: int) -> int:
+    """Cut, in place, every string of `value` longer than `limit` characters to its first `limit`
+    and a mark; the inputs and outputs of steps (`{"value", "chars", "cut"}`, already cut to
+    `text_chars`) are left as they are. An agent's 1 MB span name must not make a 100 MB page.
+    The number of strings cut."""
+    cut = 0
+    items: Any
+    if isinstance(value, dict):
+        if set(value) == {"value", "chars", "cut"}:
+            return 0
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return 0
+    for key, item in list(items):
+        if isinstance(item, str):
+            if len(item) > limit:
+                value[key] = item[:limit] + CUT_MARK.format(shown=limit, chars=len(item))
+                cut += 1
+        else:
+            cut += cut_strings(item, limit)
+    return cut
 
 
 def _run_header(run: dict[str, Any], verdict: Any) -> dict[str, Any]:

@@ -15,7 +15,9 @@ class Limits:
     - `bars`: timeline bars; past it, a lane's bars are merged into `aggregate` bars, one per time
       bucket, each saying how many spans it holds (the bars a gate's reason names stay whole);
     - `tree_nodes`: processes in the process tree;
-    - `files`, `claims`: rows of those sections."""
+    - `files`, `claims`: rows of those sections;
+    - `other_chars`: every other string of the page (span, tool and model names, command lines,
+      paths, claim texts: the agent's words) is cut to its first so many characters, marked as cut."""
 
     steps: int = 2000
     text_chars: int = 4096
@@ -23,6 +25,7 @@ class Limits:
     tree_nodes: int = 2000
     files: int = 2000
     claims: int = 2000
+    other_chars: int = 2000
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -132,7 +132,8 @@
     var text = "Limits of this page: at most " + num(L.steps) + " steps in full, each input and output cut to "
       + num(L.text_chars) + " characters; at most " + num(L.bars) + " timeline bars (more are merged into grey bars "
       + "per lane and time bucket); at most " + num(L.tree_nodes) + " processes in the tree, " + num(L.files)
-      + " files and " + num(L.claims) + " claims. ";
+      + " files and " + num(L.claims) + " claims; any other text (names, command lines, paths) cut to "
+      + num(L.other_chars) + " characters. ";
     text += used.length ? "Applied to this run: " + used.join(", ") + "." : "None applied to this run: everything is shown.";
     return el("p", { id: "limits", "class": used.length ? "applied" : null, "data-applied": used.join(" ") }, text);
   }
