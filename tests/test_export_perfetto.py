@@ -264,3 +264,57 @@ def test_a_gpu_run_has_a_utilization_and_a_memory_counter_track_per_device(tmp_p
     )
     process_tracks = [t for t in trace.tracks.values() if t.HasField("process")]
     assert any("fake_cuda.py" in t.process.process_name for t in process_tracks)
+
+
+FORGER = """
+import os, time
+from opentelemetry import trace
+tracer = trace.get_tracer("forger")
+now = time.time_ns()
+def proc(name, pid):
+    s = tracer.start_span(name, start_time=now, attributes={"agenttrace.span.type": "process",
+        "process.pid": pid, "process.command_line": name, "process.executable.name": name})
+    s.end(end_time=now + 10**6)
+proc("huge-pid", 2**62)
+proc("neg-pid", -5)
+proc("own-pid", 4242)
+proc("own-pid-again", 4242)
+trace.get_tracer_provider().force_flush()
+"""
+
+
+def test_forged_pids_out_of_range_or_taken_are_drawn_on_tracks_without_one(tmp_path: Path) -> None:
+    """An agent reports processes with pids Perfetto cannot hold (2**62, -5) and one pid twice: the
+    export still loads, every pid drawn is in range and drawn once, the supervisor's process keeps
+    its pid; the forged numbers stay in the slices' arguments."""
+    store = tmp_path / "store"
+    agent = tmp_path / "forger.py"
+    agent.write_text(FORGER)
+    done = subprocess.run(
+        [str(BIN / "agenttrace"), "run", "--store", str(store), "--run-id", "forged", "--",
+         sys.executable, str(agent)],
+        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    trace = export(store, "forged", tmp_path / "forged.pftrace")
+    drawn = [t.process for t in trace.tracks.values() if t.HasField("process")]
+    process_tracks = {p.pid: p.process_name for p in drawn}
+    assert len(process_tracks) == len(drawn) == 2 and all(1 <= pid <= 1 << 22 for pid in process_tracks)
+    (root,) = [name for name in process_tracks.values() if "forger.py" in name]
+    assert "reported by the agent" not in root  # the supervisor's process, drawn with its pid
+    assert process_tracks[4242].startswith("own-pid")  # in range and free: the first report has it
+    forged = sorted(s[3]["pid"] for s in trace.all_slices if s[3].get("origin") == "agent")
+    assert forged == [-5, 4242, 4242, 2**62]
+    others = {trace.named(u) for u in trace.slices if not trace.tracks[u].HasField("process")}
+    assert "huge-pid [reported by the agent]" in others and "neg-pid [reported by the agent]" in others
+    assert sum(name.startswith("own-pid") for name in others) == 1  # the second report of 4242
+    done = run_cli(
+        "export", "forged", "-f", "chrome-trace", "-o", str(tmp_path / "f.json"), "--store", str(store)
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    events = json.loads((tmp_path / "f.json").read_text())["traceEvents"]
+    assert all(0 < e["pid"] < 1 << 31 and 0 < e["tid"] < 1 << 31 for e in events)
+    names = [e["args"]["name"] for e in events if e["name"] == "process_name"]
+    assert sum("forger.py" in n for n in names) == 1 and sum("own-pid" in n for n in names) == 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agenttrace.export.timeline import Slice, lanes, nesting_events
+from agenttrace.export.timeline import MAX_PID, Slice, lanes, nesting_events, track_pids
 
 
 def _slice(name: str, start: int, end: int) -> Slice:
@@ -82,3 +82,16 @@ def test_every_slice_is_placed_once_on_a_strictly_nested_lane_with_balanced_time
     if slices:
         most_open = max(sum(1 for s in slices if s.start_ns <= t < s.end_ns) for t in range(0, 71))
         assert len(placed) <= max(1, most_open)
+
+
+def test_track_pids_go_to_the_supervisors_processes_first_and_only_in_range() -> None:
+    rows = [
+        {"span_id": "a1", "pid": 100, "origin": "agent"},  # starts first, but only the agent says so
+        {"span_id": "s1", "pid": 100, "origin": "supervisor"},
+        {"span_id": "a2", "pid": 2**62, "origin": "agent"},
+        {"span_id": "a3", "pid": 0, "origin": "agent"},
+        {"span_id": "a4", "pid": MAX_PID + 1, "origin": "agent"},
+        {"span_id": "a5", "pid": None, "origin": "agent"},
+        {"span_id": "a6", "pid": MAX_PID, "origin": "agent"},
+    ]
+    assert track_pids(rows) == {"s1": 100, "a6": MAX_PID}

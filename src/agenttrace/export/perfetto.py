@@ -41,7 +41,7 @@ def _annotate(event: Any, args: dict[str, Value]) -> None:
         note.name = key
         if isinstance(value, bool):
             note.bool_value = value
-        elif isinstance(value, int):
+        elif isinstance(value, int) and -(1 << 63) <= value < 1 << 63:
             note.int_value = value
         elif isinstance(value, float):
             note.double_value = value

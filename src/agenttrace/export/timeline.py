@@ -23,6 +23,10 @@ UNFINISHED = " (unfinished)"
 ORPHANED = " (orphaned)"
 AGENT_REPORTED = " [reported by the agent]"
 """Marks a process only the agent reported: a record the audited party wrote about itself."""
+MAX_PID = 1 << 22
+"""The largest pid a process track is drawn with (Linux's PID_MAX_LIMIT): a recorded pid outside
+1..MAX_PID (an agent can report any number), or one another process already holds, is drawn on a
+track of its own without a pid, its number kept in the slice's arguments."""
 
 
 @dataclass
@@ -132,6 +136,18 @@ def nesting_events(lane: list[Slice]) -> list[tuple[int, bool, Slice]]:
     return events
 
 
+def track_pids(processes: list[dict[str, Any]]) -> dict[str, int]:
+    """The pid each process (`export_processes` rows) is drawn with, by span id: the supervisor's
+    processes first, then the agent's reports, in start order; a pid outside 1..MAX_PID or already
+    taken gets none (its track is then drawn without one)."""
+    taken: dict[int, str] = {}
+    for proc in sorted(processes, key=lambda p: p["origin"] == "agent"):  # stable: start order kept
+        pid = proc["pid"]
+        if isinstance(pid, int) and not isinstance(pid, bool) and 1 <= pid <= MAX_PID and pid not in taken:
+            taken[pid] = proc["span_id"]
+    return {span_id: pid for pid, span_id in taken.items()}
+
+
 def _end(row: dict[str, Any], close_ns: int) -> tuple[int, bool]:
     """A row's end, and whether it never ended (then: the run's last time, at least its start)."""
     if row["end_ns"] is not None:
@@ -200,12 +216,14 @@ def build(db: Any, run_id: str) -> Timeline:
     groups.append(supervisor)
 
     root_process: str | None = None
-    for proc in db.report("export_processes", run_id=run_id):
+    processes = db.report("export_processes", run_id=run_id)
+    drawn_pids = track_pids(processes)
+    for proc in processes:
         key = f"process:{proc['span_id']}"
         label = proc["command_line"] or proc["executable"] or f"pid {proc['pid']}"
         if proc["origin"] == "agent":  # the agent's word about a process, not the supervisor's
             label += AGENT_REPORTED
-        group = Group(key, label, [], pid=proc["pid"])
+        group = Group(key, label, [], pid=drawn_pids.get(proc["span_id"]))
         end, unfinished = _end(proc, close_ns)
         failed = bool(proc["exit_code"]) or proc["signal"] is not None or proc["status_code"] == "Error"
         args = _clean(
@@ -302,6 +320,7 @@ def build(db: Any, run_id: str) -> Timeline:
 
 __all__ = [
     "AGENT_REPORTED",
+    "MAX_PID",
     "ORPHANED",
     "UNFINISHED",
     "Counter",
@@ -312,4 +331,5 @@ __all__ = [
     "build",
     "lanes",
     "nesting_events",
+    "track_pids",
 ]
