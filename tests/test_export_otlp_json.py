@@ -113,19 +113,35 @@ def test_the_demo_runs_spans_reimported_through_serve_are_the_same_spans(demo: P
     assert after == before
 
 
-def test_a_supervised_runs_part_that_is_not_parquet_is_one_error_line_and_no_file(
-    demo: Path, tmp_path: Path
+@pytest.mark.parametrize("fmt", ["otlp-json", "perfetto"])
+def test_a_supervised_runs_truncated_part_is_one_error_line_naming_it_and_no_file(
+    demo: Path, tmp_path: Path, fmt: str
 ) -> None:
+    """The part is hashed against the run's manifest first (as `audit` and `report` do), also
+    when the run's derived tables are there to read (perfetto reads them): an export without its
+    records would look whole."""
     store = tmp_path / "store"
     shutil.copytree(demo, store)
+    assert (store / "derived" / "run_id=demo").is_dir()
     part = next((store / "spans" / "run_id=demo").glob("part-*.parquet"))
-    part.write_bytes(b"not parquet")
-    out = tmp_path / "demo.jsonl"
-    done = run_cli("export", "demo", "-f", "otlp-json", "-o", str(out), "--store", str(store))
+    part.write_bytes(part.read_bytes()[:-100])
+    out = tmp_path / "demo.out"
+    done = run_cli("export", "demo", "-f", fmt, "-o", str(out), "--store", str(store))
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
-    assert line.startswith("Error: the store cannot be read: ") and part.name in line
+    assert line.startswith(
+        f"Error: run demo: part spans/run_id=demo/{part.name} was changed after the supervisor"
+    )
+    assert line.endswith("an export would leave its records out (`agenttrace audit demo` says what its "
+                         "integrity check finds)")  # fmt: skip
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["store"]
+    # Without the derived tables, `last` reads the parts to find the run: DuckDB's error on the
+    # truncated part is a store error, in one line.
+    shutil.rmtree(store / "derived")
+    done = run_cli("export", "last", "-f", fmt, "-o", str(out), "--store", str(store))
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("Error: the store cannot be read: ") and part.name in line, line
 
 
 def test_log_records_and_metric_points_travel_too(tmp_path: Path) -> None:

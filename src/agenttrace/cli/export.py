@@ -61,7 +61,7 @@ def export(
     Example: agenttrace export last --format perfetto -o run.pftrace
     """
     from ..analysis import resolve_run
-    from ..export import default_name, export_run, get_format, write_atomic
+    from ..export import default_name, export_run, get_format, reading_store, write_atomic
 
     fmt = get_format(format_, view)
     to_stdout = output == "-"
@@ -70,7 +70,8 @@ def export(
     if to_stdout and json_:
         raise ConfigError("--json describes a written file: use -o FILE with it, not `-`")
     where = layout(store)
-    run_id = resolve_run(where, run)
+    with reading_store():  # `last` reads the store's parts
+        run_id = resolve_run(where, run)
     exported = export_run(where, run_id, fmt, view)
     warn(exported.warnings)
     counts = ", ".join(f"{k} {v}" for k, v in exported.counts.items())

@@ -16,11 +16,12 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, CorruptPartError, StoreError
 from ..store.layout import StoreLayout
 
 
@@ -69,15 +70,48 @@ def default_name(run_id: str, fmt: Format, view: str | None) -> str:
 
 
 def export_run(layout: StoreLayout, run_id: str, fmt: Format, view: str | None = None) -> Exported:
-    """The run in the format: its bytes and what they hold. A part that DuckDB cannot even open
-    (not Parquet at all) is a StoreError, said in one line."""
+    """The run in the format: its bytes and what they hold. The run's parts are hashed against its
+    supervisor's manifest first, as `audit` and `report` do: a part that fails it (changed, deleted,
+    unreadable, not decoding) is a CorruptPartError naming it, since an export without its records
+    would look whole. A part DuckDB cannot even open is a StoreError, in one line."""
+    with reading_store():
+        return _export(layout, run_id, fmt, view)
+
+
+@contextlib.contextmanager
+def reading_store() -> Iterator[None]:
+    """DuckDB's errors while reading the store's parts (a truncated part: `InvalidInputException`)
+    as one StoreError line."""
     import duckdb
 
     try:
-        return _export(layout, run_id, fmt, view)
+        yield
     except duckdb.Error as exc:
         message = str(exc).split("\n", 1)[0]
         raise StoreError(f"the store cannot be read: {message}") from None
+
+
+_NOT_THE_SUPERVISORS = "was not written by the run's supervisor"
+"""An extra part someone else added: its records are left out, and the export is still whole."""
+
+
+def _missing_records(db: Any, run_id: str) -> list[str]:
+    """Why some of the supervisor's records of the run are not in `db`: its parts that fail their
+    manifest (changed, deleted, unreadable, not decoding). A run without a manifest has none: its
+    corrupt parts are skipped with a warning, as every reader does."""
+    return [
+        reason
+        for run, reason, part in getattr(db, "problems", [])
+        if run == run_id and part is not None and _NOT_THE_SUPERVISORS not in reason
+    ]
+
+
+def _refuse_incomplete(run_id: str, missing: list[str]) -> None:
+    if missing:
+        raise CorruptPartError(
+            f"run {run_id}: {missing[0]}; an export would leave its records out "
+            f"(`agenttrace audit {run_id}` says what its integrity check finds)"
+        )
 
 
 def _export(layout: StoreLayout, run_id: str, fmt: Format, view: str | None) -> Exported:
@@ -85,7 +119,13 @@ def _export(layout: StoreLayout, run_id: str, fmt: Format, view: str | None) -> 
         from ..analysis.derived import run_database
         from .timeline import build
 
-        timeline, warnings = run_database(layout, run_id, lambda db: (build(db, run_id), list(db.warnings)))
+        timeline, warnings, missing = run_database(
+            layout,
+            run_id,
+            lambda db: (build(db, run_id), list(db.warnings), _missing_records(db, run_id)),
+            verify=True,
+        )
+        _refuse_incomplete(run_id, missing)
         if fmt.name == "perfetto":
             from .perfetto import to_perfetto
 
@@ -97,28 +137,34 @@ def _export(layout: StoreLayout, run_id: str, fmt: Format, view: str | None) -> 
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         return Exported(text.encode("utf-8"), asdict(chrome), warnings)
     with _open(layout, run_id) as db:
-        if fmt.name == "otlp-json":
-            from .otlp_json import to_otlp_json
+        exported = _export_records(db, run_id, fmt, view)
+        _refuse_incomplete(run_id, _missing_records(db, run_id))
+        return exported
 
-            text, otlp = to_otlp_json(db, run_id)
-            return Exported(text.encode("utf-8"), asdict(otlp), list(db.warnings))
-        from . import tables
 
-        assert view is not None
-        if fmt.name == "parquet":
-            table = tables.view_table(db, run_id, view)
-            counts = {"view": view, "rows": table.num_rows, "columns": table.num_columns}
-            return Exported(tables.to_parquet_bytes(table), counts, list(db.warnings))
-        columns, rows = tables.view_rows(db, run_id, view)
-        counts = {"view": view, "rows": len(rows), "columns": len(columns)}
-        return Exported(tables.to_csv_text(columns, rows).encode("utf-8"), counts, list(db.warnings))
+def _export_records(db: Any, run_id: str, fmt: Format, view: str | None) -> Exported:
+    if fmt.name == "otlp-json":
+        from .otlp_json import to_otlp_json
+
+        text, otlp = to_otlp_json(db, run_id)
+        return Exported(text.encode("utf-8"), asdict(otlp), list(db.warnings))
+    from . import tables
+
+    assert view is not None
+    if fmt.name == "parquet":
+        table = tables.view_table(db, run_id, view)
+        counts = {"view": view, "rows": table.num_rows, "columns": table.num_columns}
+        return Exported(tables.to_parquet_bytes(table), counts, list(db.warnings))
+    columns, rows = tables.view_rows(db, run_id, view)
+    counts = {"view": view, "rows": len(rows), "columns": len(columns)}
+    return Exported(tables.to_csv_text(columns, rows).encode("utf-8"), counts, list(db.warnings))
 
 
 def _open(layout: StoreLayout, run_id: str) -> Any:
     """The run's views over its parts (the raw records, which a run's derived tables do not hold)."""
     from ..analysis import Database
 
-    return Database(layout, runs=[run_id])
+    return Database(layout, runs=[run_id], verify=True)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -146,4 +192,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-__all__ = ["FORMATS", "Exported", "Format", "default_name", "export_run", "get_format", "write_atomic"]
+__all__ = [
+    "FORMATS",
+    "Exported",
+    "Format",
+    "default_name",
+    "export_run",
+    "get_format",
+    "reading_store",
+    "write_atomic",
+]
