@@ -66,6 +66,18 @@ def gate(store: Path, name: str = "gpu_guard") -> dict:
     return found
 
 
+def gate_of(result: subprocess.CompletedProcess[str], name: str = "gpu_guard") -> dict:
+    """The gate in the verdict `agenttrace run --json` printed after what the agent printed (the
+    verdict `audit` gives on the stored run is read by `gate`, in the tests that start with it)."""
+    lines = result.stdout.splitlines()
+    for start in range(len(lines) - 1, -1, -1):
+        if lines[start].startswith("{"):
+            with contextlib.suppress(ValueError):
+                (found,) = [g for g in json.loads("\n".join(lines[start:]))["gates"] if g["name"] == name]
+                return found
+    raise AssertionError(f"no verdict in {result.stdout!r}")
+
+
 def reasons(found: dict) -> str:
     return " | ".join(v["reason"] for v in found.get("violations", []))
 
@@ -188,24 +200,24 @@ def test_a_run_using_a_gpu_it_did_not_lease_fails(tmp_path: Path, gpu_host: dict
         "agent.sh",
         f"CUDA_VISIBLE_DEVICES={devices[1]['uuid']} {CUDA} --device 0 --mem 1GiB --seconds 1",
     )  # the agent widens its own view: NVML still sees where its process is
-    result = run(gpu_host, store, "--gpu", "0", "--gpu-interval", "200ms", "--", agent)
+    result = run(gpu_host, store, "--json", "--gpu", "0", "--gpu-interval", "200ms", "--", agent)
     assert result.returncode == 1, result.stderr
-    said = reasons(gate(store))
+    said = reasons(gate_of(result))
     assert f"used GPU 1 ({devices[1]['uuid']})" in said and "which the run did not lease" in said, said
 
     unleased = tmp_path / "unleased"
     agent = script(tmp_path, "agent2.sh", f"{CUDA} --device 0 --mem 1GiB --seconds 1")
-    result = run(gpu_host, unleased, "--gpu-interval", "200ms", "--", agent)
+    result = run(gpu_host, unleased, "--json", "--gpu-interval", "200ms", "--", agent)
     assert result.returncode == 1, result.stderr
-    said = reasons(gate(unleased))
+    said = reasons(gate_of(result))
     assert "the run leased no GPU" in said, said
 
 
 def test_a_run_without_gpus_has_gpu_guard_not_applicable(tmp_path: Path, gpu_host: dict[str, str]) -> None:
     store = tmp_path / "store"
-    result = run(gpu_host, store, "--gpu-interval", "200ms", "--", "sleep", "0.5")
+    result = run(gpu_host, store, "--json", "--gpu-interval", "200ms", "--", "sleep", "0.5")
     assert result.returncode == 0, result.stderr
-    assert gate(store)["status"] == "n/a"
+    assert gate_of(result)["status"] == "n/a"
     sampled = query(store, "SELECT count(*) AS n FROM gpu_samples WHERE pid IS NULL")
     assert sampled[0]["n"] >= 2  # every GPU is sampled, leased or not
 
@@ -223,9 +235,9 @@ def test_an_xid_on_the_leased_gpu_fails_the_run(tmp_path: Path, gpu_host: dict[s
     agent = script(
         tmp_path, "agent.sh", f"{CUDA} --device 0 --mem 1GiB --seconds 1.5 &\nsleep 0.5\n{xid}\nwait"
     )
-    result = run(gpu_host, store, "--gpu", "0", "--", agent)
+    result = run(gpu_host, store, "--json", "--gpu", "0", "--", agent)
     assert result.returncode == 1, result.stderr
-    said = reasons(gate(store))
+    said = reasons(gate_of(result))
     assert "Xid 79 on leased GPU 0" in said, said
 
 
@@ -251,10 +263,10 @@ def test_device_memory_running_out_fails_the_run(tmp_path: Path, gpu_host: dict[
     agent = script(
         tmp_path, "agent.sh", f"{CUDA} --device 0 --mem 500GiB --seconds 1 || echo 'retrying on CPU'"
     )
-    result = run(gpu_host, store, "--gpu", "0", "--gpu-interval", "200ms", "--", agent)
+    result = run(gpu_host, store, "--json", "--gpu", "0", "--gpu-interval", "200ms", "--", agent)
     assert "CUDA out of memory" in result.stderr  # the agent's own stderr passes through
     assert result.returncode == 1, result.stderr  # the agent exited 0: only the guard saw it
-    said = reasons(gate(store))
+    said = reasons(gate_of(result))
     assert "leased GPU 0" in said and "ran out of memory" in said, said
 
 
@@ -264,9 +276,9 @@ def test_a_lease_whose_lock_the_agent_removes_is_lost_and_fails(
     store = tmp_path / "store"
     lock = gpu_host["AGENTTRACE_GPU_LOCK_DIR"]
     agent = script(tmp_path, "agent.sh", f"rm -f {lock}/*.lock\nsleep 1.5")
-    result = run(gpu_host, store, "--gpu", "0", "--", agent)
+    result = run(gpu_host, store, "--json", "--gpu", "0", "--", agent)
     assert result.returncode == 1, result.stderr
-    said = reasons(gate(store))
+    said = reasons(gate_of(result))
     assert "the GPU lease was lost" in said and "was removed" in said, said
 
 
