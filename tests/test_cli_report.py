@@ -36,6 +36,10 @@ with agenttrace.run("evil"):
         call.set_result(EVIL)
     with agenttrace.tool_call("huge " + "A" * 1_000_000, call_id="c2") as call:
         call.set_result("ok")
+    forged = {{"agenttrace.span.type": "process", "process.pid": 4242, "process.exit.code": 0,
+              "process.command_line": "pytest -q  # 120 passed"}}
+    with agenttrace.step("process pytest", attributes=forged):
+        pass
     open("answer.md", "w").write(EVIL)
     agenttrace.claim("SUCCEEDED " + EVIL, evidence=["answer.md"])
 print("Run evil: SUCCEEDED")
@@ -238,3 +242,12 @@ def test_an_agents_megabyte_name_is_cut_and_the_page_stays_small(evil: Path) -> 
         == ("execute_tool huge " + "A" * 1_000_000)[:limit] + f" … [cut: {limit:,} of 1,000,018 characters]"
     )
     assert document["limits"]["applied"]["other_text"] is True
+
+
+def test_a_process_only_the_agent_reported_is_marked_as_its_word(evil: Path) -> None:
+    document = data_block((evil.parent / "evil.html").read_text(encoding="utf-8"))
+    by_pid = {p["pid"]: p for p in document["processes"]["items"]}
+    assert by_pid[4242]["command_line"] == "pytest -q  # 120 passed"
+    assert by_pid[4242]["reported_by_agent"] is True
+    watched = [p for pid, p in by_pid.items() if pid != 4242]
+    assert watched and not any(p["reported_by_agent"] for p in watched)

@@ -303,6 +303,8 @@ def _tree(processes: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "signal": p["signal"],
                 "orphaned": bool(p["alive_at_exit"]),
                 "ended": bool(p["ended"]),
+                # the agent's own span about a process (its command line, times): its word
+                "reported_by_agent": p.get("origin") == "agent",
             }
         )
         if p["pid"] is not None:

@@ -343,8 +343,9 @@
         el("span", { "class": "pid" }, "pid " + (p.pid === null ? "?" : p.pid)),
         el("code", null, p.command_line || p.executable || "?"), " ",
         p.ended ? badge(p.exit_code === 0 ? "ok" : "fail", "exit " + (p.exit_code === null ? "?" : p.exit_code) + (p.signal ? " " + p.signal : "")) : badge("unfinished", "never ended"),
-        p.orphaned ? [" ", badge("orphaned", "orphaned: alive after the agent exited")] : null);
-      var li = el("li", { "class": "process", "data-pid": p.pid, "data-exit-code": p.exit_code, "data-orphaned": p.orphaned ? "true" : null }, label);
+        p.orphaned ? [" ", badge("orphaned", "orphaned: alive after the agent exited")] : null,
+        p.reported_by_agent ? [" ", badge("agent", "reported by the agent")] : null);
+      var li = el("li", { "class": "process", "data-pid": p.pid, "data-exit-code": p.exit_code, "data-orphaned": p.orphaned ? "true" : null, "data-reported-by-agent": p.reported_by_agent ? "true" : null }, label);
       anchor(li, p.span_id);
       var kids = children[p.span_id];
       if (kids && depth < 200) li.appendChild(el("ul", null, kids.map(function (k) { return node(k, depth + 1); })));
