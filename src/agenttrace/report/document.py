@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from bisect import bisect_left
 from datetime import UTC, datetime
 from typing import Any
 
@@ -201,31 +202,44 @@ def _verdict(verdict: Any) -> dict[str, Any]:
     }
 
 
+# How far back, and how deep, the report looks for the LLM step that asked for a tool call: the
+# LLM outputs are the agent's words and may be megabytes each; searching every earlier output
+# whole for every tool step grew as steps x steps x output size.
+DECIDED_BY_LOOKBACK = 64
+DECIDED_BY_CHARS = 1 << 16
+
+
 def _decided_by(db: Any, run_id: str, steps: list[dict[str, Any]]) -> None:
     """Each non-LLM step's `decided_by`, as `step_decided_by.sql` finds it: the latest earlier LLM
-    step whose whole output holds the step's tool call id, else the closest earlier LLM step."""
+    step whose output holds the step's tool call id, else the closest earlier LLM step. Bounded:
+    only the `DECIDED_BY_LOOKBACK` closest earlier LLM steps, and the first `DECIDED_BY_CHARS` of
+    each output, are searched (`agenttrace step` searches them all)."""
     if not steps:
         return
-    llm = db.report("report_llm_outputs", run_id=run_id, max_step=steps[-1]["step"])
+    llm = db.report(
+        "report_llm_outputs", run_id=run_id, max_step=steps[-1]["step"], max_chars=DECIDED_BY_CHARS
+    )
+    numbers = [r["step"] for r in llm]
+    heads = [r["output"] or "" for r in llm]
     for step in steps:
         step["decided_by"] = None
         if step["kind"] == "llm":
             continue
-        earlier = [r for r in llm if r["step"] < step["step"]]
-        if not earlier:
+        before = bisect_left(numbers, step["step"])  # llm[:before] are the earlier LLM steps
+        if not before:
             continue
         call_id = step["tool_call_id"]
         if call_id:
-            for row in reversed(earlier):
-                if call_id in (row["output"] or ""):
+            for i in range(before - 1, max(before - 1 - DECIDED_BY_LOOKBACK, -1), -1):
+                if call_id in heads[i]:
                     step["decided_by"] = {
-                        "step": row["step"],
-                        "span_id": row["span_id"],
+                        "step": llm[i]["step"],
+                        "span_id": llm[i]["span_id"],
                         "reason": f"its output asked for this tool call (id {call_id})",
                     }
                     break
         if step["decided_by"] is None:
-            row = earlier[-1]
+            row = llm[before - 1]
             step["decided_by"] = {
                 "step": row["step"],
                 "span_id": row["span_id"],
