@@ -134,9 +134,11 @@ def test_two_runs_never_hold_one_gpu_at_once_the_second_waits_or_is_refused(
     tmp_path: Path, gpu_host: dict[str, str]
 ) -> None:
     store_a, store_b, store_c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    release = tmp_path / "release"  # the first run holds the GPU until the test says so, however slow
+    hold = f"until [ -e {release} ]; do sleep 0.05; done"
     first = subprocess.Popen(
         [sys.executable, str(LAUNCHER), "run", "--store", str(store_a), "--run-id", "first",
-         "--gpu", "0", "--", "sleep", "2"],
+         "--gpu", "0", "--", "sh", "-c", hold],
         env={**os.environ, **gpu_host}, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -149,12 +151,22 @@ def test_two_runs_never_hold_one_gpu_at_once_the_second_waits_or_is_refused(
         (line,) = [x for x in refused.stderr.splitlines() if x.startswith("Error:")]
         assert "leased by run first" in line and f"agenttrace pid {first.pid}" in line, line
         assert not store_c.exists() or not query(store_c, "SELECT * FROM runs")  # nothing recorded
-        second = run(
-            gpu_host, store_b, "--run-id", "second", "--gpu", "0", "--", "true"
-        )  # a different store: the lease is host-wide
-        assert second.returncode == 0, second.stderr
-        assert "waiting for GPU 0" in second.stderr and "leased by run first" in second.stderr, second.stderr
+        said = tmp_path / "second.err"
+        with said.open("w") as err:
+            second = subprocess.Popen(
+                [sys.executable, str(LAUNCHER), "run", "--store", str(store_b), "--run-id", "second",
+                 "--gpu", "0", "--", "true"],
+                env={**os.environ, **gpu_host}, stderr=err, stdout=subprocess.DEVNULL, text=True,
+            )  # fmt: skip  # a different store: the lease is host-wide
+            deadline = time.monotonic() + 60
+            while "waiting for GPU 0" not in said.read_text() and time.monotonic() < deadline:
+                assert second.poll() is None, said.read_text()  # it waits while the first holds GPU 0
+                time.sleep(0.05)
+            release.touch()
+            assert second.wait(timeout=60) == 0, said.read_text()
+        assert "leased by run first" in said.read_text(), said.read_text()
     finally:
+        release.touch()
         first.communicate(timeout=30)
     assert first.returncode == 0
     (a,) = leases(store_a)
