@@ -25,6 +25,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
+from agenttrace.export.timeline import MAX_LANES
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 FAKES = Path(__file__).parent / "fakes" / "nvml"
@@ -318,3 +320,41 @@ def test_forged_pids_out_of_range_or_taken_are_drawn_on_tracks_without_one(tmp_p
     assert all(0 < e["pid"] < 1 << 31 and 0 < e["tid"] < 1 << 31 for e in events)
     names = [e["args"]["name"] for e in events if e["name"] == "process_name"]
     assert sum("forger.py" in n for n in names) == 1 and sum("own-pid" in n for n in names) == 2
+
+
+def test_a_staircase_of_overlapping_steps_stays_a_bounded_number_of_strictly_nested_tracks(
+    store: Path, make_provider: Callable[[Path], TracerProvider], tmp_path: Path
+) -> None:
+    """Each step starts 1 µs after the last and ends after it: every pair overlaps partially, so
+    each would need a lane of its own. The first MAX_LANES get one; the rest are merged into
+    `N more` slices on one overflow lane, and every step is counted once."""
+    n = 5000
+    provider = make_provider(store)
+    tracer = provider.get_tracer("stair")
+    t0 = 1_790_000_000_000_000_000
+    from opentelemetry.trace import set_span_in_context
+
+    root = tracer.start_span("agent", start_time=t0)
+    inside = set_span_in_context(root)
+    for i in range(n):
+        step = tracer.start_span(
+            f"execute_tool s{i}",
+            context=inside,
+            start_time=t0 + i * 1000,
+            attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "s"},
+        )
+        step.end(end_time=t0 + (n + i) * 1000 + 1)
+        if i % 1000 == 999:  # the batch processor's queue holds 2048 spans
+            provider.force_flush()
+    root.end(end_time=t0 + 2 * n * 1000 + 1)
+    provider.force_flush()
+    trace = export(store, "last", tmp_path / "stair.pftrace")  # `load` checks every track's nesting
+    lanes = trace.tracks_of("agent steps")
+    assert len(lanes) == MAX_LANES + 1
+    slices = [s for u in lanes for s in trace.slices[u]]
+    merged = [s for s in slices if "count" in s[3]]
+    assert len(slices) - len(merged) == MAX_LANES
+    assert sum(s[3]["count"] for s in merged) == n - MAX_LANES
+    (overflow,) = {u for u in lanes for s in trace.slices[u] if "count" in s[3]}
+    assert trace.slices[overflow][0][2] == f"{n - MAX_LANES} more (over {MAX_LANES} lanes)"
+    assert len(trace.tracks) <= MAX_LANES + 2  # the steps' lanes and the run's track

@@ -4,7 +4,8 @@ its counters (GPU use), as plain data that both trace formats (Perfetto, Chrome 
 Trace viewers want the slices of one track to nest strictly: each pair either disjoint or one
 inside the other, never a partial overlap. Concurrent spans (two tool calls at once, a process that
 outlives its parent) do overlap partially, so each group of slices is laid out on lanes
-(`lanes`): a slice goes on the first lane where it nests, else on a new one.
+(`lanes`): a slice goes on the first lane where it nests, else on a new one, up to `MAX_LANES`;
+past that, overlapping slices are merged into `N more` slices on one overflow lane.
 
 What a reviewer reads as the verdict comes from the supervisor only: the run's state and root are
 the `runs` view's, the verification track is the `verifications` view's (the supervisor's checks),
@@ -27,6 +28,9 @@ MAX_PID = 1 << 22
 """The largest pid a process track is drawn with (Linux's PID_MAX_LIMIT): a recorded pid outside
 1..MAX_PID (an agent can report any number), or one another process already holds, is drawn on a
 track of its own without a pid, its number kept in the slice's arguments."""
+MAX_LANES = 32
+"""The most lanes one group's slices are laid out on (`lanes`); what does not fit is merged into
+`N more` slices on one more lane, so a run of many overlapping steps stays a few tracks."""
 
 
 @dataclass
@@ -98,12 +102,17 @@ class Timeline:
         return sum(1 for g in self.groups if g.is_process)
 
 
-def lanes(slices: list[Slice]) -> list[list[Slice]]:
-    """The slices on as few lanes as the first fit gives, each lane strictly nested: on one lane two
-    slices are disjoint (one may end where the next starts) or one holds the other. Each lane's
-    slices come in start order, a holder before what it holds."""
+def lanes(slices: list[Slice], cap: int = MAX_LANES) -> list[list[Slice]]:
+    """The slices on as few lanes as the first fit gives, at most `cap`, each lane strictly nested:
+    on one lane two slices are disjoint (one may end where the next starts) or one holds the other.
+    Each lane's slices come in start order, a holder before what it holds.
+
+    A slice that fits none of the `cap` lanes goes to one more lane, the overflow: overlapping
+    overflow slices are merged into one `N more` slice (category `overflow`, `count` N, the time
+    they cover), so that lane's slices are disjoint. O(n log n + n * cap)."""
     placed: list[list[Slice]] = []
     open_ends: list[list[int]] = []  # per lane: the ends of its slices still open, innermost last
+    overflow: list[Slice] = []
     for item in sorted(slices, key=lambda s: (s.start_ns, -s.end_ns)):
         for lane, stack in zip(placed, open_ends, strict=True):
             while stack and stack[-1] <= item.start_ns:
@@ -113,9 +122,43 @@ def lanes(slices: list[Slice]) -> list[list[Slice]]:
                 stack.append(item.end_ns)
                 break
         else:
-            placed.append([item])
-            open_ends.append([item.end_ns])
+            if len(placed) < cap:
+                placed.append([item])
+                open_ends.append([item.end_ns])
+            else:
+                overflow.append(item)  # in start order
+    if overflow:
+        placed.append(_merged(overflow))
     return placed
+
+
+def _merged(items: list[Slice]) -> list[Slice]:
+    """Slices in start order as disjoint `N more` slices, one per run of overlapping ones."""
+    merged: list[Slice] = []
+    group: list[Slice] = []
+    end = 0
+
+    def close() -> None:
+        count = len(group)
+        merged.append(
+            Slice(
+                f"{count} more" + (f" (over {MAX_LANES} lanes)" if not merged else ""),
+                group[0].start_ns,
+                end,
+                "overflow",
+                {"count": count, "first": group[0].name, "last": group[-1].name},
+                error=any(s.error for s in group),
+            )
+        )
+
+    for item in items:
+        if group and item.start_ns >= end:
+            close()
+            group = []
+        end = max(end, item.end_ns) if group else item.end_ns
+        group.append(item)
+    close()
+    return merged
 
 
 def nesting_events(lane: list[Slice]) -> list[tuple[int, bool, Slice]]:
@@ -320,6 +363,7 @@ def build(db: Any, run_id: str) -> Timeline:
 
 __all__ = [
     "AGENT_REPORTED",
+    "MAX_LANES",
     "MAX_PID",
     "ORPHANED",
     "UNFINISHED",
