@@ -20,7 +20,7 @@ from conftest import BIN, free_port, query, run_cli, start_serve
 from google.protobuf import json_format
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from agenttrace.export.otlp_json import any_value
+from agenttrace.export.otlp_json import MAX_LINE_BYTES, any_value
 from agenttrace.otlp.convert import as_string
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -224,3 +224,29 @@ def test_a_value_gets_a_type_only_when_that_types_text_is_the_stored_text(text: 
     value = json_format.ParseDict(any_value(text), AnyValue())
     assert value.WhichOneof("value") == kind
     assert as_string(value) == text  # as the receiver stores it: the same text
+
+
+def test_a_run_over_16_mib_is_split_into_lines_under_4_mib_that_serve_takes_one_by_one(
+    store: Path, make_provider: Any, tmp_path: Path
+) -> None:
+    """300 spans with a 100 KB attribute each (30 MB of OTLP JSON: over `serve`'s 16 MiB body
+    limit as one line): several lines, each under MAX_LINE_BYTES, each POSTed on its own, every
+    span back."""
+    provider = make_provider(store)
+    tracer = provider.get_tracer("big")
+    with tracer.start_as_current_span("agent") as root:
+        for i in range(300):
+            with tracer.start_as_current_span(f"execute_tool t{i}", attributes={"blob": f"{i:06d}" * 17_000}):
+                pass
+            if i % 100 == 99:
+                provider.force_flush()
+    provider.force_flush()
+    run_id = f"{root.get_span_context().trace_id:032x}"
+    lines = export_lines(store, run_id)
+    sizes = [len(line.encode()) for line in lines]
+    assert sum(sizes) > 16 << 20 and len(lines) > 4 and max(sizes) < MAX_LINE_BYTES
+    again = tmp_path / "again"
+    reimport(lines, again)
+    before = query(store, "SELECT span_id, attributes['blob'] AS blob FROM spans ORDER BY span_id")
+    after = query(again, "SELECT span_id, attributes['blob'] AS blob FROM spans ORDER BY span_id")
+    assert len(after) == len(before) == 301 and after == before

@@ -1,8 +1,9 @@
 """A run's records as OTLP/JSON, in the OTLP file format (JSON Lines, one export request a line):
-the spans as an `ExportTraceServiceRequest` (always the first line), then the log records as an
-`ExportLogsServiceRequest` and the metric points as an `ExportMetricsServiceRequest` when the run
-has any. Each line is a body that `agenttrace serve` (or any OTLP/HTTP receiver) takes at its
-signal's path (`/v1/traces`, `/v1/logs`, `/v1/metrics`) with `Content-Type: application/json`.
+the spans as `ExportTraceServiceRequest`s (always first), then the log records as
+`ExportLogsServiceRequest`s and the metric points as an `ExportMetricsServiceRequest` when the run
+has any; a signal takes several lines when one would be over `MAX_LINE_BYTES` (4 MiB). Each line
+is a body that `agenttrace serve` (or any OTLP/HTTP receiver) takes at its signal's path
+(`/v1/traces`, `/v1/logs`, `/v1/metrics`) with `Content-Type: application/json`.
 
 The OTLP JSON rules: ids in hex, 64-bit integers as strings, enums as integers, lowerCamelCase
 field names. A span that never ended keeps `endTimeUnixNano` 0 (re-imported, it is still
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,13 +195,35 @@ def metrics_request(table: Any) -> tuple[dict[str, Any], int]:
     return json_format.MessageToDict(request, use_integers_for_enums=True), points
 
 
+MAX_LINE_BYTES = 4 << 20
+"""A request line is split until it is under this (4 MiB), so that each line is a body a receiver
+takes (`agenttrace serve` takes up to 16 MiB); a single record over it stays alone on its line."""
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def request_lines(
+    rows: list[dict[str, Any]], request: Callable[[list[dict[str, Any]]], dict[str, Any]]
+) -> list[str]:
+    """`request(rows)` as one line, or as several (the rows split in halves, in order) while a line
+    is over MAX_LINE_BYTES."""
+    line = _dumps(request(rows))
+    if len(rows) < 2 or len(line.encode("utf-8")) < MAX_LINE_BYTES:
+        return [line]
+    half = len(rows) // 2
+    return request_lines(rows[:half], request) + request_lines(rows[half:], request)
+
+
 def to_otlp_json(db: Any, run_id: str) -> tuple[str, OtlpCounts]:
-    """The run's spans, log records and metric points as OTLP JSON Lines (`db`: a `Database`)."""
+    """The run's spans, log records and metric points as OTLP JSON Lines (`db`: a `Database`), each
+    signal in as many request lines as keep each under MAX_LINE_BYTES."""
     spans = db.report("export_otlp_spans", run_id=run_id)
-    lines = [json.dumps(spans_request(spans), ensure_ascii=False, separators=(",", ":"))]
+    lines = request_lines(spans, spans_request)
     logs = db.report("export_otlp_logs", run_id=run_id)
     if logs:
-        lines.append(json.dumps(logs_request(logs), ensure_ascii=False, separators=(",", ":")))
+        lines += request_lines(logs, logs_request)
     from .. import queries
     from .tables import arrow
 
@@ -212,4 +236,13 @@ def to_otlp_json(db: Any, run_id: str) -> tuple[str, OtlpCounts]:
     return "\n".join(lines) + "\n", OtlpCounts(len(spans), len(logs), points)
 
 
-__all__ = ["OtlpCounts", "any_value", "logs_request", "metrics_request", "spans_request", "to_otlp_json"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "OtlpCounts",
+    "any_value",
+    "logs_request",
+    "metrics_request",
+    "request_lines",
+    "spans_request",
+    "to_otlp_json",
+]
