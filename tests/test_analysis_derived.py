@@ -73,14 +73,33 @@ def answers(db: Any, run_id: str) -> dict[str, Any]:
     return found
 
 
+class Corpus:
+    """Each corpus run, copied once for the module: what the views answer, then the run sealed as
+    the supervisor seals it (both tests below ask about the same sealed copy)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sealed: dict[str, tuple[StoreLayout, str, dict[str, Any], list[dict[str, Any]], bool]] = {}
+
+    def __call__(self, case: str) -> tuple[StoreLayout, str, dict[str, Any], list[dict[str, Any]], bool]:
+        if case not in self.sealed:
+            layout, run_id = corpus_store(case, self.root / case)
+            with Database(layout, runs=[run_id], verify=True) as db:
+                computed = answers(db, run_id)
+            with Database(layout) as db:
+                listed = db.report("run_list", state=None)
+            self.sealed[case] = (layout, run_id, computed, listed, seal_derived(layout, run_id))
+        return self.sealed[case]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    return Corpus(tmp_path_factory.mktemp("corpus"))
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_derived_tables_answer_as_the_views_on_the_corpus(case: str, tmp_path: Path) -> None:
-    layout, run_id = corpus_store(case, tmp_path)
-    with Database(layout, runs=[run_id], verify=True) as db:
-        computed = answers(db, run_id)
-    with Database(layout) as db:
-        listed = db.report("run_list", state=None)
-    derived = seal_derived(layout, run_id)
+def test_derived_tables_answer_as_the_views_on_the_corpus(case: str, corpus: Corpus) -> None:
+    layout, run_id, computed, listed, derived = corpus(case)
     fast = DerivedDatabase.open(layout, run_id, verify=True)
     if fast is None:  # only a run whose records differ from its manifest is not derived
         assert not derived or why_not(layout, run_id, verify_parts=True)
@@ -94,11 +113,11 @@ def test_derived_tables_answer_as_the_views_on_the_corpus(case: str, tmp_path: P
     assert resolve_run(layout, "last") == run_id
 
 
-def test_most_of_the_corpus_is_derived(tmp_path: Path) -> None:
+def test_most_of_the_corpus_is_derived(corpus: Corpus) -> None:
     derived = 0
     for case in CASES:
-        layout, run_id = corpus_store(case, tmp_path / case)
-        derived += seal_derived(layout, run_id) and usable(layout, run_id, verify_parts=True) is not None
+        layout, run_id, _, _, sealed = corpus(case)
+        derived += sealed and usable(layout, run_id, verify_parts=True) is not None
     assert derived >= len(CASES) - 3, derived
 
 
