@@ -4,6 +4,8 @@ attacker would, through the real `agenttrace query` and `agenttrace audit --gate
 
 from __future__ import annotations
 
+import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -158,3 +160,20 @@ def test_gate_sql_is_sandboxed_and_named_with_exit_2(
     assert line.startswith(f"Error: gate {folder / 'sneaky.sql'}: ") and problem in line
     assert SECRET not in result.stdout + result.stderr
     assert not target.exists()
+
+
+def test_a_supervised_runs_part_cut_short_is_skipped_not_an_internal_error(tmp_path: Path) -> None:
+    """A part whose footer is gone fails DuckDB's bind when the views are made, before any query:
+    it was `Error: internal error: InvalidInputException` for `audit last`, `report`, `export`.
+    It is skipped as a query skips it, and the run's integrity gate names it."""
+    store = tmp_path / "store"
+    done = run_cli("run", "--store", str(store), "--", "true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    shutil.rmtree(store / "derived", ignore_errors=True)  # no cached tables: the parts are read
+    (part, *_) = sorted((store / "spans").rglob("*.parquet"))
+    part.write_bytes(part.read_bytes()[:-100])
+    audited = run_cli("audit", "last", "--json", "--store", str(store), cwd=tmp_path)
+    assert audited.returncode == 1, audited.stderr
+    assert "internal error" not in audited.stderr and f"skipped corrupt part {part}" in audited.stderr
+    gates = {g["name"]: g for g in json.loads(audited.stdout)["gates"]}
+    assert gates["integrity"]["status"] == "fail"

@@ -217,6 +217,15 @@ class Database:
         self._url_checks_set = True
 
     def _register_sources(self) -> None:
+        """Register the parts as views; a part whose footer does not decode fails DuckDB's bind
+        already, here, not at a query: it is skipped as a query skips it (and this runs again)."""
+        try:
+            self._register_each_source()
+        except duckdb.Error as exc:
+            if not self._skip_corrupt_parts(exc):  # which registers the rest again
+                raise StoreError(f"the store cannot be read: {_first_line(exc)}") from None
+
+    def _register_each_source(self) -> None:
         snap = self.snapshot
         self.con.register("_spool_spans", snap.spool_spans)
         self.con.register("_spool_logs", snap.spool_logs)
