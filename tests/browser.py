@@ -241,9 +241,12 @@ if __name__ == "__main__":
 # --- Fixtures: import them into a test module (`from browser import browser, big_run_report`) -------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One Chromium for this pytest worker; every test opens its own context and page in it."""
+    """One Chromium for the test module (its tests run on one worker: `--dist loadscope`); every
+    test opens its own context and page in it. Not for the session: a Chromium left running under
+    the worker spawns and reparents processes while later modules watch process trees (the
+    taskstats tests saw chromium among a command's children, and waited 10 s per attempt)."""
     with chromium() as launched:
         yield launched
 
