@@ -47,9 +47,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test agents browser tools
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
-# -n 3 on 2 cores: many tests wait on agents' processes and servers; a third worker fills those
-# waits (fresh clone: 846 s of tests with 3 workers, 881-904 s with 2; the CPUs 96% busy).
-	$(BIN)/python -m pytest -q -n 3 --dist loadscope
+	$(BIN)/python -m pytest -q -n auto --dist loadscope
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench examples
