@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, CorruptPartError, StoreError
+from ..files import write_whole
 from ..store.layout import StoreLayout
 
 
@@ -168,28 +167,9 @@ def _open(layout: StoreLayout, run_id: str) -> Any:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """`data` into `path` whole or not at all: written to a temporary file in the same folder, then
-    renamed over `path`. Raises ConfigError (naming the path) when it cannot be written."""
-    folder = path.parent
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    """`data` into `path` whole or not at all (`files.write_whole`). Raises ConfigError naming
+    the path when it cannot be written."""
+    write_whole(path, data)
 
 
 __all__ = [

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..analysis import resolve_run
 from ..errors import ConfigError
+from ..files import write_whole
 from ..store.layout import StoreLayout
 from .document import build_document
 from .html import report_page
@@ -90,34 +88,13 @@ def write_report(
 
 
 def write_atomically(target: Path, text: str) -> int:
-    """Write `text` to `target` through a temporary file in the same folder, renamed over it: a
-    reader (or a crash) never sees half a page. Raises ConfigError naming the file."""
-    data = text.encode("utf-8")
-    folder = target.parent if str(target.parent) else Path(".")
+    """Write `text` to `target` whole or not at all (`files.write_whole`): a reader (or a crash)
+    never sees half a page. Raises ConfigError naming the file."""
     if target.is_dir():
         raise ConfigError(f"cannot write the report to {target}: it is a directory")
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644 & ~_umask())
-        os.replace(temp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise ConfigError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
+    data = text.encode("utf-8")
+    write_whole(target, data, f"the report to {target}")
     return len(data)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_index(
