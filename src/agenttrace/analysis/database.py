@@ -306,7 +306,7 @@ class Database:
     def arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         for _ in range(_MAX_CORRUPT_RETRIES):
             try:
-                return self.con.execute(sql, params or {}).to_arrow_table()
+                return self.con.sql(sql, params=params or None).to_arrow_table()
             except duckdb.Error as exc:
                 if self._skip_corrupt_parts(exc):
                     continue

@@ -10,6 +10,8 @@ import typer
 from .. import __version__
 from .audit import audit, gates
 from .claim import claim
+from .clickhouse import app as clickhouse_app
+from .clickhouse import push
 from .common import USAGE_ERROR, State
 from .diff import diff
 from .export import export
@@ -68,6 +70,8 @@ app.command("diff")(diff)
 app.command("replay")(replay_command)
 app.command("export")(export)
 app.command("report")(report)
+app.command("push")(push)
+app.add_typer(clickhouse_app)
 
 
 class _WithoutPandas:

@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .common import JsonOption, StoreOption, echo, handle_errors, layout, print_json, stdout, warn
+from .common import (
+    EngineOption,
+    JsonOption,
+    StoreOption,
+    echo,
+    handle_errors,
+    layout,
+    print_json,
+    stdout,
+    warn,
+)
 
 if TYPE_CHECKING:
     from ..audit.gates import Gate
@@ -26,7 +36,26 @@ GatesOption = Annotated[
 
 @handle_errors
 def audit(
-    run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or `last`.")],
+    run: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN]",
+            help="A run id, a unique prefix of one, or `last` (not with --all).",
+            show_default=False,
+        ),
+    ] = None,
+    all_runs: Annotated[
+        bool,
+        typer.Option("--all", help="Audit every run (with --since: every recent one); one verdict per run."),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="With --all: runs with a record this recent (30m, 12h, 1d, 2w).",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonOption = False,
     junit: Annotated[
         Path | None,
@@ -50,6 +79,7 @@ def audit(
         ),
     ] = None,
     store: StoreOption = None,
+    engine: EngineOption = None,
 ) -> None:
     """Decide whether a run is really done, with reasons and evidence.
 
@@ -60,10 +90,12 @@ def audit(
 
     Exit status: 0 when it succeeded, 1 when it did not, 2 for a usage error or a broken gate.
 
+    --all audits every run (--since 1d: those with a record in the last day), one verdict per run,
+    over one database: exit 0 when every run succeeded, 1 when any did not.
+
     Example: agenttrace audit last --junit audit.xml
     """
-    from ..analysis import resolve_run
-    from ..analysis.derived import run_database
+    from ..analysis.engines import on_run, parse_engine
     from ..audit.gates import audit_gates, sql_for_query, store_gates_notice
     from ..audit.junit import to_junit
     from ..audit.verdict import audit as decide
@@ -71,17 +103,29 @@ def audit(
     from ..render.audit import verdict_table
 
     where = layout(store)
-    run_id = resolve_run(where, run)
-    warn([n for n in [store_gates_notice(where.root)] if n])
+    chosen_engine = parse_engine(engine)
+    if all_runs or since is not None:
+        if not all_runs:
+            raise ConfigError("--since goes with --all")
+        if run is not None:
+            raise ConfigError("give a RUN or --all, not both")
+        if show_sql is not None or junit is not None or online:
+            raise ConfigError("--show-sql, --junit and --online audit one run: not with --all")
+        _audit_all(chosen_engine, where, since, gates_dir, json_)
+        return
+    if run is None:
+        raise ConfigError("which run? give a RUN (an id, a prefix or `last`), or --all")
+    if chosen_engine.is_duckdb:
+        warn([n for n in [store_gates_notice(where.root)] if n])
 
-    def judge(db: Any) -> tuple[list[Gate], Verdict | None, list[str]]:
+    def judge(db: Any, run_id: str) -> tuple[list[Gate], Verdict | None, list[str]]:
         rows = db.report("recorded_gates", run_id=run_id)
         chosen = audit_gates(rows[0]["recorded_gates"] if rows else None, gates_dir)
         if show_sql is not None:
             return chosen, None, db.warnings
         return chosen, decide(db, run_id, chosen, online=online), db.warnings
 
-    gates, verdict, warnings = run_database(where, run_id, judge, verify=True)
+    run_id, (gates, verdict, warnings) = on_run(chosen_engine, where, run, judge, verify=True)
     warn(warnings)
     if show_sql is not None:
         chosen = [g for g in gates if g.name == show_sql]
@@ -100,6 +144,48 @@ def audit(
     else:
         stdout().print(verdict_table(verdict))
     raise typer.Exit(0 if verdict.succeeded else 1)
+
+
+def _audit_all(engine: Any, where: Any, since: str | None, gates_dir: Path | None, json_: bool) -> None:
+    """`audit --all`: every (recent) run's verdict, over one database holding them all."""
+    from ..analysis.engines import open_runs, run_ids_since
+    from ..audit.fleet import audit_many
+    from ..render.audit import verdicts_table
+    from ..supervise.durations import parse_age
+
+    cutoff = parse_age(since, "--since") if since is not None else None
+    run_ids = run_ids_since(engine, where, cutoff)
+    with open_runs(engine, where, run_ids, verify=True) as db:
+        verdicts, errors = audit_many(db, run_ids, gates_dir, progress=_progress(len(run_ids)))
+        warn(db.warnings)
+    if json_:
+        print_json(
+            {
+                "runs": [v.as_json() for v in verdicts]
+                + [{"run_id": r, "state": "error", "error": e} for r, e in errors],
+                "succeeded": sum(v.succeeded for v in verdicts),
+                "failed": sum(not v.succeeded for v in verdicts),
+                "errors": len(errors),
+            }
+        )
+    else:
+        stdout().print(verdicts_table(verdicts, errors))
+    raise typer.Exit(
+        0
+        if verdicts and all(v.succeeded for v in verdicts) and not errors
+        else (1 if verdicts or errors else 0)
+    )
+
+
+def _progress(total: int) -> Any:
+    """Every 500 runs, a line on stderr (an all-runs audit of a fleet takes minutes)."""
+    from .common import stderr
+
+    def report(done: int) -> None:
+        if total >= 1000 and (done % 500 == 0 or done == total):
+            stderr().print(f"audited {done}/{total} runs", markup=False)
+
+    return report
 
 
 @handle_errors

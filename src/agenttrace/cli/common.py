@@ -30,6 +30,15 @@ StoreOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for programs instead of a table.")]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Where the runs are: duckdb (the local store, default), clickhouse://USER@HOST:8123/DB "
+        "(password in $AGENTTRACE_CLICKHOUSE_PASSWORD) or chdb:///PATH; default $AGENTTRACE_ENGINE.",
+        show_default=False,
+    ),
+]
 
 
 class State:

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from .common import JsonOption, StoreOption, echo, handle_errors, layout, print_json, stdout, warn
+from .common import (
+    EngineOption,
+    JsonOption,
+    StoreOption,
+    echo,
+    handle_errors,
+    layout,
+    print_json,
+    stdout,
+    warn,
+)
 
 
 @handle_errors
@@ -19,6 +29,7 @@ def query(
     json_: JsonOption = False,
     csv_: Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")] = False,
     store: StoreOption = None,
+    engine: EngineOption = None,
 ) -> None:
     """Run one read-only SQL SELECT over the store's views.
 
@@ -28,7 +39,7 @@ def query(
 
     Example: agenttrace query "SELECT step, kind, name, finish_reason FROM steps WHERE run_id = 'X'"
     """
-    from ..analysis import Database
+    from ..analysis.engines import parse_engine, query_on
     from ..analysis.readonly import ensure_read_only
     from ..render.values import plain, to_csv
 
@@ -36,9 +47,8 @@ def query(
         raise ConfigError("choose one of --json and --csv")
     text = sys.stdin.read() if sql == "-" else sql
     ensure_read_only(text)
-    with Database(layout(store)) as db:
-        columns, rows = db.execute(text)
-        warn(db.warnings)
+    columns, rows, warnings = query_on(parse_engine(engine), layout(store), text)
+    warn(warnings)
     if json_:
         print_json([dict(zip(columns, row, strict=True)) for row in rows])
     elif csv_:

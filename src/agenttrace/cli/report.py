@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, StoreOption, handle_errors, layout, print_json, stderr, warn
+from .common import EngineOption, JsonOption, StoreOption, handle_errors, layout, print_json, stderr, warn
 
 
 @handle_errors
@@ -52,6 +52,7 @@ def report(
     ] = None,
     json_: JsonOption = False,
     store: StoreOption = None,
+    engine: EngineOption = None,
 ) -> None:
     """Write a run's report: one self-contained HTML file (no server, no network) to attach to a
     CI job or a pull request.
@@ -71,12 +72,18 @@ def report(
 
     Example: agenttrace report last -o report.html
     """
+    from ..analysis.engines import parse_engine
     from ..errors import ConfigError
     from ..report import write_index, write_report
     from ..report.write import render_report
 
     where = layout(store)
+    chosen = parse_engine(engine)
     if runs:
+        if not chosen.is_duckdb:
+            raise ConfigError(
+                "--runs reads the local store: not with --engine clickhouse (report a run at a time)"
+            )
         if run is not None:
             raise ConfigError("give either RUN or --runs, not both")
         if output is not None and str(output) == "-":
@@ -96,12 +103,12 @@ def report(
     if run is None:
         raise ConfigError("name a RUN (an id, a unique prefix, or `last`), or give --runs")
     if output is not None and str(output) == "-":
-        text, _document, warnings = render_report(where, run)
+        text, _document, warnings = render_report(where, run, engine=chosen)
         warn(warnings)
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    info = write_report(where, run, output)
+    info = write_report(where, run, output, engine=chosen)
     warn(info.warnings)
     if json_:
         print_json(info.as_json())

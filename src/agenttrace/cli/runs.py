@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from .common import JsonOption, StoreOption, handle_errors, layout, print_json, stdout, warn
+from .common import EngineOption, JsonOption, StoreOption, handle_errors, layout, print_json, stdout, warn
 
 STATES = ("pending", "running", "verifying", "succeeded", "failed", "timed_out", "cancelled", "unknown")
 
@@ -17,19 +17,28 @@ def runs(
     state: Annotated[
         str | None, typer.Option("--state", help=f"Only runs in this state: {', '.join(STATES)}.")
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only runs with a record this recent: 30m, 12h, 1d, 2w.", show_default=False
+        ),
+    ] = None,
     json_: JsonOption = False,
     store: StoreOption = None,
+    engine: EngineOption = None,
 ) -> None:
     """List runs, oldest first, with state, start time, duration and span counts.
 
-    Example: agenttrace runs --state failed --json
+    Example: agenttrace runs --state failed --since 1d --json
     """
-    from ..analysis.run_list import list_runs
+    from ..analysis.engines import list_runs_on, parse_engine
     from ..render.runs import runs_table
+    from ..supervise.durations import parse_age
 
     if state is not None and state not in STATES:
         raise ConfigError(f"unknown state {state!r}; choose one of: {', '.join(STATES)}")
-    rows, warnings = list_runs(layout(store), state)
+    cutoff = parse_age(since, "--since") if since is not None else None
+    rows, warnings = list_runs_on(parse_engine(engine), layout(store), state, cutoff)
     warn(warnings)
     if json_:
         print_json(rows)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import StoreOption, handle_errors, layout, stdout, warn
+from .common import EngineOption, StoreOption, handle_errors, layout, stdout, warn
 
 
 @handle_errors
@@ -14,6 +14,7 @@ def show(
     run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or `last`.")],
     limit: Annotated[int, typer.Option("--limit", min=1, help="Draw at most this many spans.")] = 1000,
     store: StoreOption = None,
+    engine: EngineOption = None,
 ) -> None:
     """Draw a run as a tree of spans with steps, durations, status and errors.
 
@@ -27,15 +28,11 @@ def show(
 
     Example: agenttrace show last
     """
-    from ..analysis import resolve_run
-    from ..analysis.derived import run_database
+    from ..analysis.engines import on_run, parse_engine
     from ..analysis.gpu_use import run_gpu_use
     from ..render.tree import span_tree
 
-    where = layout(store)
-    run_id = resolve_run(where, run)
-
-    def read(db: Any) -> tuple[Any, ...]:
+    def read(db: Any, run_id: str) -> tuple[Any, ...]:
         spans = db.report("run_spans", run_id=run_id)
         return (
             db.report("run_summary", run_id=run_id),
@@ -45,7 +42,7 @@ def show(
             db.warnings,
         )
 
-    summary, spans, claims, gpu, warnings = run_database(where, run_id, read)
+    _, (summary, spans, claims, gpu, warnings) = on_run(parse_engine(engine), layout(store), run, read)
     warn(warnings)
     if not summary:
         raise typer.Exit(0)

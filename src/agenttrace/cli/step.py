@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, StoreOption, handle_errors, layout, print_json, stdout, warn
+from .common import EngineOption, JsonOption, StoreOption, handle_errors, layout, print_json, stdout, warn
 
 
 @handle_errors
@@ -17,6 +17,7 @@ def step(
     ],
     json_: JsonOption = False,
     store: StoreOption = None,
+    engine: EngineOption = None,
 ) -> None:
     """What happened at step N of a run, and why.
 
@@ -26,14 +27,16 @@ def step(
 
     Example: agenttrace step last 14 --json
     """
-    from ..analysis import resolve_run
-    from ..analysis.derived import run_database
+    from ..analysis.engines import on_run, parse_engine
     from ..analysis.step import explain_step
     from ..render.step import step_answer
 
-    where = layout(store)
-    run_id = resolve_run(where, run)
-    answer, warnings = run_database(where, run_id, lambda db: (explain_step(db, run_id, n), db.warnings))
+    _, (answer, warnings) = on_run(
+        parse_engine(engine),
+        layout(store),
+        run,
+        lambda db, run_id: (explain_step(db, run_id, n), db.warnings),
+    )
     warn(warnings)
     if json_:
         print_json(answer)

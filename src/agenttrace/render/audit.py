@@ -71,3 +71,21 @@ def verdict_table(verdict: Verdict) -> Group:
     if len(verdict.reasons) > 10:
         parts.append(Text(f"  ... and {len(verdict.reasons) - 10} more"))
     return Group(*parts)
+
+
+def verdicts_table(verdicts: list[Verdict], errors: list[tuple[str, str]]) -> Group:
+    """`audit --all`: a line per run (state, failing gates), then the totals."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("RUN", "STATE", "FAILED GATES", "FIRST REASON"):
+        table.add_column(column)
+    for verdict in verdicts:
+        failed = [g.gate.name for g in verdict.gates if g.status == "fail" and g.gate.severity == "error"]
+        state = Text(verdict.state.upper(), style="green" if verdict.succeeded else "red")
+        table.add_row(verdict.run_id, state, ", ".join(failed), verdict.reasons[0] if verdict.reasons else "")
+    for run_id, error in errors:
+        table.add_row(run_id, Text("ERROR", style="red"), "", error)
+    ok = sum(v.succeeded for v in verdicts)
+    line = f"{len(verdicts) + len(errors)} runs: {ok} succeeded, {len(verdicts) - ok} not"
+    if errors:
+        line += f", {len(errors)} could not be audited"
+    return Group(table, Text(""), Text(line, style="bold"))

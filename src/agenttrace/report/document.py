@@ -17,6 +17,7 @@ from typing import Any
 from .. import __version__
 from ..analysis.derived import run_database
 from ..analysis.step import _parsed
+from ..clickhouse.engine import Engine
 from ..errors import CorruptPartError
 from ..store.layout import StoreLayout
 from .limits import DEFAULT_LIMITS, Limits
@@ -58,6 +59,18 @@ def build_document(
             f"(`agenttrace audit {run_id}` says what its integrity check finds)"
         )
     return document, warnings
+
+
+def build_remote_document(
+    engine: Engine, layout: StoreLayout, run: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[dict[str, Any], list[str]]:
+    """The report document of a run on another engine (ClickHouse), and the warnings."""
+    from ..analysis.engines import on_run
+
+    _, found = on_run(
+        engine, layout, run, lambda db, run_id: (_collect(db, run_id, limits), list(db.warnings))
+    )
+    return found
 
 
 def _collect(db: Any, run_id: str, limits: Limits) -> dict[str, Any]:

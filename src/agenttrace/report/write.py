@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import resolve_run
+from ..clickhouse.engine import Engine
 from ..errors import ConfigError
 from ..files import write_whole
 from ..store.layout import StoreLayout
-from .document import build_document
+from .document import build_document, build_remote_document
 from .html import report_page
 from .limits import DEFAULT_LIMITS, Limits
 
@@ -56,12 +57,15 @@ def _layout(store: Path | StoreLayout) -> StoreLayout:
 
 
 def render_report(
-    store: Path | StoreLayout, run: str, limits: Limits = DEFAULT_LIMITS
+    store: Path | StoreLayout, run: str, limits: Limits = DEFAULT_LIMITS, engine: Engine | None = None
 ) -> tuple[str, dict[str, Any], list[str]]:
-    """The report page of `run` (an id, a unique prefix or `last`), its document and warnings."""
+    """The report page of `run` (an id, a unique prefix or `last`), its document and warnings;
+    `engine`: where the run is (default: the local store)."""
     layout = _layout(store)
-    run_id = resolve_run(layout, run)
-    document, warnings = build_document(layout, run_id, limits)
+    if engine is not None and not engine.is_duckdb:
+        document, warnings = build_remote_document(engine, layout, run, limits)
+    else:
+        document, warnings = build_document(layout, resolve_run(layout, run), limits)
     return report_page(document), document, warnings
 
 
@@ -78,10 +82,14 @@ def _info(document: dict[str, Any], path: str, size: int, warnings: list[str]) -
 
 
 def write_report(
-    store: Path | StoreLayout, run: str, out: Path | None = None, limits: Limits = DEFAULT_LIMITS
+    store: Path | StoreLayout,
+    run: str,
+    out: Path | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    engine: Engine | None = None,
 ) -> ReportInfo:
     """Write the report of `run` to `out` (default `./agenttrace-report-<run_id>.html`)."""
-    text, document, warnings = render_report(store, run, limits)
+    text, document, warnings = render_report(store, run, limits, engine)
     target = Path(out) if out is not None else Path(default_name(document["run"]["run_id"]))
     size = write_atomically(target, text)
     return _info(document, str(target), size, warnings)

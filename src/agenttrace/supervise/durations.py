@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from ..errors import ConfigError
 
@@ -33,3 +34,24 @@ def parse_duration(text: str, what: str = "duration", allow_zero: bool = False) 
         kind = "a duration (0 or more)" if allow_zero else "a positive duration"
         raise ConfigError(f"{what} {text!r} is not {kind} such as 90, 30s, 500ms, 5m or 1h30m")
     return seconds
+
+
+def parse_age(text: str, what: str = "--since") -> datetime:
+    """The time `text` ago (`30m`, `12h`, `1d`, `2w`, or any duration `parse_duration` reads), or
+    an ISO 8601 time (UTC unless it says otherwise). Raises ConfigError."""
+    raw = text.strip().lower()
+    for unit, seconds in (("d", 86400.0), ("w", 604800.0)):
+        number = raw[: -len(unit)]
+        if raw.endswith(unit) and number.replace(".", "", 1).isdigit() and float(number) > 0:
+            return datetime.now(UTC) - timedelta(seconds=float(number) * seconds)
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(text, what))
+    except ConfigError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{what} {text!r} is neither an age such as 30m, 12h, 1d or 2w nor an ISO time"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,0 +1,324 @@
+"""agenttrace's DuckDB SQL, as ClickHouse runs it.
+
+One source of truth: the `.sql` files under `queries/`. For a file with a hand-written ClickHouse
+variant (`queries/clickhouse/<same path>`, kept where DuckDB has a construct ClickHouse lacks:
+`UNION ALL BY NAME`, macros, `unnest`, JSON paths with `[*]`), the variant is used; every other
+statement, user gates and `agenttrace query` included, is transpiled by sqlglot and then corrected
+where sqlglot's ClickHouse output means something else than the DuckDB input:
+
+- `->>` / `json_extract_string`: sqlglot writes `JSONExtractString`, which gives '' for a missing
+  path, a JSON null or text that is not JSON, where DuckDB gives NULL. Rewritten to keep the NULL.
+- `bool_or` / `bool_and` (sqlglot writes LOGICAL_OR/AND, which ClickHouse lacks): `max` / `min`.
+- `concat_ws` skips NULLs in DuckDB; sqlglot makes them '' (`a||b` for `a|b`): NULLs filtered.
+- `len(list)` becomes string length in sqlglot: `length()`, which is a list's length too.
+- `round(x, n)`: DuckDB rounds a double's exact value half away from zero; ClickHouse does not.
+- `a // b`: ClickHouse's `/` of integers is a float, and sqlglot casts it to Int32: `intDiv`.
+- `epoch(t)`, `epoch_us(t)`: `toUnixTimestamp64Micro`.
+- DuckDB's JSON type is text: a cast to JSON is the text, to JSON[] `JSONExtractArrayRaw`, TRY_CAST
+  NULL when the text is not JSON.
+- `$name` parameters become `{name:Type}`, the type from the value bound.
+- A projection `t.col` gets the alias `col` (ClickHouse names it `t.col`).
+
+Map access needs no rewrite: the engine's base view casts every attribute map to
+`Map(String, Nullable(String))`, where a missing key reads NULL as in DuckDB.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache, lru_cache
+from typing import Any
+
+from .. import queries
+from ..errors import QueryError
+
+VARIANTS = "clickhouse"
+"""Folder of `queries/` holding ClickHouse variants (and ClickHouse's own files: `tables/`)."""
+
+_PARAM = re.compile(r"\{(\w+):\s*\}")
+
+
+@cache
+def _shipped() -> dict[str, str]:
+    """Text of every shipped DuckDB `.sql` file -> its path under `queries/`."""
+    root = queries.queries_dir()
+    found: dict[str, str] = {}
+    for path in sorted(root.rglob("*.sql")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(VARIANTS + "/"):
+            continue
+        found[path.read_text(encoding="utf-8")] = rel
+    return found
+
+
+def variant_path(relative: str) -> str | None:
+    """`clickhouse/<relative>` when that variant exists."""
+    candidate = f"{VARIANTS}/{relative}"
+    return candidate if (queries.queries_dir() / candidate).is_file() else None
+
+
+def shipped_path(sql: str) -> str | None:
+    """The `queries/` path of a shipped DuckDB file whose text `sql` is, if any."""
+    return _shipped().get(sql)
+
+
+@lru_cache(maxsize=1024)
+def to_clickhouse(sql: str) -> str:
+    """ClickHouse SQL for one DuckDB statement: the shipped variant for a shipped file that has one,
+    else sqlglot's transpilation with agenttrace's corrections. Raises QueryError when sqlglot
+    cannot write it for ClickHouse. Parameters stay `{name: }` until `bind_types`."""
+    rel = shipped_path(sql)
+    if rel is not None:
+        variant = variant_path(rel)
+        if variant is not None:
+            return queries.load(variant)
+    return transpile(sql)
+
+
+def transpile(sql: str) -> str:
+    import sqlglot
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
+    try:
+        trees = sqlglot.parse(sql, read="duckdb")
+    except SqlglotError as exc:
+        raise QueryError(f"cannot read the SQL for ClickHouse: {_first(exc)}") from None
+    out = []
+    for tree in trees:
+        if tree is None:
+            continue
+        tree = _rewrite_all(tree)
+        _alias_qualified_columns(tree)
+        try:
+            out.append(tree.sql(dialect="clickhouse", unsupported_level=ErrorLevel.RAISE, comments=False))
+        except SqlglotError as exc:
+            raise QueryError(f"this SQL has no ClickHouse translation: {_first(exc)}") from None
+    return ";\n".join(out)
+
+
+def bind_types(sql: str, params: dict[str, Any]) -> str:
+    """`{name: }` (as sqlglot writes a `$name` parameter) -> `{name:Type}` for the value bound."""
+
+    def typed(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            raise QueryError(f"the SQL uses the parameter ${name}, which is not set")
+        return "{" + name + ":" + _type_of(params[name]) + "}"
+
+    return _PARAM.sub(typed, sql)
+
+
+def _type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        return "Int64"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, list | tuple):
+        return "Array(String)"
+    if value is None:
+        return "Nullable(String)"
+    return "String"
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _null_if_absent(json: Any, path: list[Any]) -> Any:
+    """DuckDB's `j ->> path`: NULL when `j` is not JSON, the path is missing or holds a JSON null;
+    else the value as text (a string unquoted, anything else as JSON)."""
+    from sqlglot import exp
+
+    def call(name: str, *args: Any) -> Any:
+        return exp.Anonymous(this=name, expressions=[a.copy() for a in args])
+
+    keys = [k.copy() for k in path]
+    missing = exp.or_(
+        exp.Not(this=call("isValidJSON", json)),
+        exp.Not(this=call("JSONHas", json, *keys)),
+        exp.EQ(this=call("toString", call("JSONType", json, *keys)), expression=exp.Literal.string("Null")),
+    )
+    return exp.Case(
+        ifs=[exp.If(this=missing, true=exp.Null())], default=call("JSONExtractString", json, *keys)
+    )
+
+
+def _json_path_keys(path: Any) -> list[Any] | None:
+    """`$.a.b[0]` -> ['a', 'b', 1] (ClickHouse's JSON key arguments: strings, 1-based indexes)."""
+    from sqlglot import exp
+
+    if not isinstance(path, exp.JSONPath):
+        return None
+    keys: list[Any] = []
+    for part in path.expressions:
+        if isinstance(part, exp.JSONPathRoot):
+            continue
+        if isinstance(part, exp.JSONPathKey):
+            keys.append(exp.Literal.string(str(part.this)))
+        elif isinstance(part, exp.JSONPathSubscript) and isinstance(part.this, int):
+            keys.append(exp.Literal.number(part.this + 1))
+        else:
+            return None
+    return keys
+
+
+def _rewrite_all(tree: Any) -> Any:
+    """`_rewrite` every node, children before their parent (a parent's rewrite copies them)."""
+    for node in reversed(list(tree.dfs())):
+        new = _rewrite(node)
+        if new is not node:
+            if node is tree:
+                tree = new
+            else:
+                node.replace(new)
+    return tree
+
+
+_ROUND = (
+    "if(abs(__x) < 1e17, toFloat64(round(toDecimal128(least(greatest(__x, -1e17), 1e17), 20), __n)), "
+    "round(__x, __n))"
+)
+"""DuckDB's `round(x, n)` of a double rounds its exact binary value half away from zero (1272.2975
+is 1272.29749999...: 1272.297; 2.5: 3); ClickHouse's float `round` gives 1272.298 and 2. The exact
+value, as a Decimal with 20 places, rounds as DuckDB's does."""
+
+_JSON_TYPES = (
+    "CASE toString(JSONType(__j)) WHEN 'Object' THEN 'OBJECT' WHEN 'Array' THEN 'ARRAY' "
+    "WHEN 'String' THEN 'VARCHAR' WHEN 'Int64' THEN 'BIGINT' WHEN 'UInt64' THEN 'UBIGINT' "
+    "WHEN 'Double' THEN 'DOUBLE' WHEN 'Bool' THEN 'BOOLEAN' WHEN 'Null' THEN 'NULL' END"
+)
+"""DuckDB's `json_type` names (ClickHouse's `JSONType` has its own)."""
+
+
+@cache
+def _parsed_template(text: str) -> Any:
+    import sqlglot
+
+    return sqlglot.parse_one(text, read="clickhouse")
+
+
+def _template(text: str, **args: Any) -> Any:
+    """A ClickHouse expression with `__name` columns replaced by the given expressions."""
+    from sqlglot import exp
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, exp.Column) and not node.table and node.name.startswith("__"):
+            return args[node.name[2:]].copy()
+        return node
+
+    return _parsed_template(text).copy().transform(fill)
+
+
+def _is_json(kind: Any) -> bool:
+    from sqlglot import exp
+
+    return isinstance(kind, exp.DataType) and kind.this == exp.DataType.Type.JSON
+
+
+def _is_json_list(kind: Any) -> bool:
+    from sqlglot import exp
+
+    return (
+        isinstance(kind, exp.DataType)
+        and kind.this == exp.DataType.Type.ARRAY
+        and len(kind.expressions) == 1
+        and _is_json(kind.expressions[0])
+    )
+
+
+def _rewrite(node: Any) -> Any:
+    from sqlglot import exp
+
+    if isinstance(node, exp.JSONExtractScalar):
+        keys = _json_path_keys(node.expression)
+        if keys is not None:
+            return _null_if_absent(node.this, keys)
+    if isinstance(node, exp.JSONExtract) and not isinstance(node, exp.JSONExtractScalar):
+        keys = _json_path_keys(node.expression)
+        if keys is not None:  # `j -> '$.a'`: the value as JSON text, NULL when absent
+            raw = _null_if_absent(node.this, keys)
+            raw.set(
+                "default",
+                exp.Anonymous(
+                    this="JSONExtractRaw", expressions=[node.this.copy(), *[k.copy() for k in keys]]
+                ),
+            )
+            return raw
+    if isinstance(node, exp.TryCast) and _is_json(node.args.get("to")):
+        return _template("if(isValidJSON(__x), __x, NULL)", x=node.this)
+    if isinstance(node, exp.TryCast) and _is_json_list(node.args.get("to")):
+        return _template("if(isValidJSON(__x), JSONExtractArrayRaw(__x), [])", x=node.this)
+    if isinstance(node, exp.Cast) and _is_json(node.args.get("to")):  # DuckDB's JSON is text
+        return node.this
+    if isinstance(node, exp.Cast) and _is_json_list(node.args.get("to")):
+        return _template("JSONExtractArrayRaw(__x)", x=node.this)
+    if isinstance(node, exp.JSONType) and node.expression is None:
+        return _template(_JSON_TYPES, j=node.this)
+    if isinstance(node, exp.IntDiv):  # ClickHouse's `a / b` of integers is a float, and Int32 overflows
+        return exp.Anonymous(this="intDiv", expressions=[node.this, node.expression])
+    if isinstance(node, exp.TimeToUnix):  # DuckDB `epoch(t)`: seconds, with microseconds
+        return _template("toUnixTimestamp64Micro(CAST(__t AS DateTime64(6, 'UTC'))) / 1e6", t=node.this)
+    if isinstance(node, exp.Round):
+        digits = node.args.get("decimals") or exp.Literal.number(0)
+        return _template(_ROUND, x=node.this, n=digits)
+    if isinstance(node, exp.LogicalOr):
+        return exp.Max(this=node.this)
+    if isinstance(node, exp.LogicalAnd):
+        return exp.Min(this=node.this)
+    if isinstance(node, exp.IgnoreNulls):
+        return node.this
+    if isinstance(node, exp.ConcatWs):
+        sep, *parts = node.expressions
+        return exp.Anonymous(
+            this="arrayStringConcat",
+            expressions=[
+                exp.Anonymous(
+                    this="arrayFilter",
+                    expressions=[
+                        exp.Lambda(
+                            this=exp.Not(this=exp.Is(this=exp.to_identifier("x"), expression=exp.Null())),
+                            expressions=[exp.to_identifier("x")],
+                        ),
+                        exp.Array(expressions=[exp.cast(p, "TEXT") for p in parts]),
+                    ],
+                ),
+                sep,
+            ],
+        )
+    if isinstance(node, exp.Anonymous):
+        name = str(node.this).lower()
+        args = node.expressions
+        if name == "epoch_us":
+            return _template("toUnixTimestamp64Micro(CAST(__t AS DateTime64(6, 'UTC')))", t=args[0])
+        if name == "json_valid":
+            return exp.Anonymous(this="isValidJSON", expressions=args)
+        if name == "hash":
+            return exp.Anonymous(this="cityHash64", expressions=args)
+        if name == "to_microseconds":
+            return exp.Anonymous(this="toIntervalMicrosecond", expressions=args)
+        if name == "regexp_full_match" and len(args) == 2 and isinstance(args[1], exp.Literal):
+            return exp.Anonymous(
+                this="match", expressions=[args[0], exp.Literal.string(f"^(?:{args[1].this})$")]
+            )
+    if isinstance(node, exp.Length):
+        return exp.Anonymous(this="length", expressions=[node.this])
+    if isinstance(node, exp.Placeholder) and node.this and not str(node.this).startswith("?"):
+        return node
+    return node
+
+
+def _alias_qualified_columns(tree: Any) -> None:
+    """`SELECT r.run_id` is named `run_id` in DuckDB and `r.run_id` in ClickHouse: alias it."""
+    from sqlglot import exp
+
+    for select in tree.find_all(exp.Select):
+        select.set(
+            "expressions",
+            [
+                exp.alias_(e, e.name) if isinstance(e, exp.Column) and e.table and e.name != "*" else e
+                for e in select.expressions
+            ],
+        )
