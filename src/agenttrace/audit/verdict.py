@@ -81,11 +81,21 @@ def evaluate(db: Database | DerivedDatabase, gate: Gate, run_id: str) -> GateRes
     try:
         if gate.applies is not None:
             rows = db.execute(gate.applies, _used(gate.applies, params))[1]
-            if not rows or not rows[0][0]:
+            if not applies(rows):
                 return GateResult(gate, "n/a")
         columns, rows = db.execute(gate.sql, _used(gate.sql, params))
     except QueryError as exc:
         raise ConfigError(f"gate {gate.path}: {exc}") from None
+    return judge(gate, columns, rows)
+
+
+def applies(rows: list[tuple[Any, ...]]) -> bool:
+    """A gate's `applies` query said yes (its first row's first value is true)."""
+    return bool(rows and rows[0][0])
+
+
+def judge(gate: Gate, columns: list[str], rows: list[tuple[Any, ...]]) -> GateResult:
+    """A gate's result from the rows its SQL gave for a run (each row a violation)."""
     missing = [c for c in ("reason", "span_id") if c not in columns]
     if missing:
         raise ConfigError(f"gate {gate.path}: its rows need the column(s) {', '.join(missing)}")
@@ -109,13 +119,26 @@ def audit(db: Database | DerivedDatabase, run_id: str, gates: list[Gate], online
         db.set_url_checks(check_urls(urls))
     db.materialize()  # a dozen gate queries over the same views: compute them once
     rows = db.report("run_ending", run_id=run_id)
-    if rows:
-        run = rows[0]
-    elif db.is_supervised(run_id):  # its supervisor recorded it, and its records are gone: tampered
-        run = {"state": "failed", "exit_code": None, "signal": None, "recorded_gates": None}
-    else:
-        raise QueryError(f"run {run_id} has no spans to audit")
+    supervised = db.is_supervised(run_id)
+    run = ending(run_id, rows[0] if rows else None, supervised)
     results = [evaluate(db, gate, run_id) for gate in gates]
+    return decide(run_id, run, gates, results, supervised)
+
+
+def ending(run_id: str, row: dict[str, Any] | None, supervised: bool) -> dict[str, Any]:
+    """The run's `run_ending` row; for a supervised run whose records are gone (tampered), a failed
+    ending. Raises QueryError for a run with no records at all."""
+    if row is not None:
+        return row
+    if supervised:
+        return {"state": "failed", "exit_code": None, "signal": None, "recorded_gates": None}
+    raise QueryError(f"run {run_id} has no spans to audit")
+
+
+def decide(
+    run_id: str, run: dict[str, Any], gates: list[Gate], results: list[GateResult], supervised: bool
+) -> Verdict:
+    """The verdict from the run's ending and its gates' results."""
     reasons: list[str] = []
     if run["state"] in NOT_DONE_STATES:
         why = "still in progress" if run["state"] == "running" else "its records stopped without an end"
@@ -128,8 +151,7 @@ def audit(db: Database | DerivedDatabase, run_id: str, gates: list[Gate], online
     else:
         state = "failed" if reasons else "succeeded"
     recorded = any(g.recorded for g in gates) or bool(run.get("recorded_gates"))
-    supervised = db.is_supervised(run_id)
     return Verdict(run_id, state, run["exit_code"], run["signal"], results, reasons, recorded, supervised)
 
 
-__all__ = ["GateResult", "Verdict", "audit", "evaluate"]
+__all__ = ["GateResult", "Verdict", "applies", "audit", "decide", "ending", "evaluate", "judge"]

@@ -178,12 +178,13 @@ def _audit_all(engine: Any, where: Any, since: str | None, gates_dir: Path | Non
 
 
 def _progress(total: int) -> Any:
-    """Every 500 runs, a line on stderr (an all-runs audit of a fleet takes minutes)."""
+    """With 500 runs or more, a line on stderr per gate done (an all-runs audit of a fleet takes a
+    while)."""
     from .common import stderr
 
-    def report(done: int) -> None:
-        if total >= 1000 and (done % 500 == 0 or done == total):
-            stderr().print(f"audited {done}/{total} runs", markup=False)
+    def report(done: int, gates: int) -> None:
+        if total >= 500:
+            stderr().print(f"audit --all: gate {done}/{gates} done over {total} runs", markup=False)
 
     return report
 

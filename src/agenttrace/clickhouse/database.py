@@ -108,6 +108,9 @@ def definitions() -> tuple[tuple[str, str | QueryError], ...]:
     return tuple(found)
 
 
+_MAX_QUERY = 200_000
+"""Bytes of SQL per batched query (ClickHouse refuses queries past 256 KiB by default)."""
+
 _OWN = frozenset(
     {"SELECT run_id FROM supervised_runs", "SELECT run_id, reason, part FROM integrity_problems"}
 )
@@ -150,7 +153,16 @@ class ClickHouseDatabase:
             if word != name and word in self._views and word not in self._defined:
                 self._define(word, (*chain, name))
         params = {k: v for k, v in self._base_params.items() if "{" + k + ":" in body}
-        self._command(f"CREATE TEMPORARY TABLE {name} ENGINE = Memory AS {body}", params)
+        try:
+            described = self.client.query(
+                f"DESCRIBE TABLE ({body})", parameters=params or None, settings=SETTINGS
+            )
+        except Exception as exc:
+            raise QueryError(f"ClickHouse: view {name}: {first_line(exc)}") from exc
+        columns = {row[0] for row in described.result_rows}
+        # a run's rows together, found by the primary index: a gate asks for one run at a time
+        engine = "MergeTree ORDER BY ifNull(run_id, '')" if "run_id" in columns else "Memory"
+        self._command(f"CREATE TEMPORARY TABLE {name} ENGINE = {engine} AS {body}", params)
         self._defined.add(name)
 
     def materialize(self) -> None:
@@ -192,6 +204,41 @@ class ClickHouseDatabase:
                 raise QueryError(f"ClickHouse: {first_line(exc)}") from exc
             return [row[0] for row in described.result_rows], []
         return columns, [tuple(row) for row in result.result_rows]  # named tuples come as dicts
+
+    def execute_per_run(
+        self, sql: str, run_ids: list[str]
+    ) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+        """`sql` (reading `$run_id`) for each run, many runs to a query: the per-run statements
+        joined by UNION ALL, each row tagged with its run and its place in that run's result (so
+        each run's rows keep the order its statement gave them)."""
+        clickhouse, _ = self._prepare(sql, {"run_id": ""})
+        one = clickhouse.strip().rstrip(";")
+        marker = "{run_id:String}"
+        size = max(1, _MAX_QUERY // max(1, len(one)))
+        found: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+        columns: list[str] | None = None
+        for start in range(0, len(run_ids), size):
+            batch = run_ids[start : start + size]
+            params = {f"run_{i}": run_id for i, run_id in enumerate(batch)}
+            branches = [
+                f"SELECT {i} AS _agenttrace_run, rowNumberInAllBlocks() AS _agenttrace_row, * "
+                f"FROM ({one.replace(marker, '{run_' + str(i) + ':String}')})"
+                for i in range(len(batch))
+            ]
+            try:
+                result = self.client.query(" UNION ALL ".join(branches), parameters=params, settings=SETTINGS)
+            except Exception as exc:
+                raise QueryError(f"ClickHouse: {first_line(exc)}") from exc
+            if columns is None and result.column_names:
+                columns = list(result.column_names)[2:]
+            grouped: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
+            for row in result.result_rows:
+                grouped.setdefault(row[0], []).append((row[1], tuple(row[2:])))
+            for i, run_id in enumerate(batch):
+                found[run_id] = (columns or [], [r for _, r in sorted(grouped.get(i, []))])
+        # the names, for the runs of batches with no row too (or from the statement, when none had one)
+        names = columns if columns is not None else self.execute(sql, {"run_id": run_ids[0]})[0]
+        return {run_id: (names, rows) for run_id, (_, rows) in found.items()}
 
     def records(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         columns, rows = self.execute(sql, params)
