@@ -56,7 +56,7 @@ SELECT
     END AS state,
     r.start_time AS started,
     r.end_time AS ended,
-    CASE WHEN r.ended THEN epoch(r.end_time) - epoch(r.start_time) END AS duration_s,
+    CASE WHEN r.ended THEN (epoch_ns(r.end_time) - epoch_ns(r.start_time)) / 1e9 END AS duration_s,
     TRY_CAST(r.attributes['process.exit.code'] AS INTEGER) AS exit_code,
     r.attributes['agenttrace.process.signal'] AS signal,
     coalesce(r.attributes['process.command_line'], r.attributes['process.command_args']) AS command,

@@ -67,7 +67,10 @@ def _statements(text: str) -> list[tuple[str, str, str]]:
     found = []
     for match, following in zip(starts, [*starts[1:], None], strict=True):
         body = text[match.end() : following.start() if following is not None else len(text)]
-        body = body.strip().rstrip(";").strip()
+        lines = body.strip().splitlines()
+        while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
+            lines.pop()  # the next statement's leading comment
+        body = "\n".join(lines).strip().rstrip(";").strip()
         found.append((match.group(1).upper(), match.group(2), body))
     return found
 

@@ -10,7 +10,9 @@ The password is never part of the URL a command line shows: it comes from
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -95,13 +97,15 @@ def connect(engine: Engine) -> Any:
         import clickhouse_connect
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
+    # its own log lines ("Unexpected Http Driver Exception") would come before our one Error: line
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     try:
         if engine.kind == "chdb":
             try:
                 import chdb  # noqa: F401
             except ImportError:
                 raise ConfigError("chdb:// needs `pip install chdb` (ClickHouse in-process)") from None
-            client = clickhouse_connect.get_client(dsn=f"chdb://{engine.path}")
+            client = clickhouse_connect.get_client(dsn=f"chdb://{engine.path}", tz_mode="aware")
             client.command(f"CREATE DATABASE IF NOT EXISTS `{engine.database}`")
             client.command(f"USE `{engine.database}`")
             return client
@@ -115,11 +119,22 @@ def connect(engine: Engine) -> Any:
             connect_timeout=10,
             send_receive_timeout=300,
             autogenerate_session_id=True,
+            tz_mode="aware",  # times as DuckDB gives them: aware, in UTC
         )
     except ConfigError:
         raise
     except Exception as exc:
-        text = str(exc).strip().splitlines()
-        raise QueryError(
-            f"cannot reach ClickHouse at {engine}: {text[0] if text else type(exc).__name__}"
-        ) from None
+        raise QueryError(f"cannot reach ClickHouse at {engine}: {_why(exc)}") from None
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def _why(exc: BaseException) -> str:
+    """The cause in a few words: the OS error when there is one (urllib3 wraps it in a page)."""
+    text = str(exc)
+    errno = _ERRNO.search(text)
+    if errno:
+        return errno.group(1).strip()
+    line = next((x.strip() for x in text.splitlines() if x.strip()), type(exc).__name__)
+    return line if len(line) <= 300 else line[:300] + "..."

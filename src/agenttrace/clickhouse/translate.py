@@ -291,6 +291,8 @@ def _rewrite(node: Any) -> Any:
     if isinstance(node, exp.Anonymous):
         name = str(node.this).lower()
         args = node.expressions
+        if name == "epoch_ns":
+            return _template("toUnixTimestamp64Nano(CAST(__t AS DateTime64(9, 'UTC')))", t=args[0])
         if name == "epoch_us":
             return _template("toUnixTimestamp64Micro(CAST(__t AS DateTime64(6, 'UTC')))", t=args[0])
         if name == "json_valid":
