@@ -93,6 +93,30 @@ def test_json_text_extraction_keeps_null_for_what_is_not_there(
     assert ours == theirs == [(expected,)]
 
 
+JSON = '{"b":true,"o":{"k": 1},"f":1.5,"s":"x","n":null,"a":[1,"z"]}'
+
+
+@pytest.mark.parametrize("operator", ["->>", "->"])
+@pytest.mark.parametrize("path", ["$.b", "$.o", "$.f", "$.s", "$.n", "$.missing", "$.a", "$.a[1]"])
+def test_json_operators_give_duckdbs_text_for_every_kind_of_value(
+    duck: Any, chdb_client: Any, operator: str, path: str
+) -> None:
+    ours, theirs = both(duck, chdb_client, f"SELECT $j {operator} '{path}'", j=JSON)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("path", ["$.a", "$.n", "$.b", "$.missing"])
+def test_json_array_length_is_duckdbs(duck: Any, chdb_client: Any, path: str) -> None:
+    ours, theirs = both(duck, chdb_client, f"SELECT json_array_length($j, '{path}')", j=JSON)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("text", ["true", "T", " yes", "0", "no", "maybe", "12", None])
+def test_try_cast_to_boolean_is_duckdbs(duck: Any, chdb_client: Any, text: str | None) -> None:
+    ours, theirs = both(duck, chdb_client, "SELECT TRY_CAST($x AS BOOLEAN)", x=text)
+    assert [(None if r[0] is None else bool(r[0]),) for r in theirs] == ours
+
+
 def test_json_extraction_from_text_that_is_not_json_is_null(chdb_client: Any) -> None:
     # DuckDB raises on it; ClickHouse's plain JSONExtractString would give '' (a value)
     sql = transpile("SELECT Body ->> '$.n' FROM t WHERE k = 1")

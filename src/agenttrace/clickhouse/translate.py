@@ -129,21 +129,41 @@ def _first(exc: BaseException) -> str:
 
 def _null_if_absent(json: Any, path: list[Any]) -> Any:
     """DuckDB's `j ->> path`: NULL when `j` is not JSON, the path is missing or holds a JSON null;
-    else the value as text (a string unquoted, anything else as JSON)."""
+    a string unquoted; anything else as its JSON text (`5`, `true`, `{"k":1}`)."""
     from sqlglot import exp
 
     def call(name: str, *args: Any) -> Any:
         return exp.Anonymous(this=name, expressions=[a.copy() for a in args])
 
-    keys = [k.copy() for k in path]
-    missing = exp.or_(
-        exp.Not(this=call("isValidJSON", json)),
-        exp.Not(this=call("JSONHas", json, *keys)),
-        exp.EQ(this=call("toString", call("JSONType", json, *keys)), expression=exp.Literal.string("Null")),
-    )
+    kind = call("toString", call("JSONType", json, *path))
     return exp.Case(
-        ifs=[exp.If(this=missing, true=exp.Null())], default=call("JSONExtractString", json, *keys)
+        ifs=[
+            exp.If(
+                this=exp.EQ(this=kind, expression=exp.Literal.string("String")),
+                true=call("JSONExtractString", json, *path),
+            ),
+            exp.If(
+                this=exp.NEQ(this=kind.copy(), expression=exp.Literal.string("Null")),
+                true=call("JSONExtractRaw", json, *path),
+            ),
+        ],
+        default=exp.Null(),
     )
+
+
+def _json_raw_or_null(json: Any, path: list[Any]) -> Any:
+    """DuckDB's `j -> path`: the value as JSON text, NULL when not there (a JSON null is `null`)."""
+    from sqlglot import exp
+
+    def call(name: str, *args: Any) -> Any:
+        return exp.Anonymous(this=name, expressions=[a.copy() for a in args])
+
+    there = (
+        exp.and_(call("isValidJSON", json), call("JSONHas", json, *path))
+        if path
+        else call("isValidJSON", json)
+    )
+    return exp.Case(ifs=[exp.If(this=there, true=call("JSONExtractRaw", json, *path))], default=exp.Null())
 
 
 def _json_path_keys(path: Any) -> list[Any] | None:
@@ -212,6 +232,35 @@ def _template(text: str, **args: Any) -> Any:
     return _parsed_template(text).copy().transform(fill)
 
 
+_TRY_BOOLEAN = (
+    "multiIf(lower(toString(__x)) IN ('true', 't', 'yes', 'y', '1'), true, "
+    "lower(toString(__x)) IN ('false', 'f', 'no', 'n', '0'), false, NULL)"
+)
+"""DuckDB's TRY_CAST(x AS BOOLEAN) (ClickHouse's cast to Bool throws on other text)."""
+
+
+def _is_type(kind: Any, *names: str) -> bool:
+    from sqlglot import exp
+
+    return isinstance(kind, exp.DataType) and kind.this.name in names
+
+
+def _as_path(node: Any) -> Any:
+    """A JSON path given as a string literal, parsed as sqlglot parses `->` paths."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.JSONPath):
+        return node
+    if isinstance(node, exp.Literal) and node.is_string:
+        from sqlglot.jsonpath import parse
+
+        try:
+            return parse(node.this)
+        except Exception:
+            return None
+    return None
+
+
 def _is_json(kind: Any) -> bool:
     from sqlglot import exp
 
@@ -239,14 +288,13 @@ def _rewrite(node: Any) -> Any:
     if isinstance(node, exp.JSONExtract) and not isinstance(node, exp.JSONExtractScalar):
         keys = _json_path_keys(node.expression)
         if keys is not None:  # `j -> '$.a'`: the value as JSON text, NULL when absent
-            raw = _null_if_absent(node.this, keys)
-            raw.set(
-                "default",
-                exp.Anonymous(
-                    this="JSONExtractRaw", expressions=[node.this.copy(), *[k.copy() for k in keys]]
-                ),
-            )
-            return raw
+            return _json_raw_or_null(node.this, keys)
+    if isinstance(node, exp.TryCast) and _is_type(node.args.get("to"), "BOOLEAN"):
+        return _template(_TRY_BOOLEAN, x=node.this)
+    if isinstance(node, exp.TryCast) and _is_type(
+        node.args.get("to"), "TIMESTAMPTZ", "TIMESTAMP", "TIMESTAMPNTZ"
+    ):
+        return _template("parseDateTime64BestEffortOrNull(toString(__x), 6, 'UTC')", x=node.this)
     if isinstance(node, exp.TryCast) and _is_json(node.args.get("to")):
         return _template("if(isValidJSON(__x), __x, NULL)", x=node.this)
     if isinstance(node, exp.TryCast) and _is_json_list(node.args.get("to")):
@@ -291,6 +339,21 @@ def _rewrite(node: Any) -> Any:
     if isinstance(node, exp.Anonymous):
         name = str(node.this).lower()
         args = node.expressions
+        if name == "json_array_length" and len(args) == 2:
+            keys = _json_path_keys(_as_path(args[1]))
+            if keys is not None:
+                return _template(
+                    "multiIf(toString(JSONType(__j, __k)) = 'Array', JSONLength(__j, __k), JSONHas(__j, __k), 0, NULL)".replace(
+                        "__k", ", ".join(f"__k{i}" for i in range(len(keys)))
+                    ),
+                    j=args[0],
+                    **{f"k{i}": k for i, k in enumerate(keys)},
+                )
+        if name == "json_array_length" and len(args) == 1:
+            return _template(
+                "multiIf(toString(JSONType(__j)) = 'Array', JSONLength(__j), isValidJSON(__j), 0, NULL)",
+                j=args[0],
+            )
         if name == "epoch_ns":
             return _template("toUnixTimestamp64Nano(CAST(__t AS DateTime64(9, 'UTC')))", t=args[0])
         if name == "epoch_us":
