@@ -232,6 +232,11 @@ def _template(text: str, **args: Any) -> Any:
     return _parsed_template(text).copy().transform(fill)
 
 
+_ARRAY_LENGTH = (
+    "multiIf(toString(JSONType(__j, __k)) = 'Array', JSONLength(__j, __k), JSONHas(__j, __k), 0, NULL)"
+)
+"""DuckDB's `json_array_length(j, path)`: 0 for what is there but not a list, NULL when absent."""
+
 _TRY_BOOLEAN = (
     "multiIf(lower(toString(__x)) IN ('true', 't', 'yes', 'y', '1'), true, "
     "lower(toString(__x)) IN ('false', 'f', 'no', 'n', '0'), false, NULL)"
@@ -342,12 +347,9 @@ def _rewrite(node: Any) -> Any:
         if name == "json_array_length" and len(args) == 2:
             keys = _json_path_keys(_as_path(args[1]))
             if keys is not None:
+                names = ", ".join(f"__k{i}" for i in range(len(keys)))
                 return _template(
-                    "multiIf(toString(JSONType(__j, __k)) = 'Array', JSONLength(__j, __k), JSONHas(__j, __k), 0, NULL)".replace(
-                        "__k", ", ".join(f"__k{i}" for i in range(len(keys)))
-                    ),
-                    j=args[0],
-                    **{f"k{i}": k for i, k in enumerate(keys)},
+                    _ARRAY_LENGTH.replace("__k", names), j=args[0], **{f"k{i}": k for i, k in enumerate(keys)}
                 )
         if name == "json_array_length" and len(args) == 1:
             return _template(
