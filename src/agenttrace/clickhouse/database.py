@@ -211,14 +211,21 @@ class ClickHouseDatabase:
     def execute_per_run(
         self, sql: str, run_ids: list[str]
     ) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
-        """`sql` (reading `$run_id`) for each run, many runs to a query: the per-run statements
-        joined by UNION ALL, each row tagged with its run and its place in that run's result (so
-        each run's rows keep the order its statement gave them)."""
+        """`sql` (DuckDB SQL reading `$run_id`) for each run, many runs to a query (below)."""
         clickhouse, _ = self._prepare(sql, {"run_id": ""})
+        return self.execute_per_run_text(clickhouse, run_ids)
+
+    def execute_per_run_text(
+        self, clickhouse: str, run_ids: list[str]
+    ) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+        """ClickHouse SQL reading `{run_id:String}`, for each run: the per-run statements joined by
+        UNION ALL, each row tagged with its run and its place in that run's result (so each run's
+        rows keep the order its statement gave them)."""
+        self._ensure(clickhouse)
         one = clickhouse.strip().rstrip(";")
         marker = "{run_id:String}"
         size = max(1, _MAX_QUERY // max(1, len(one)))
-        found: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+        found: dict[str, list[tuple[Any, ...]]] = {}
         columns: list[str] | None = None
         for start in range(0, len(run_ids), size):
             batch = run_ids[start : start + size]
@@ -238,10 +245,16 @@ class ClickHouseDatabase:
             for row in result.result_rows:
                 grouped.setdefault(row[0], []).append((row[1], tuple(row[2:])))
             for i, run_id in enumerate(batch):
-                found[run_id] = (columns or [], [r for _, r in sorted(grouped.get(i, []))])
-        # the names, for the runs of batches with no row too (or from the statement, when none had one)
-        names = columns if columns is not None else self.execute(sql, {"run_id": run_ids[0]})[0]
-        return {run_id: (names, rows) for run_id, (_, rows) in found.items()}
+                found[run_id] = [r for _, r in sorted(grouped.get(i, []), key=lambda x: x[0])]
+        if columns is None:  # no run had a row: the names come from the statement itself
+            try:
+                described = self.client.query(
+                    f"DESCRIBE TABLE ({one})", parameters={"run_id": ""}, settings=SETTINGS
+                )
+            except Exception as exc:
+                raise QueryError(f"ClickHouse: {first_line(exc)}") from exc
+            columns = [row[0] for row in described.result_rows]
+        return {run_id: (columns, rows) for run_id, rows in found.items()}
 
     def records(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         columns, rows = self.execute(sql, params)

@@ -1,0 +1,189 @@
+"""Engines: the same audits on DuckDB (the local store) and on ClickHouse (chdb, in-process).
+
+The store: 1,000 runs of ~2,000 spans each (gen_otlp's agent runs, as bench/audit_latency.py
+writes them: one sealed part per run), pushed into chdb with `agenttrace push` (its time is
+printed). Then, in the same process, each measured on both engines, the engines alternating:
+
+- one run's audit: open the engine for one run (its views computed for that run only) and
+  evaluate every built-in gate;
+- the all-runs audit (`agenttrace audit --all`): one database over every run, every gate asked for
+  all runs (DuckDB: a query per run; ClickHouse: UNION ALL batches, `execute_per_run`);
+- the two heaviest gates on ClickHouse (by their time in the all-runs audit): the SQL agenttrace runs
+  (transpiled by sqlglot, or its hand-written variant) against the other form, where both exist.
+
+Ratios are ClickHouse / DuckDB (below 1: ClickHouse faster).
+
+    python bench/engines.py [--quick] [--runs R] [--reps N]
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _common import clean_environment, final_json, fmt_s, header, load_gen_otlp, median, parser
+from audit_latency import run_table, write_runs
+
+from agenttrace import queries
+from agenttrace.analysis import Database
+from agenttrace.audit.fleet import audit_many, per_run
+from agenttrace.audit.gates import load_gates
+from agenttrace.audit.verdict import audit
+from agenttrace.clickhouse.database import ClickHouseDatabase
+from agenttrace.clickhouse.engine import Engine, connect
+from agenttrace.clickhouse.push import push_runs
+from agenttrace.clickhouse.tables import init_tables
+from agenttrace.clickhouse.translate import transpile, variant_path
+from agenttrace.store.layout import StoreLayout
+
+
+def one_run(engine: str, store: Path, client: Any, run_id: str) -> tuple[float, str]:
+    gates = load_gates()
+    started = time.perf_counter()
+    if engine == "duckdb":
+        with Database(store, runs=[run_id], verify=True) as db:
+            verdict = audit(db, run_id, gates)
+    else:
+        with ClickHouseDatabase(client, [run_id]) as db:
+            verdict = audit(db, run_id, gates)
+    return time.perf_counter() - started, verdict.state
+
+
+def all_runs(engine: str, store: Path, client: Any, ids: list[str]) -> tuple[float, dict[str, str], Any]:
+    started = time.perf_counter()
+    if engine == "duckdb":
+        with Database(store, verify=True) as db:
+            verdicts, errors = audit_many(db, ids, None)
+    else:
+        db = ClickHouseDatabase(client, ids)
+        verdicts, errors = audit_many(db, ids, None)
+    assert not errors, errors[:3]
+    return time.perf_counter() - started, {v.run_id: v.state for v in verdicts}, db
+
+
+def gate_costs(db: ClickHouseDatabase, ids: list[str]) -> list[tuple[float, str]]:
+    """Each built-in gate over every run, on ClickHouse (views already computed): (seconds, name)."""
+    costs = []
+    for gate in load_gates():
+        started = time.perf_counter()
+        per_run(db, gate.sql, ids)
+        costs.append((time.perf_counter() - started, gate.name))
+    return sorted(costs, reverse=True)
+
+
+def both_forms(db: ClickHouseDatabase, name: str, ids: list[str], reps: int) -> dict[str, Any] | None:
+    """A gate's hand-written ClickHouse variant against sqlglot's transpilation of its DuckDB SQL,
+    over every run; None when one of the two does not exist or does not run."""
+    duckdb_sql = queries.load(f"gates/{name}.sql")
+    variant = variant_path(f"gates/{name}.sql")
+    if variant is None:
+        return None
+    try:
+        transpiled = transpile(duckdb_sql)
+    except Exception as exc:  # sqlglot cannot write it: the reason it has a variant
+        print(f"  {name}: no transpiled form ({str(exc).splitlines()[0]})")
+        return None
+    forms = {"variant": queries.load(variant), "transpiled": transpiled}
+    times: dict[str, list[float]] = {k: [] for k in forms}
+    answers: dict[str, Any] = {}
+    for rep in range(reps):
+        for form in forms if rep % 2 == 0 else list(reversed(forms)):
+            started = time.perf_counter()
+            try:
+                answers[form] = db.execute_per_run_text(forms[form], ids)
+            except Exception as exc:
+                print(f"  {name} [{form}]: does not run on ClickHouse ({str(exc).splitlines()[0][:200]})")
+                return None
+            times[form].append(time.perf_counter() - started)
+    return {
+        "variant_s": median(times["variant"]),
+        "transpiled_s": median(times["transpiled"]),
+        "same_rows": answers["variant"] == answers["transpiled"],
+    }
+
+
+def main() -> None:
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    steps = 666  # ~2,000 spans a run
+    if args.quick:
+        args.runs, args.reps, steps = 20, 1, 66
+    clean_environment()
+    header("engines: DuckDB vs ClickHouse (chdb)", args.quick)
+    gen = load_gen_otlp()
+    result: dict[str, Any] = {"bench": "engines"}
+    with tempfile.TemporaryDirectory(prefix="agenttrace-bench-", dir=args.tmp) as tmp_dir:
+        store = Path(tmp_dir) / "store"
+        template = run_table(gen, steps)
+        ids = write_runs(store, template, args.runs, "fleet")
+        print(
+            f"store: {args.runs} runs x {template.num_rows} spans = {template.num_rows * args.runs:,} spans"
+        )
+        database = f"bench_{uuid.uuid4().hex[:8]}"
+        client = connect(Engine("chdb", path=":memory:", database=database))
+        init_tables(client, database)
+        started = time.perf_counter()
+        push_runs(StoreLayout(store), ids, client)
+        push_s = time.perf_counter() - started
+        print(f"push into chdb: {fmt_s(push_s)} ({args.runs / push_s:.0f} runs/s)")
+        result |= {"runs": args.runs, "spans_per_run": template.num_rows, "push_s": round(push_s, 3)}
+
+        one: dict[str, list[float]] = {"duckdb": [], "clickhouse": []}
+        states: dict[str, str] = {}
+        for rep in range(args.reps):
+            run_id = ids[(rep * 7919) % len(ids)]
+            for engine in ("duckdb", "clickhouse") if rep % 2 == 0 else ("clickhouse", "duckdb"):
+                seconds, state = one_run(engine, store, client, run_id)
+                one[engine].append(seconds)
+                states.setdefault(run_id, state)
+                assert states[run_id] == state, (run_id, engine, state)
+        ratio = median(one["clickhouse"]) / median(one["duckdb"])
+        print(
+            f"one run's audit: duckdb {fmt_s(median(one['duckdb']))}, "
+            f"clickhouse {fmt_s(median(one['clickhouse']))} = {ratio:.2f}x"
+        )
+        result |= {
+            "one_run_duckdb_s": round(median(one["duckdb"]), 3),
+            "one_run_clickhouse_s": round(median(one["clickhouse"]), 3),
+            "one_run_ratio": round(ratio, 2),
+        }
+
+        duck_s, duck_states, _ = all_runs("duckdb", store, client, ids)
+        house_s, house_states, house = all_runs("clickhouse", store, client, ids)
+        assert house_states == duck_states, "the engines disagree on a verdict"
+        ratio = house_s / duck_s
+        print(
+            f"all-runs audit ({len(ids)} runs, same verdicts: {house_states == duck_states}): "
+            f"duckdb {fmt_s(duck_s)}, clickhouse {fmt_s(house_s)} = {ratio:.2f}x"
+        )
+        result |= {"all_runs_duckdb_s": round(duck_s, 3), "all_runs_clickhouse_s": round(house_s, 3)}
+        result["all_runs_ratio"] = round(ratio, 2)
+
+        costs = gate_costs(house, ids)
+        print("heaviest gates on ClickHouse, all runs: " + ", ".join(f"{n} {fmt_s(s)}" for s, n in costs[:4]))
+        compared = 0
+        for _, name in costs:
+            forms = both_forms(house, name, ids, args.reps)
+            if forms is None:
+                continue
+            ratio = forms["transpiled_s"] / forms["variant_s"]
+            print(
+                f"gate {name}: hand-written {fmt_s(forms['variant_s'])}, "
+                f"transpiled {fmt_s(forms['transpiled_s'])} = {ratio:.2f}x (same rows: {forms['same_rows']})"
+            )
+            result[f"gate_{name}_transpiled_over_variant"] = round(ratio, 2)
+            compared += 1
+            if compared == 2:
+                break
+        house.close()
+        client.close()
+    final_json(result)
+
+
+if __name__ == "__main__":
+    main()
