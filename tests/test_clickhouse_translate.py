@@ -111,6 +111,12 @@ def test_json_array_length_is_duckdbs(duck: Any, chdb_client: Any, path: str) ->
     assert ours == theirs
 
 
+@pytest.mark.parametrize("path", ["$.a", "$.n", "$.b", "$.o", "$.s", "$.f", "$.missing", "$.a[0]"])
+def test_json_type_is_duckdbs(duck: Any, chdb_client: Any, path: str) -> None:
+    ours, theirs = both(duck, chdb_client, f"SELECT json_type($j, '{path}'), json_type($j)", j=JSON)
+    assert ours == theirs
+
+
 @pytest.mark.parametrize("text", ["true", "T", " yes", "0", "no", "maybe", "12", None])
 def test_try_cast_to_boolean_is_duckdbs(duck: Any, chdb_client: Any, text: str | None) -> None:
     ours, theirs = both(duck, chdb_client, "SELECT TRY_CAST($x AS BOOLEAN)", x=text)

@@ -207,10 +207,11 @@ value, as a Decimal with 20 places, rounds as DuckDB's does."""
 
 _JSON_TYPES = (
     "CASE toString(JSONType(__j)) WHEN 'Object' THEN 'OBJECT' WHEN 'Array' THEN 'ARRAY' "
-    "WHEN 'String' THEN 'VARCHAR' WHEN 'Int64' THEN 'BIGINT' WHEN 'UInt64' THEN 'UBIGINT' "
+    "WHEN 'String' THEN 'VARCHAR' WHEN 'UInt64' THEN 'UBIGINT' "
+    "WHEN 'Int64' THEN if(startsWith(JSONExtractRaw(__j), '-'), 'BIGINT', 'UBIGINT') "
     "WHEN 'Double' THEN 'DOUBLE' WHEN 'Bool' THEN 'BOOLEAN' WHEN 'Null' THEN 'NULL' END"
 )
-"""DuckDB's `json_type` names (ClickHouse's `JSONType` has its own)."""
+"""DuckDB's `json_type` names (ClickHouse's `JSONType` has its own; DuckDB calls 0 and up UBIGINT)."""
 
 
 @cache
@@ -310,6 +311,14 @@ def _rewrite(node: Any) -> Any:
         return _template("JSONExtractArrayRaw(__x)", x=node.this)
     if isinstance(node, exp.JSONType) and node.expression is None:
         return _template(_JSON_TYPES, j=node.this)
+    if isinstance(node, exp.JSONType):
+        keys = _json_path_keys(_as_path(node.expression))
+        if keys is not None:  # NULL when the path is not there (a JSON null is 'NULL')
+            names = ", ".join(f"__k{i}" for i in range(len(keys)))
+            typed = _JSON_TYPES.replace("JSONType(__j)", f"JSONType(__j, {names})")
+            typed = typed.replace("JSONExtractRaw(__j)", f"JSONExtractRaw(__j, {names})")
+            text = f"if(JSONHas(__j, {names}), {typed}, NULL)"
+            return _template(text, j=node.this, **{f"k{i}": k for i, k in enumerate(keys)})
     if isinstance(node, exp.IntDiv):  # ClickHouse's `a / b` of integers is a float, and Int32 overflows
         return exp.Anonymous(this="intDiv", expressions=[node.this, node.expression])
     if isinstance(node, exp.TimeToUnix):  # DuckDB `epoch(t)`: seconds, with microseconds
