@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, StoreOption, handle_errors, layout, print_json, stdout, warn
+from .common import EngineOption, JsonOption, StoreOption, handle_errors, layout, print_json, stdout, warn
 
 
 @handle_errors
@@ -14,6 +14,7 @@ def orphans(
     run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or `last`.")],
     json_: JsonOption = False,
     store: StoreOption = None,
+    engine: EngineOption = None,
 ) -> None:
     """List what the agent left running when its root process exited.
 
@@ -23,13 +24,13 @@ def orphans(
     """
     from rich.table import Table
 
-    from ..analysis import resolve_run
-    from ..analysis.derived import run_database
+    from ..analysis.engines import on_run, parse_engine
 
-    where = layout(store)
-    run_id = resolve_run(where, run)
-    rows, warnings = run_database(
-        where, run_id, lambda db: (db.report("orphans", run_id=run_id), db.warnings)
+    run_id, (rows, warnings) = on_run(
+        parse_engine(engine),
+        layout(store),
+        run,
+        lambda db, run_id: (db.report("orphans", run_id=run_id), db.warnings),
     )
     warn(warnings)
     if json_:

@@ -1,0 +1,283 @@
+"""The analyzer on ClickHouse gives the same answers as on DuckDB, run for run.
+
+Every labelled corpus run (tests/corpus: the demo-style runs, every gate failing and passing, the
+holdout-style scenarios, forged and tampered records) is loaded into both engines: DuckDB over the
+store as recorded, and real ClickHouse in-process (chdb) through `agenttrace push`. For every run
+the verdict, every gate's status and rows, the reasons and every `step N` answer must be identical;
+the ClickHouse verdicts must also be the labels'. Runs that reach ClickHouse the collector's way
+(the exporter's `otel_traces` table, its map types, no start records, no manifest) are compared with
+the same records stored locally without a manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from agenttrace.analysis.database import Database
+from agenttrace.analysis.step import explain_step
+from agenttrace.audit.gates import audit_gates
+from agenttrace.audit.verdict import Verdict, audit
+from agenttrace.clickhouse.database import ClickHouseDatabase
+from agenttrace.clickhouse.engine import Engine, connect
+from agenttrace.clickhouse.push import push_runs
+from agenttrace.clickhouse.tables import init_tables
+from agenttrace.errors import QueryError
+from agenttrace.store.layout import StoreLayout
+from agenttrace.store.schema import SPAN_SCHEMA
+
+CORPUS = Path(__file__).parent / "corpus"
+LABELS = {p.parent.name: json.loads(p.read_text()) for p in sorted(CORPUS.glob("*/label.json"))}
+RUNS = sorted(label["run_id"] for label in LABELS.values())
+DATABASE = f"t_{uuid.uuid4().hex[:12]}"
+"""This module's database (chdb's in-memory engine is one per process: other modules have their own)."""
+
+
+def normal(value: Any) -> Any:
+    """Values as both engines should agree on them: floats to 6 places, times to the microsecond
+    in UTC, decimals as floats, a NULL list as an empty one (ClickHouse arrays are never NULL)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else round(value, 6)
+    if isinstance(value, decimal.Decimal):
+        return round(float(value), 6)
+    if isinstance(value, dt.datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    if isinstance(value, dict):
+        return {str(k): normal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [normal(v) for v in value]
+    return value
+
+
+def verdict_of(db: Any, run_id: str) -> dict[str, Any]:
+    rows = db.report("recorded_gates", run_id=run_id)
+    verdict: Verdict = audit(db, run_id, audit_gates(rows[0]["recorded_gates"] if rows else None, None))
+    return normal(verdict.as_json())
+
+
+@pytest.fixture(scope="module")
+def merged_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every corpus run in one store, as recorded (their parts, spool, manifests, artifacts)."""
+    store = tmp_path_factory.mktemp("corpus") / "store"
+    for case in LABELS:
+        shutil.copytree(CORPUS / case / "store", store, dirs_exist_ok=True)
+    return store
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    client = connect(Engine("chdb", path=":memory:", database=DATABASE))
+    init_tables(client, DATABASE)
+    yield client
+    client.command(f"DROP DATABASE IF EXISTS {DATABASE}")
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def engines(merged_store: Path, client: Any) -> Iterator[tuple[Database, ClickHouseDatabase]]:
+    pushed = push_runs(StoreLayout(merged_store), RUNS, client)
+    assert [p.run_id for p in pushed] == RUNS
+    with Database(merged_store, verify=True) as duck, ClickHouseDatabase(client, RUNS) as house:
+        duck.materialize()
+        yield duck, house
+
+
+def test_the_corpus_is_big_enough_to_mean_something() -> None:
+    assert len(RUNS) >= 20
+    failing = {gate for label in LABELS.values() for gate in label["failing_gates"]}
+    assert len(failing) >= 7, failing
+
+
+@pytest.mark.parametrize("case", sorted(LABELS))
+def test_the_verdict_is_the_same_on_both_engines(engines: tuple[Database, Any], case: str) -> None:
+    duck, house = engines
+    run_id = LABELS[case]["run_id"]
+    ours, theirs = verdict_of(duck, run_id), verdict_of(house, run_id)
+    assert theirs == ours
+    assert theirs["state"] == LABELS[case]["state"], LABELS[case]["why"]
+
+
+def test_every_step_answer_is_the_same_on_both_engines(engines: tuple[Database, Any]) -> None:
+    duck, house = engines
+    steps = duck.execute("SELECT run_id, step FROM steps ORDER BY run_id, step")[1]
+    assert len(steps) > 200
+    different = []
+    for run_id, n in steps:
+        if normal(explain_step(house, run_id, n)) != normal(explain_step(duck, run_id, n)):
+            different.append(f"{run_id} step {n}")
+    assert not different, f"{len(different)} of {len(steps)} steps differ: {different[:10]}"
+
+
+def test_a_step_the_run_does_not_have_is_the_same_error(engines: tuple[Database, Any]) -> None:
+    duck, house = engines
+    errors = []
+    for db in (duck, house):
+        with pytest.raises(QueryError) as caught:
+            explain_step(db, RUNS[0], 999)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+
+
+def test_the_run_list_is_the_same_on_both_engines(engines: tuple[Database, Any]) -> None:
+    duck, house = engines
+    for state in (None, "failed", "succeeded"):
+        ours = duck.report("run_list", state=state)
+        theirs = house.report("run_list", state=state)
+        assert normal(theirs) == normal(ours)
+        assert theirs or state == "succeeded"
+
+
+def test_supervised_runs_and_integrity_problems_travel_with_the_push(engines: tuple[Database, Any]) -> None:
+    duck, house = engines
+    assert all(house.is_supervised(r) == duck.is_supervised(r) for r in RUNS)
+    ours = sorted((r, reason) for r, reason, _ in duck.problems)
+    theirs = sorted((r, reason) for r, reason, _ in house.problems)
+    assert theirs == ours
+    assert any(r == "corpus-tampered-spool" for r, _ in theirs)
+
+
+# -- runs that reach ClickHouse the collector's way --------------------------------------------------
+
+COLLECTED = ("py-openai-cutoff", "sh-exits-1", "py-pydantic-clean", "node-otlp-tool-call-never-runs")
+
+
+def _exporter_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Span records as the collector's `clickhouse` exporter writes them: ended spans only, ''
+    for what is unset, the run id as a resource attribute, events and links as Nested columns."""
+    rows = []
+    for span in table.to_pylist():
+        if span["RecordType"] != "end":
+            continue
+        events = span["Events"] or []
+        links = span["Links"] or []
+        resource = dict(span["ResourceAttributes"] or [])
+        resource["agenttrace.run.id"] = span["RunId"]
+        rows.append(
+            {
+                "Timestamp": span["Timestamp"],
+                "TraceId": span["TraceId"] or "",
+                "SpanId": span["SpanId"] or "",
+                "ParentSpanId": span["ParentSpanId"] or "",
+                "TraceState": span["TraceState"] or "",
+                "SpanName": span["SpanName"] or "",
+                "SpanKind": span["SpanKind"] or "",
+                "ServiceName": span["ServiceName"] or "",
+                "ResourceAttributes": resource,
+                "ScopeName": span["ScopeName"] or "",
+                "ScopeVersion": span["ScopeVersion"] or "",
+                "SpanAttributes": {k: v or "" for k, v in (span["SpanAttributes"] or [])},
+                "Duration": span["Duration"] or 0,
+                "StatusCode": span["StatusCode"] or "",
+                "StatusMessage": span["StatusMessage"] or "",
+                "Events.Timestamp": [e["Timestamp"] for e in events],
+                "Events.Name": [e["Name"] or "" for e in events],
+                "Events.Attributes": [{k: v or "" for k, v in (e["Attributes"] or [])} for e in events],
+                "Links.TraceId": [x["TraceId"] or "" for x in links],
+                "Links.SpanId": [x["SpanId"] or "" for x in links],
+                "Links.TraceState": [x["TraceState"] or "" for x in links],
+                "Links.Attributes": [{k: v or "" for k, v in (x["Attributes"] or [])} for x in links],
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def collected(
+    tmp_path_factory: pytest.TempPathFactory, client: Any
+) -> Iterator[tuple[Database, ClickHouseDatabase, list[str]]]:
+    """A few corpus runs re-sent as a collector would (a new run id each), into `otel_traces`, and
+    the same ended spans in a local store without a manifest (as `agenttrace serve` stores them)."""
+    store = tmp_path_factory.mktemp("collected") / "store"
+    ids = []
+    for case in COLLECTED:
+        run_id = f"collected-{case}"
+        ids.append(run_id)
+        with Database(CORPUS / case / "store") as db:
+            spans = db.arrow("SELECT * EXCLUDE (_Origin) FROM raw_spans WHERE RecordType = 'end'")
+        spans = spans.set_column(
+            spans.schema.get_field_index("RunId"), "RunId", pa.array([run_id] * spans.num_rows)
+        )
+        rows = _exporter_rows(spans)
+        client.insert("otel_traces", [list(r.values()) for r in rows], column_names=list(rows[0]))
+        part = store / "spans" / f"run_id={run_id}" / "collected-0.parquet"
+        part.parent.mkdir(parents=True)
+        pq.write_table(spans.cast(SPAN_SCHEMA), part)
+    with Database(store) as duck, ClickHouseDatabase(client, ids) as house:
+        duck.materialize()
+        yield duck, house, ids
+
+
+def test_runs_from_the_exporter_tables_get_the_same_verdict(
+    collected: tuple[Database, Any, list[str]],
+) -> None:
+    duck, house, ids = collected
+    for run_id in ids:
+        ours, theirs = verdict_of(duck, run_id), verdict_of(house, run_id)
+        assert theirs == ours, run_id
+    assert {verdict_of(house, r)["state"] for r in ids} == {"failed", "succeeded"}
+
+
+def test_runs_from_the_exporter_tables_have_the_same_views(
+    collected: tuple[Database, Any, list[str]],
+) -> None:
+    duck, house, _ = collected
+    for view in ("spans", "runs", "steps", "processes"):
+        sql = f"SELECT * FROM {view}"
+        ours = sorted(map(json.dumps, normal(duck.execute(sql)[1])))
+        theirs = sorted(map(json.dumps, normal(house.execute(sql)[1])))
+        assert theirs == ours, view
+
+
+# -- the audited party has no pen ---------------------------------------------------------------------
+
+
+def test_what_the_agent_sends_through_the_collector_cannot_change_a_pushed_runs_verdict(
+    engines: tuple[Database, Any], client: Any
+) -> None:
+    """A run pushed by its supervisor is read from agenttrace's tables only: an agent that also sends
+    spans for its run id through the collector (into `otel_traces`), here a forged clean root and a
+    forged verdict, changes nothing."""
+    duck, _ = engines
+    case = "py-openai-cutoff"
+    run_id = LABELS[case]["run_id"]
+    forged = {
+        "Timestamp": dt.datetime(2026, 12, 1, 16, 41, tzinfo=dt.UTC),
+        "TraceId": "f" * 32,
+        "SpanId": "f" * 16,
+        "ParentSpanId": "",
+        "SpanName": "agenttrace.run",
+        "ServiceName": "agenttrace",
+        "ResourceAttributes": {"agenttrace.run.id": run_id},
+        "SpanAttributes": {
+            "agenttrace.span.type": "run",
+            "process.exit.code": "0",
+            "agenttrace.audit.state": "succeeded",
+        },
+        "Duration": 1_000_000,
+        "StatusCode": "Ok",
+    }
+    client.insert("otel_traces", [list(forged.values())], column_names=list(forged))
+    other = connect(Engine("chdb", path=":memory:", database=DATABASE))
+    try:
+        with ClickHouseDatabase(other, [run_id]) as house:
+            assert verdict_of(house, run_id) == verdict_of(duck, run_id)
+            assert verdict_of(house, run_id)["state"] == "failed"
+            assert house.execute("SELECT count(*) FROM spans WHERE span_id = $s", {"s": "f" * 16})[1] == [
+                (0,)
+            ]
+    finally:
+        other.close()
