@@ -86,8 +86,10 @@ class Corpus:
             layout, run_id = corpus_store(case, self.root / case)
             with Database(layout, runs=[run_id], verify=True) as db:
                 computed = answers(db, run_id)
-            with Database(layout) as db:
                 listed = db.report("run_list", state=None)
+            if layout.run_ids() != [run_id]:  # a case with more runs (a replay's original, say)
+                with Database(layout) as db:
+                    listed = db.report("run_list", state=None)
             self.sealed[case] = (layout, run_id, computed, listed, seal_derived(layout, run_id))
         return self.sealed[case]
 
