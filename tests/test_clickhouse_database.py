@@ -38,8 +38,13 @@ from agenttrace.store.layout import StoreLayout
 from agenttrace.store.schema import SPAN_SCHEMA
 
 CORPUS = Path(__file__).parent / "corpus"
-LABELS = {p.parent.name: json.loads(p.read_text()) for p in sorted(CORPUS.glob("*/label.json"))}
-RUNS = sorted(label["run_id"] for label in LABELS.values())
+ALL_LABELS = {p.parent.name: json.loads(p.read_text()) for p in sorted(CORPUS.glob("*/label.json"))}
+LABELS: dict[str, dict[str, Any]] = {}
+for _case, _label in ALL_LABELS.items():  # one case per run id: a database holds a run id once
+    if all(other["run_id"] != _label["run_id"] for other in LABELS.values()):
+        LABELS[_case] = _label
+SAME_RUN_ID = sorted(set(ALL_LABELS) - set(LABELS))
+"""Cases recorded under a run id an earlier case has (left out here: tests/test_corpus.py audits them)."""
 DATABASE = f"t_{uuid.uuid4().hex[:12]}"
 """This module's database (chdb's in-memory engine is one per process: other modules have their own)."""
 
@@ -89,15 +94,20 @@ def client() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def engines(merged_store: Path, client: Any) -> Iterator[tuple[Database, ClickHouseDatabase]]:
-    pushed = push_runs(StoreLayout(merged_store), RUNS, client)
-    assert [p.run_id for p in pushed] == RUNS
-    with Database(merged_store, verify=True) as duck, ClickHouseDatabase(client, RUNS) as house:
+    runs = StoreLayout(merged_store).run_ids()  # the labelled runs, and the originals of replays
+    pushed = push_runs(StoreLayout(merged_store), runs, client)
+    assert [p.run_id for p in pushed] == runs
+    with Database(merged_store, verify=True) as duck, ClickHouseDatabase(client, runs) as house:
         duck.materialize()
         yield duck, house
 
 
+RUNS = sorted(label["run_id"] for label in LABELS.values())
+
+
 def test_the_corpus_is_big_enough_to_mean_something() -> None:
     assert len(RUNS) >= 20
+    assert SAME_RUN_ID == ["sh-retry-then-success"], "a new case reuses a run id: give it its own"
     failing = {gate for label in LABELS.values() for gate in label["failing_gates"]}
     assert len(failing) >= 7, failing
 
@@ -179,7 +189,10 @@ def _exporter_rows(table: pa.Table) -> list[dict[str, Any]]:
                 "ResourceAttributes": resource,
                 "ScopeName": span["ScopeName"] or "",
                 "ScopeVersion": span["ScopeVersion"] or "",
-                "SpanAttributes": {k: v or "" for k, v in (span["SpanAttributes"] or [])},
+                "SpanAttributes": {
+                    k: span["RunId"] if k == "agenttrace.run.id" else v or ""
+                    for k, v in (span["SpanAttributes"] or [])
+                },
                 "Duration": span["Duration"] or 0,
                 "StatusCode": span["StatusCode"] or "",
                 "StatusMessage": span["StatusMessage"] or "",
@@ -199,6 +212,7 @@ def _exporter_rows(table: pa.Table) -> list[dict[str, Any]]:
 def collected(
     tmp_path_factory: pytest.TempPathFactory, client: Any
 ) -> Iterator[tuple[Database, ClickHouseDatabase, list[str]]]:
+    other = connect(Engine("chdb", path=":memory:", database=DATABASE))  # a session of its own
     """A few corpus runs re-sent as a collector would (a new run id each), into `otel_traces`, and
     the same ended spans in a local store without a manifest (as `agenttrace serve` stores them)."""
     store = tmp_path_factory.mktemp("collected") / "store"
@@ -212,13 +226,14 @@ def collected(
             spans.schema.get_field_index("RunId"), "RunId", pa.array([run_id] * spans.num_rows)
         )
         rows = _exporter_rows(spans)
-        client.insert("otel_traces", [list(r.values()) for r in rows], column_names=list(rows[0]))
+        other.insert("otel_traces", [list(r.values()) for r in rows], column_names=list(rows[0]))
         part = store / "spans" / f"run_id={run_id}" / "collected-0.parquet"
         part.parent.mkdir(parents=True)
         pq.write_table(spans.cast(SPAN_SCHEMA), part)
-    with Database(store) as duck, ClickHouseDatabase(client, ids) as house:
+    with Database(store) as duck, ClickHouseDatabase(other, ids) as house:
         duck.materialize()
         yield duck, house, ids
+    other.close()
 
 
 def test_runs_from_the_exporter_tables_get_the_same_verdict(

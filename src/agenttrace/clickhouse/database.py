@@ -44,6 +44,7 @@ SETTINGS = {
     "join_use_nulls": 1,  # an unmatched side of an outer join is NULL, as in DuckDB (not '' / 0)
     "prefer_column_name_to_alias": 1,  # `sum(x) AS x ... WHERE x IS NULL` means the column, as in DuckDB
     "session_timezone": "UTC",
+    "aggregate_functions_null_for_empty": 1,  # max() of no rows is NULL, as in DuckDB (not 0)
     "allow_experimental_analyzer": 1,  # correlated subqueries
     "allow_experimental_correlated_subqueries": 1,
 }
@@ -125,6 +126,9 @@ class ClickHouseDatabase:
     methods as `analysis.Database` for the read commands."""
 
     def __init__(self, client: Any, runs: Sequence[str] | None = None) -> None:
+        if getattr(client, "_agenttrace_database", None) is not None:
+            raise StoreError("this ClickHouse session already holds agenttrace's views: open another client")
+        client._agenttrace_database = self
         self.client = client
         self.warnings: list[str] = []
         self.runs = list(runs) if runs is not None else None
@@ -298,6 +302,8 @@ class ClickHouseDatabase:
             except Exception:  # the session may be gone; its temporary tables go with it
                 break
         self._defined.clear()
+        if getattr(self.client, "_agenttrace_database", None) is self:
+            self.client._agenttrace_database = None
 
     def __enter__(self) -> ClickHouseDatabase:
         return self
