@@ -141,7 +141,14 @@ def test_a_user_gate_that_reaches_outside_is_refused(tmp_path: Path, engine: str
     )
     result = run_cli("audit", RUN["sh-exits-1"], "--gates", str(gates), "--engine", engine)
     assert result.returncode == 2
-    assert "file() is refused" in result.stderr
+    assert result.stderr.startswith("Error: gate ") and "leak.sql" in result.stderr, result.stderr
+    (gates / "leak.sql").write_text(
+        "-- description: reaches a server\n-- severity: error\n"
+        "SELECT url AS reason, NULL AS span_id FROM url('http://127.0.0.1:1/x', 'CSV', 'url String')\n"
+    )
+    result = run_cli("audit", RUN["sh-exits-1"], "--gates", str(gates), "--engine", engine)
+    assert result.returncode == 2
+    assert "url() is refused on ClickHouse" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(

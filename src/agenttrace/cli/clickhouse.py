@@ -44,7 +44,7 @@ def init(engine: TargetOption, json_: JsonOption = False) -> None:
     chosen = parse_engine(engine)
     if chosen.is_duckdb:
         raise ConfigError("--to: name a ClickHouse database (clickhouse://... or chdb:///...)")
-    client = connect(chosen)
+    client = connect(chosen, use_database=False)  # the database may not exist yet
     try:
         tables = init_tables(client, chosen.database)
     finally:

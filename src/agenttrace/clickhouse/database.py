@@ -187,7 +187,7 @@ class ClickHouseDatabase:
         clickhouse = bind_types(to_clickhouse(sql), params or {})
         if shipped_path(sql) is None and sql not in _OWN:  # a user's SQL (query, --gates)
             ensure_read_only(sql)
-            ensure_inside(clickhouse)
+            ensure_inside(sql)
         self._ensure(clickhouse)
         used = {k: v for k, v in (params or {}).items() if "{" + k + ":" in clickhouse}
         return clickhouse, used

@@ -89,10 +89,11 @@ def parse_engine(text: str | None) -> Engine:
     )
 
 
-def connect(engine: Engine) -> Any:
+def connect(engine: Engine, *, use_database: bool = True) -> Any:
     """A clickhouse_connect client on the engine's database (a session of its own: the views are
-    temporary tables in it). Raises ConfigError when the client library is missing, QueryError when
-    the server cannot be reached."""
+    temporary tables in it); without `use_database`, on none (`clickhouse init`: the database may
+    not exist yet). Raises ConfigError when the client library is missing, QueryError when the
+    server cannot be reached."""
     try:
         import clickhouse_connect
     except ImportError:
@@ -106,15 +107,16 @@ def connect(engine: Engine) -> Any:
             except ImportError:
                 raise ConfigError("chdb:// needs `pip install chdb` (ClickHouse in-process)") from None
             client = clickhouse_connect.get_client(dsn=f"chdb://{engine.path}", tz_mode="aware")
-            client.command(f"CREATE DATABASE IF NOT EXISTS `{engine.database}`")
-            client.command(f"USE `{engine.database}`")
+            if use_database:
+                client.command(f"CREATE DATABASE IF NOT EXISTS `{engine.database}`")
+                client.command(f"USE `{engine.database}`")
             return client
         return clickhouse_connect.get_client(
             host=engine.host,
             port=engine.port,
             username=engine.user,
             password=os.environ.get(PASSWORD_ENV, ""),
-            database=engine.database,
+            database=engine.database if use_database else None,
             secure=engine.secure,
             connect_timeout=10,
             send_receive_timeout=300,

@@ -30,15 +30,15 @@ OUTSIDE = frozenset(
 query about the server (refused in a user's SQL; agenttrace's own SQL uses none of them)."""
 
 
-def ensure_inside(clickhouse_sql: str) -> None:
-    """Raise QueryError when translated SQL calls a function that reaches outside the database or
-    names another database."""
+def ensure_inside(sql: str, dialect: str = "duckdb") -> None:
+    """Raise QueryError when SQL (a user's, as written: DuckDB's dialect) calls a function that
+    reaches outside the database or names another database. The translation adds none."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
     try:
-        trees = sqlglot.parse(clickhouse_sql, read="clickhouse")
+        trees = sqlglot.parse(sql, read=dialect)
     except SqlglotError as exc:
         raise QueryError(f"cannot check the SQL for ClickHouse: {str(exc).splitlines()[0]}") from None
     for tree in trees:
