@@ -5,7 +5,8 @@ YAML is checked against the settings each component really has, taken by hand fr
 sources in opentelemetry-collector(-contrib): receiver/otlpreceiver, processor/batchprocessor,
 processor/memorylimiterprocessor, exporter/otlpexporter, exporter/otlphttpexporter (with
 confighttp / configgrpc / exporterhelper's retry_on_failure and sending_queue),
-exporter/loadbalancingexporter/config.go and extension/healthcheckextension. Rotel is installed
+exporter/loadbalancingexporter/config.go, exporter/clickhouseexporter/config.go and
+extension/healthcheckextension. Rotel is installed
 (PyPI `rotel`), so its settings are checked against the real binary's own `--help`, and a real
 Rotel process carries spans from the official OTLP exporter into `agenttrace serve`.
 """
@@ -63,6 +64,29 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "exporters": {
         "otlp": OTLP_GRPC_EXPORTER,
         "otlphttp": {**OTLP_GRPC_EXPORTER, "traces_endpoint": LEAF},
+        "clickhouse": {
+            "endpoint": LEAF,
+            "username": LEAF,
+            "password": LEAF,
+            "database": LEAF,
+            "connection_params": ANY,
+            "create_schema": LEAF,
+            "ttl": LEAF,
+            "logs_table_name": LEAF,
+            "traces_table_name": LEAF,
+            "metrics_table_name": LEAF,
+            "metrics_tables": {
+                kind: {"name": LEAF}
+                for kind in ("gauge", "sum", "summary", "histogram", "exponential_histogram")
+            },
+            "timeout": LEAF,
+            "sending_queue": QUEUE,
+            "retry_on_failure": RETRY,
+            "compress": LEAF,
+            "async_insert": LEAF,
+            "cluster_name": LEAF,
+            "table_engine": {"name": LEAF, "params": LEAF},
+        },
         "loadbalancing": {
             "routing_key": LEAF,
             "protocol": {"otlp": {k: v for k, v in OTLP_GRPC_EXPORTER.items() if k != "endpoint"}},
@@ -166,10 +190,30 @@ def test_loadbalancing_keeps_a_run_on_one_grpc_receiver() -> None:
     assert all(h.endswith(":4317") for h in hostnames), "the exporter speaks OTLP/gRPC: serve --grpc-port"
 
 
-def rotel_settings() -> dict[str, str]:
+def test_clickhouse_gateway_writes_every_signal_to_the_tables_agenttrace_reads() -> None:
+    config = load("otelcol-clickhouse.yaml")
+    exporter = config["exporters"]["clickhouse"]
+    assert exporter["database"] == "otel", "the database in the --engine URL of the header"
+    assert exporter["traces_table_name"] == "otel_traces" and exporter["logs_table_name"] == "otel_logs"
+    assert exporter["ttl"] == 0, "no TTL: a run's rows must not expire under an audit"
+    assert exporter["create_schema"] is True
+    assert exporter["password"] == "${env:CLICKHOUSE_PASSWORD}", "no password in the file"
+    assert exporter["retry_on_failure"]["enabled"] is True and exporter["sending_queue"]["enabled"] is True
+    pipelines = config["service"]["pipelines"]
+    assert {name: parts["exporters"] for name, parts in pipelines.items()} == {
+        "traces": ["clickhouse"],
+        "logs": ["clickhouse"],
+        "metrics": ["clickhouse"],
+    }
+    header = (CONFIGS / "otelcol-clickhouse.yaml").read_text()
+    assert "agenttrace clickhouse init --to clickhouse://" in header
+    assert "--engine clickhouse://" in header
+
+
+def rotel_settings(name: str = "rotel-gateway.env") -> dict[str, str]:
     """KEY=VALUE lines of the env file, as a shell would read them (quotes removed)."""
     settings = {}
-    for line in (CONFIGS / "rotel-gateway.env").read_text().splitlines():
+    for line in (CONFIGS / name).read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
             settings[key] = value.strip('"')
@@ -187,6 +231,12 @@ def test_rotel_settings_are_ones_the_real_rotel_agent_takes() -> None:
     assert sorted(set(settings) - known) == []
     assert settings["ROTEL_OTLP_EXPORTER_PROTOCOL"] == "http"
     assert settings["ROTEL_OTLP_EXPORTER_ENDPOINT"].endswith(":4318")
+    clickhouse = rotel_settings("rotel-clickhouse.env")
+    assert sorted(set(clickhouse) - known) == []
+    assert clickhouse["ROTEL_EXPORTER"] == "clickhouse"
+    assert clickhouse["ROTEL_CLICKHOUSE_EXPORTER_DATABASE"] == "otel"
+    assert clickhouse["ROTEL_CLICKHOUSE_TABLE_PREFIX"] == "otel", "otel_traces, otel_logs, ..."
+    assert clickhouse["ROTEL_CLICKHOUSE_EXPORTER_PASSWORD"] == "${CLICKHOUSE_PASSWORD}", "not in the file"
 
 
 def start_rotel(tmp_path: Path, http_port: int, agenttrace_port: int, token: str) -> subprocess.Popen[str]:
