@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agenttrace.analysis.database import Database
+from agenttrace.analysis.database import USER_VIEWS, Database
 from agenttrace.analysis.step import explain_step
 from agenttrace.audit.gates import audit_gates
 from agenttrace.audit.verdict import Verdict, audit
@@ -213,12 +213,12 @@ def _exporter_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def collected(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, client: Any
 ) -> Iterator[tuple[Database, ClickHouseDatabase, list[str]]]:
     """A few corpus runs re-sent as a collector would (a new run id each, named by a resource
     attribute), into `otel_traces`, and the same ended spans in a local store without a manifest
     (as `agenttrace serve` stores them)."""
-    other = connect(Engine("chdb", path=":memory:", database=DATABASE))  # a session of its own
+    other = connect(Engine("chdb", path=":memory:", database=DATABASE))  # the tables `client` made
     store = tmp_path_factory.mktemp("collected") / "store"
     ids = []
     for case in COLLECTED:
@@ -275,7 +275,8 @@ def test_runs_from_the_exporter_tables_have_the_same_views(
         assert len(theirs) == len(ours), view
         for a, b in zip(ours, theirs, strict=True):
             fields = [c for c, x, y in zip(columns, json.loads(a), json.loads(b), strict=True) if x != y]
-            assert a == b, f"{view}: {fields} differ: {a[:300]} / {b[:300]}"
+            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            assert a == b, f"{view}: {fields} differ at {at}: {a[at - 80 : at + 80]} / {b[at - 80 : at + 80]}"
 
 
 # -- the audited party has no pen ---------------------------------------------------------------------
@@ -317,3 +318,17 @@ def test_what_the_agent_sends_through_the_collector_cannot_change_a_pushed_runs_
             ]
     finally:
         other.close()
+
+
+def test_every_view_has_the_same_columns_and_booleans_on_both_engines(engines: tuple[Database, Any]) -> None:
+    """The views' columns are a contract (README, Views): the same names in the same order, and a
+    DuckDB BOOLEAN is a Bool on ClickHouse, so that `query --json` gives true/false on both (a
+    ClickHouse condition is a UInt8: 0/1)."""
+    duck, house = engines
+    for view in (*USER_VIEWS, "verifications", "claim_evidence"):
+        ours = duck.con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()
+        house.execute(f"SELECT * FROM {view} LIMIT 0")
+        theirs = house.client.query(f"DESCRIBE TABLE {view}").result_rows
+        assert [r[0] for r in theirs] == [r[0] for r in ours], view
+        booleans = [r[0] for r in ours if r[1] == "BOOLEAN"]
+        assert [r[0] for r in theirs if "Bool" in r[1]] == booleans, view

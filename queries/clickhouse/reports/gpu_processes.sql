@@ -42,7 +42,7 @@ SELECT
     any(command_line) AS command_line,
     device,
     uuid,
-    uuid IN (SELECT uuid FROM leased) AS leased,
+    toBool(uuid IN (SELECT uuid FROM leased)) AS leased,
     min(time) AS first_seen,
     max(time) AS last_seen,
     count(*) AS samples,

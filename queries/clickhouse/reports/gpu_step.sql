@@ -40,7 +40,7 @@ SELECT
     k.device AS device,
     d.uuid AS uuid,
     k.name AS name,
-    d.uuid IN (SELECT uuid FROM leased) AS leased,
+    toBool(d.uuid IN (SELECT uuid FROM leased)) AS leased,
     count(s.time) AS samples,
     min(s.utilization) AS utilization_min,
     -- round(avg(s.utilization), 4) as DuckDB rounds (the exact value, half away from zero): u * 10^4 in

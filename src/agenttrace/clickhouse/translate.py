@@ -351,10 +351,14 @@ def _rewrite(node: Any) -> Any:
         if isinstance(digits, exp.Literal) and not digits.is_string and str(digits.this).isdigit():
             return _template(_round_exact(int(digits.this)), x=node.this)
         return _template(_ROUND, x=node.this, n=digits)
-    if isinstance(node, exp.LogicalOr):
-        return exp.Max(this=node.this)
-    if isinstance(node, exp.LogicalAnd):
-        return exp.Min(this=node.this)
+    if isinstance(node, exp.LogicalOr | exp.LogicalAnd):  # a boolean, as DuckDB's (max() gives a UInt8)
+        folded = exp.Max(this=node.this) if isinstance(node, exp.LogicalOr) else exp.Min(this=node.this)
+        if isinstance(node.parent, exp.Window):  # `bool_or(x) OVER (...)`: the window is made a Bool
+            folded.meta["boolean"] = True
+            return folded
+        return exp.Anonymous(this="toBool", expressions=[folded])
+    if isinstance(node, exp.Window) and node.this.meta.get("boolean"):
+        return exp.Anonymous(this="toBool", expressions=[node.copy()])
     if isinstance(node, exp.IgnoreNulls):
         return node.this
     if isinstance(node, exp.ConcatWs):
@@ -412,14 +416,18 @@ def _rewrite(node: Any) -> Any:
 
 
 def _alias_qualified_columns(tree: Any) -> None:
-    """`SELECT r.run_id` is named `run_id` in DuckDB and `r.run_id` in ClickHouse: alias it."""
+    """`SELECT r.run_id` is named `run_id` in DuckDB and `r.run_id` in ClickHouse: alias it. A
+    condition named in a projection (`x IS NULL AS missing`) is a boolean in DuckDB and a UInt8
+    (0/1) in ClickHouse: made a Bool, so that programs reading `--json` see true/false on both."""
     from sqlglot import exp
 
+    conditions = (exp.Predicate, exp.Connector, exp.Not, exp.Exists)
     for select in tree.find_all(exp.Select):
-        select.set(
-            "expressions",
-            [
-                exp.alias_(e, e.name) if isinstance(e, exp.Column) and e.table and e.name != "*" else e
-                for e in select.expressions
-            ],
-        )
+        named = []
+        for e in select.expressions:
+            if isinstance(e, exp.Column) and e.table and e.name != "*":
+                e = exp.alias_(e, e.name)
+            elif isinstance(e, exp.Alias) and isinstance(e.this, conditions):
+                e = exp.alias_(exp.Anonymous(this="toBool", expressions=[e.this]), e.alias)
+            named.append(e)
+        select.set("expressions", named)
