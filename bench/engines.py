@@ -8,16 +8,22 @@ printed). Then, in the same process, each measured on both engines, the engines 
   evaluate every built-in gate;
 - the all-runs audit (`agenttrace audit --all`): one database over every run, every gate asked for
   all runs (DuckDB: a query per run; ClickHouse: UNION ALL batches, `execute_per_run`);
-- the two heaviest gates on ClickHouse (by their time in the all-runs audit): the SQL agenttrace runs
-  (transpiled by sqlglot, or its hand-written variant) against the other form, where both exist.
+- the heaviest gates on ClickHouse (each over every run): the hand-written variant against sqlglot's
+  transpilation of the DuckDB file, for the two heaviest that have both forms that run;
+- a fleet: `agenttrace audit --all --since 1d --engine chdb://...` (the CLI, as a user runs it) over
+  10,000 small runs pushed with `agenttrace push --all`: its wall time and that it answers with a
+  verdict per run.
 
-Ratios are ClickHouse / DuckDB (below 1: ClickHouse faster).
+Ratios are ClickHouse / DuckDB (below 1: ClickHouse faster), or transpiled / hand-written.
 
-    python bench/engines.py [--quick] [--runs R] [--reps N]
+    python bench/engines.py [--quick] [--runs R] [--reps N] [--fleet N]
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -36,7 +42,7 @@ from agenttrace.clickhouse.database import ClickHouseDatabase
 from agenttrace.clickhouse.engine import Engine, connect
 from agenttrace.clickhouse.push import push_runs
 from agenttrace.clickhouse.tables import init_tables
-from agenttrace.clickhouse.translate import transpile, variant_path
+from agenttrace.clickhouse.translate import bind_types, transpile, variant_path
 from agenttrace.store.layout import StoreLayout
 
 
@@ -82,7 +88,7 @@ def both_forms(db: ClickHouseDatabase, name: str, ids: list[str], reps: int) -> 
     if variant is None:
         return None
     try:
-        transpiled = transpile(duckdb_sql)
+        transpiled = bind_types(transpile(duckdb_sql), {"run_id": ""})
     except Exception as exc:  # sqlglot cannot write it: the reason it has a variant
         print(f"  {name}: no transpiled form ({str(exc).splitlines()[0]})")
         return None
@@ -105,14 +111,45 @@ def both_forms(db: ClickHouseDatabase, name: str, ids: list[str], reps: int) -> 
     }
 
 
+AGENTTRACE = str(Path(sys.executable).parent / "agenttrace")
+
+
+def cli(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    done = subprocess.run([AGENTTRACE, *args], capture_output=True, text=True, check=False, timeout=3600)
+    if done.returncode not in (0, 1):
+        sys.exit(f"agenttrace {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
+    return time.perf_counter() - started, done
+
+
+def fleet(tmp: Path, gen: Any, runs: int) -> dict[str, Any]:
+    """`audit --all --since 1d` over `runs` small runs on chdb, through the CLI."""
+    store = tmp / "fleet-store"
+    write_runs(store, run_table(gen, 3), runs, "small")
+    url = f"chdb://{tmp}/fleet-db?database=fleet"
+    cli("clickhouse", "init", "--to", url)
+    push_s, _ = cli("push", "--all", "--to", url, "--store", str(store), "--json")
+    audit_s, done = cli("audit", "--all", "--since", "1d", "--engine", url, "--json")
+    answer = json.loads(done.stdout)
+    verdicts = len(answer["runs"])
+    assert verdicts == runs, f"{verdicts} verdicts for {runs} runs"
+    print(
+        f"fleet: {runs:,} runs pushed in {fmt_s(push_s)}; `audit --all --since 1d` answered {verdicts:,} "
+        f"verdicts ({answer['succeeded']} succeeded, {answer['failed']} not) in {fmt_s(audit_s)} "
+        f"({audit_s / runs * 1e3:.1f} ms a run)"
+    )
+    return {"fleet_runs": runs, "fleet_push_s": round(push_s, 1), "fleet_audit_all_s": round(audit_s, 1)}
+
+
 def main() -> None:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--fleet", type=int, default=10_000, help="runs in the fleet audit (0: skip it)")
     args = ap.parse_args()
     steps = 666  # ~2,000 spans a run
     if args.quick:
-        args.runs, args.reps, steps = 20, 1, 66
+        args.runs, args.reps, steps, args.fleet = 20, 1, 66, min(args.fleet, 100)
     clean_environment()
     header("engines: DuckDB vs ClickHouse (chdb)", args.quick)
     gen = load_gen_otlp()
@@ -182,6 +219,8 @@ def main() -> None:
                 break
         house.close()
         client.close()
+        if args.fleet:
+            result |= fleet(Path(tmp_dir), gen, args.fleet)
     final_json(result)
 
 

@@ -27,8 +27,9 @@ import pytest
 
 from agenttrace.analysis.database import USER_VIEWS, Database
 from agenttrace.analysis.step import explain_step
-from agenttrace.audit.gates import audit_gates
-from agenttrace.audit.verdict import Verdict, audit
+from agenttrace.audit.fleet import audit_many
+from agenttrace.audit.gates import Gate, audit_gates, load_gates
+from agenttrace.audit.verdict import Verdict, applies, audit
 from agenttrace.clickhouse.database import ClickHouseDatabase
 from agenttrace.clickhouse.engine import Engine, connect
 from agenttrace.clickhouse.push import push_runs
@@ -275,7 +276,7 @@ def test_runs_from_the_exporter_tables_have_the_same_views(
         assert len(theirs) == len(ours), view
         for a, b in zip(ours, theirs, strict=True):
             fields = [c for c, x, y in zip(columns, json.loads(a), json.loads(b), strict=True) if x != y]
-            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
             assert a == b, f"{view}: {fields} differ at {at}: {a[at - 80 : at + 80]} / {b[at - 80 : at + 80]}"
 
 
@@ -332,3 +333,35 @@ def test_every_view_has_the_same_columns_and_booleans_on_both_engines(engines: t
         assert [r[0] for r in theirs] == [r[0] for r in ours], view
         booleans = [r[0] for r in ours if r[1] == "BOOLEAN"]
         assert [r[0] for r in theirs if "Bool" in r[1]] == booleans, view
+
+
+# -- the all-runs audit: each gate as one query over many runs -------------------------------------------
+
+
+@pytest.mark.parametrize("gate", [g for g in load_gates() if g.source == "builtin"], ids=lambda g: g.name)
+def test_a_gates_all_runs_form_gives_each_run_its_own_rows(engines: tuple[Database, Any], gate: Gate) -> None:
+    """`audit --all` on ClickHouse asks each built-in gate once for every run (its form in
+    queries/clickhouse/gates_all/): for every corpus run, exactly the rows, in the order, that the
+    gate gives asked for that run alone (and the same for its `applies` query)."""
+    _, house = engines
+    runs = house.runs
+    found = house.execute_all_runs(gate.sql, runs)
+    assert found is not None, f"{gate.name} has no all-runs form in queries/clickhouse/gates_all/"
+    for run_id in runs:
+        alone = house.execute(gate.sql, {"run_id": run_id})
+        assert (found[run_id][0], normal(found[run_id][1])) == (alone[0], normal(alone[1])), run_id
+    if gate.applies is not None:
+        asked = house.execute_all_runs(gate.sql, runs, applies=True)
+        assert asked is not None, f"{gate.name} has no all-runs applies form"
+        for run_id in runs:
+            alone = house.execute(gate.applies, {"run_id": run_id})[1]
+            assert applies(asked[run_id][1]) == applies(alone), run_id
+
+
+def test_audit_all_gives_every_run_the_verdict_of_its_own_audit(engines: tuple[Database, Any]) -> None:
+    duck, house = engines
+    verdicts, errors = audit_many(house, house.runs, None)
+    assert not errors
+    assert len(verdicts) == len(house.runs)
+    for verdict in verdicts:
+        assert normal(verdict.as_json()) == verdict_of(duck, verdict.run_id), verdict.run_id

@@ -15,11 +15,17 @@ from .verdict import GateResult, Verdict, applies, decide, ending, judge
 Rows = tuple[list[str], list[tuple[Any, ...]]]
 
 
-def per_run(db: Any, sql: str, run_ids: Sequence[str]) -> dict[str, Rows]:
-    """`sql` (which reads `$run_id`) for each run: the database's own batched form when it has one,
-    else one query per run. SQL that does not read `$run_id` runs once."""
+def per_run(db: Any, sql: str, run_ids: Sequence[str], *, gate: str | None = None) -> dict[str, Rows]:
+    """`sql` (which reads `$run_id`) for each run: the database's all-runs form of a built-in gate
+    when it has one (`gate`: the gate's SQL, whose `applies` `sql` is, or `sql` itself), else its
+    batched form, else one query per run. SQL that does not read `$run_id` runs once."""
     if not run_ids:
         return {}
+    all_runs = getattr(db, "execute_all_runs", None)
+    if all_runs is not None:
+        found = all_runs(gate if gate is not None else sql, list(run_ids), applies=gate is not None)
+        if found is not None:
+            return found
     if "$run_id" not in sql:
         found = db.execute(sql)
         return dict.fromkeys(run_ids, found)
@@ -75,7 +81,7 @@ def _evaluate(
         try:
             chosen = runs
             if gate.applies is not None:
-                asked = per_run(db, gate.applies, runs)
+                asked = per_run(db, gate.applies, runs, gate=gate.sql)
                 chosen = [r for r in runs if applies(asked[r][1])]
                 for run_id in runs:
                     if run_id not in chosen:

@@ -25,7 +25,15 @@ from ..analysis.database import VIEWS
 from ..analysis.readonly import ensure_read_only
 from ..errors import QueryError, StoreError
 from .sandbox import ensure_inside
-from .translate import bind_types, shipped_path, to_clickhouse, transpile, variant_path
+from .translate import (
+    VARIANTS,
+    bind_types,
+    shipped_path,
+    to_clickhouse,
+    transpile,
+    variant_path,
+    without_trailing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,10 @@ SETTINGS = {
     "join_use_nulls": 1,  # an unmatched side of an outer join is NULL, as in DuckDB (not '' / 0)
     "prefer_column_name_to_alias": 1,  # `sum(x) AS x ... WHERE x IS NULL` means the column, as in DuckDB
     "session_timezone": "UTC",
-    "aggregate_functions_null_for_empty": 1,  # max() of no rows is NULL, as in DuckDB (not 0)
+    "aggregate_functions_null_for_empty": 1,
+    # a gate asked for many runs at once is many copies of it (`execute_per_run`)
+    "max_ast_elements": 5_000_000,
+    "max_expanded_ast_elements": 5_000_000,  # max() of no rows is NULL, as in DuckDB (not 0)
     "allow_experimental_analyzer": 1,  # correlated subqueries
     "allow_experimental_correlated_subqueries": 1,
 }
@@ -112,6 +123,8 @@ def definitions() -> tuple[tuple[str, str | QueryError], ...]:
     return tuple(found)
 
 
+_INDEXED_FROM = 50
+"""Views over more runs than this are MergeTree tables ordered by run (else Memory tables)."""
 _MAX_QUERY = 200_000
 """Bytes of SQL per batched query (ClickHouse refuses queries past 256 KiB by default)."""
 
@@ -160,15 +173,18 @@ class ClickHouseDatabase:
             if word != name and word in self._views and word not in self._defined:
                 self._define(word, (*chain, name))
         params = {k: v for k, v in self._base_params.items() if "{" + k + ":" in body}
-        try:
-            described = self.client.query(
-                f"DESCRIBE TABLE ({body})", parameters=params or None, settings=SETTINGS
-            )
-        except Exception as exc:
-            raise QueryError(f"ClickHouse: view {name}: {first_line(exc)}") from exc
-        columns = {row[0] for row in described.result_rows}
-        # a run's rows together, found by the primary index: a gate asks for one run at a time
-        engine = "MergeTree ORDER BY ifNull(run_id, '')" if "run_id" in columns else "Memory"
+        engine = "Memory"
+        if self.runs is None or len(self.runs) > _INDEXED_FROM:
+            # many runs: a run's rows together, found by the primary index (a gate asks for one run
+            # at a time); a few runs are read whole, and need no index
+            try:
+                described = self.client.query(
+                    f"DESCRIBE TABLE ({body})", parameters=params or None, settings=SETTINGS
+                )
+            except Exception as exc:
+                raise QueryError(f"ClickHouse: view {name}: {first_line(exc)}") from exc
+            if "run_id" in {row[0] for row in described.result_rows}:
+                engine = "MergeTree ORDER BY run_id SETTINGS allow_nullable_key = 1, index_granularity = 1024"
         self._command(f"CREATE TEMPORARY TABLE {name} ENGINE = {engine} AS {body}", params)
         self._defined.add(name)
 
@@ -211,6 +227,37 @@ class ClickHouseDatabase:
                 raise QueryError(f"ClickHouse: {first_line(exc)}") from exc
             return [row[0] for row in described.result_rows], []
         return columns, [tuple(row) for row in result.result_rows]  # named tuples come as dicts
+
+    def execute_all_runs(
+        self, gate_sql: str, run_ids: list[str], *, applies: bool = False
+    ) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]] | None:
+        """A built-in gate (`gate_sql` the text of its shipped file) for all `run_ids` in ONE query:
+        its all-runs form `queries/clickhouse/gates_all/<gate>.sql` (or `<gate>.applies.sql`), whose
+        first column is the run. None when the gate has none (or is not the shipped one)."""
+        shipped = shipped_path(gate_sql)
+        if shipped is None or not shipped.startswith("gates/"):
+            return None
+        name = shipped.removeprefix("gates/").removesuffix(".sql")
+        relative = f"{VARIANTS}/gates_all/{name}{'.applies' if applies else ''}.sql"
+        if not (queries.queries_dir() / relative).is_file():
+            return None
+        text = without_trailing(queries.load(relative))
+        self._ensure(text)
+        params = {"runs": list(run_ids)}
+        try:
+            result = self.client.query(text, parameters=params, settings=SETTINGS)
+            columns = list(result.column_names)
+            if not columns:
+                described = self.client.query(
+                    f"DESCRIBE TABLE ({text})", parameters=params, settings=SETTINGS
+                )
+                columns = [row[0] for row in described.result_rows]
+        except Exception as exc:
+            raise QueryError(f"ClickHouse: {first_line(exc)}") from exc
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for row in result.result_rows:
+            grouped.setdefault(row[0], []).append(tuple(row[1:]))
+        return {run_id: (columns[1:], grouped.get(run_id, [])) for run_id in run_ids}
 
     def execute_per_run(
         self, sql: str, run_ids: list[str]

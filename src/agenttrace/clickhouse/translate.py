@@ -71,11 +71,11 @@ def to_clickhouse(sql: str) -> str:
     if rel is not None:
         variant = variant_path(rel)
         if variant is not None:
-            return _without_trailing(queries.load(variant))
+            return without_trailing(queries.load(variant))
     return transpile(sql)
 
 
-def _without_trailing(sql: str) -> str:
+def without_trailing(sql: str) -> str:
     """A statement without its trailing `;` and comment lines (it is wrapped in other SQL)."""
     lines = sql.rstrip().splitlines()
     while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
@@ -424,8 +424,9 @@ def _alias_qualified_columns(tree: Any) -> None:
     conditions = (exp.Predicate, exp.Connector, exp.Not, exp.Exists)
     for select in tree.find_all(exp.Select):
         named = []
+        taken = [e.alias_or_name for e in select.expressions]
         for e in select.expressions:
-            if isinstance(e, exp.Column) and e.table and e.name != "*":
+            if isinstance(e, exp.Column) and e.table and e.name != "*" and taken.count(e.name) == 1:
                 e = exp.alias_(e, e.name)
             elif isinstance(e, exp.Alias) and isinstance(e.this, conditions):
                 e = exp.alias_(exp.Anonymous(this="toBool", expressions=[e.this]), e.alias)
