@@ -64,6 +64,10 @@ RUN = {
     "agenttrace export last --format otlp-json --json",
     "agenttrace export last --format parquet --view processes",
     "agenttrace export last --format csv --view steps -o - | head -2",
+    "agenttrace clickhouse init --to chdb://fleet-db",
+    "agenttrace push --all --to chdb://fleet-db",
+    "agenttrace runs --engine chdb://fleet-db",
+    "agenttrace audit --all --since 1d --engine chdb://fleet-db",
 }
 
 # The `agenttrace serve` block: a server in the foreground and a client beside it.
@@ -75,6 +79,15 @@ SERVE_BLOCK = {
 }
 
 SKIPPED = {
+    "agenttrace clickhouse init --to clickhouse://agenttrace@clickhouse:8123/otel": (
+        "needs a ClickHouse server; tests/test_clickhouse_e2e.py runs it over an HTTP shim"
+    ),
+    "agenttrace push last --to clickhouse://agenttrace@clickhouse:8123/otel": (
+        "needs a ClickHouse server; tests/test_clickhouse_e2e.py runs it over an HTTP shim"
+    ),
+    "agenttrace audit --all --since 1d --engine clickhouse://agenttrace@clickhouse:8123/otel --json": (
+        "needs a ClickHouse server; tests/test_clickhouse_e2e.py runs it over an HTTP shim"
+    ),
     "make demo": "what this test starts from (it runs `make demo` once, without reinstalling)",
     "make test": "the whole suite, this test included",
     "make lint": "ruff, run by `make test`",

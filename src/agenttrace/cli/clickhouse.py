@@ -102,8 +102,8 @@ def push(
 
         def progress(pushed: object) -> None:
             done.append(pushed)
-            if not json_ and len(ids) > 1:
-                console.print(f"pushed {len(done)}/{len(ids)}: {pushed.run_id}", markup=False)  # type: ignore[attr-defined]
+            if len(ids) >= 50 and (len(done) % 50 == 0 or len(done) == len(ids)):  # a store's worth
+                console.print(f"pushed {len(done)}/{len(ids)} runs", markup=False)
 
         push_runs(where, ids, client, progress=progress)
     finally:
