@@ -102,7 +102,7 @@ SKIPPED = {
     'agenttrace run --run-id fix-3 -- gemini -p "Fix the failing test" --yolo': (
         "needs Gemini CLI and its API key; tests/test_cli_run_agents.py runs it offline"
     ),
-    ".venv/bin/python bench/verdicts.py": "audits the 60-run corpus (minutes); tests/test_corpus.py does",
+    ".venv/bin/python bench/verdicts.py": "audits the 70-run corpus (minutes); tests/test_corpus.py does",
     "agenttrace run --gpu 0 -- python train.py 40GiB 80 4": (
         "needs an NVIDIA GPU; tests/test_cli_run_gpu.py runs it over the fake NVML"
     ),
