@@ -157,6 +157,8 @@ def test_a_user_gate_that_reaches_outside_is_refused(tmp_path: Path, engine: str
         ("mysql://db/x", "unknown engine"),
         ("clickhouse://user:secret@127.0.0.1:8123/otel", "AGENTTRACE_CLICKHOUSE_PASSWORD"),
         ("clickhouse:///otel", "names no host"),
+        ("clickhouse://default@127.0.0.1:8123/otel`; DROP", "not a database name"),
+        ("chdb:///tmp/x?database=a%60b", "not a database name"),
         ("clickhouse://default@127.0.0.1:1/otel", "cannot reach ClickHouse"),
     ],
 )

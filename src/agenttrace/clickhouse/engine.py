@@ -48,6 +48,15 @@ class Engine:
         return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
 
 
+_DATABASE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def _database(name: str, where: str) -> str:
+    if not _DATABASE.fullmatch(name):
+        raise ConfigError(f"{where}: {name!r} is not a database name (letters, digits, _ . -)")
+    return name
+
+
 def parse_engine(text: str | None) -> Engine:
     """`--engine` else `$AGENTTRACE_ENGINE` else duckdb. Raises ConfigError naming what is wrong."""
     raw = text if text is not None else os.environ.get(ENGINE_ENV, "")
@@ -63,7 +72,9 @@ def parse_engine(text: str | None) -> Engine:
             path = ":memory:"
         if not path:
             raise ConfigError(f"{where}: chdb needs a data folder, e.g. chdb:///var/lib/agenttrace-chdb")
-        return Engine("chdb", path=path, database=query.get("database", [DEFAULT_DATABASE])[0])
+        return Engine(
+            "chdb", path=path, database=_database(query.get("database", [DEFAULT_DATABASE])[0], where)
+        )
     if parts.scheme not in ("clickhouse", "clickhouses"):
         raise ConfigError(
             f"{where}: unknown engine {raw!r} (use duckdb, clickhouse://USER@HOST:8123/DATABASE or chdb:///PATH)"
@@ -84,7 +95,7 @@ def parse_engine(text: str | None) -> Engine:
         host=parts.hostname,
         port=port,
         user=unquote(parts.username or "default"),
-        database=database,
+        database=_database(database, where),
         secure=parts.scheme == "clickhouses",
     )
 
@@ -108,8 +119,9 @@ def connect(engine: Engine, *, use_database: bool = True) -> Any:
                 raise ConfigError("chdb:// needs `pip install chdb` (ClickHouse in-process)") from None
             client = clickhouse_connect.get_client(dsn=f"chdb://{engine.path}", tz_mode="aware")
             if use_database:
-                client.command(f"CREATE DATABASE IF NOT EXISTS `{engine.database}`")
-                client.command(f"USE `{engine.database}`")
+                name = "`" + engine.database.replace("\\", "\\\\").replace("`", "\\`") + "`"
+                client.command(f"CREATE DATABASE IF NOT EXISTS {name}")
+                client.command(f"USE {name}")
             return client
         return clickhouse_connect.get_client(
             host=engine.host,

@@ -21,7 +21,8 @@ def run_ids(client: Any, since: dt.datetime | None = None) -> list[tuple[str, dt
             queries.load(f"{VARIANTS}/run_ids.sql"), parameters={"since": since or EPOCH}, settings=SETTINGS
         )
     except Exception as exc:
-        raise QueryError(f"ClickHouse: {first_line(exc)}") from exc
+        hint = " (run `agenttrace clickhouse init --to ...` first?)" if "UNKNOWN_TABLE" in str(exc) else ""
+        raise QueryError(f"ClickHouse: {first_line(exc)}{hint}") from exc
     return [(str(r[0]), r[1]) for r in result.result_rows]
 
 
