@@ -1,0 +1,6 @@
+-- All-runs form of orphan_processes' `-- applies:` (a count: a row for every run asked for)
+SELECT
+    r.run_id AS run_id,
+    toBool(r.run_id IN (SELECT run_id FROM processes WHERE has({runs:Array(String)}, run_id))) AS applies
+FROM (SELECT arrayJoin(arrayDistinct({runs:Array(String)})) AS run_id) AS r
+ORDER BY run_id

@@ -1,0 +1,6 @@
+-- All-runs form of tool_calls_returned's `-- applies:` (a count: a row for every run asked for)
+SELECT
+    r.run_id AS run_id,
+    toBool(r.run_id IN (SELECT run_id FROM steps WHERE has({runs:Array(String)}, run_id) AND kind = 'tool')) AS applies
+FROM (SELECT arrayJoin(arrayDistinct({runs:Array(String)})) AS run_id) AS r
+ORDER BY run_id
