@@ -59,9 +59,15 @@ def audit_many(
             errors.append((run_id, str(exc)))
             continue
         gates = gate_sets[run_id]
-        outcome = [results[(run_id, _key(g))] for g in gates]
+        # a gate shared by many runs' sets was asked once: each run's result names its own gate (a
+        # run's recorded gate and the same built-in one differ in `recorded`)
+        outcome = [_for(g, results[(run_id, _key(g))]) for g in gates]
         verdicts.append(decide(run_id, run, gates, outcome, db.is_supervised(run_id)))
     return verdicts, errors
+
+
+def _for(gate: Gate, result: GateResult) -> GateResult:
+    return result if result.gate is gate else GateResult(gate, result.status, result.violations)
 
 
 def _key(gate: Gate) -> tuple[str, str, str | None, str]:
