@@ -20,6 +20,13 @@ T = TypeVar("T")
 __all__ = ["Engine", "list_runs_on", "on_run", "open_runs", "parse_engine", "run_ids_since"]
 
 
+def _recent(row: dict[str, Any], since: dt.datetime) -> bool:
+    """A run listed since `since`: its last time (ended, else started) is at or after it; a run
+    with no time at all is kept (it cannot be shown to be older)."""
+    last = row["ended"] or row["started"]
+    return last is None or last >= since
+
+
 @contextlib.contextmanager
 def _client(engine: Engine) -> Iterator[Any]:
     from ..clickhouse.engine import connect
@@ -57,11 +64,7 @@ def run_ids_since(engine: Engine, layout: StoreLayout, since: dt.datetime | None
         from .run_list import list_runs
 
         rows, _ = list_runs(layout)
-        return [
-            r["run_id"]
-            for r in rows
-            if since is None or (r["ended"] or r["started"]) is None or (r["ended"] or r["started"]) >= since
-        ]
+        return [r["run_id"] for r in rows if since is None or _recent(r, since)]
     from ..clickhouse.runs import run_ids
 
     with _client(engine) as client:
@@ -106,9 +109,7 @@ def list_runs_on(
                 rows = db.records(queries.load("reports/run_list.sql"), {"state": state})
                 warnings = db.warnings
     if since is not None:
-        rows = [
-            r for r in rows if (r["ended"] or r["started"]) is None or (r["ended"] or r["started"]) >= since
-        ]
+        rows = [r for r in rows if _recent(r, since)]
     return rows, warnings
 
 

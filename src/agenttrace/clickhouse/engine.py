@@ -119,7 +119,9 @@ def connect(engine: Engine, *, use_database: bool = True) -> Any:
                 raise ConfigError("chdb:// needs `pip install chdb` (ClickHouse in-process)") from None
             client = clickhouse_connect.get_client(dsn=f"chdb://{engine.path}", tz_mode="aware")
             if use_database:
-                name = "`" + engine.database.replace("\\", "\\\\").replace("`", "\\`") + "`"
+                from .tables import quote_identifier
+
+                name = quote_identifier(engine.database)
                 client.command(f"CREATE DATABASE IF NOT EXISTS {name}")
                 client.command(f"USE {name}")
             return client

@@ -26,6 +26,7 @@ from .. import __version__
 from ..analysis.database import Database
 from ..errors import QueryError, StoreError
 from ..store.layout import StoreLayout
+from .database import first_line
 
 _RUN_COLUMNS = (
     "RunId",
@@ -126,7 +127,7 @@ def _push_one(
         client.insert("agenttrace_runs", [row], column_names=list(_RUN_COLUMNS))
     except Exception as exc:  # clickhouse_connect's errors and the transport's
         hint = " (run `agenttrace clickhouse init --to ...` first)" if "UNKNOWN_TABLE" in str(exc) else ""
-        raise QueryError(f"ClickHouse refused run {run_id}: {_first(exc)}{hint}") from exc
+        raise QueryError(f"ClickHouse refused run {run_id}: {first_line(exc)}{hint}") from exc
     return Pushed(
         run_id,
         supervised,
@@ -143,8 +144,3 @@ def _for_clickhouse(table: pa.Table, pushed_at: dt.datetime) -> pa.Table:
     table = table.rename_columns(names)
     stamp = pa.array([pushed_at] * table.num_rows, pa.timestamp("us", tz="UTC"))
     return table.append_column("PushedAt", stamp)
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)

@@ -30,6 +30,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from .. import queries
+from ..analysis.sandbox import first_line
 from ..errors import QueryError
 
 VARIANTS = "clickhouse"
@@ -90,7 +91,7 @@ def transpile(sql: str) -> str:
     try:
         trees = sqlglot.parse(sql, read="duckdb")
     except SqlglotError as exc:
-        raise QueryError(f"cannot read the SQL for ClickHouse: {_first(exc)}") from None
+        raise QueryError(f"cannot read the SQL for ClickHouse: {first_line(exc)}") from None
     out = []
     for tree in trees:
         if tree is None:
@@ -100,7 +101,7 @@ def transpile(sql: str) -> str:
         try:
             out.append(tree.sql(dialect="clickhouse", unsupported_level=ErrorLevel.RAISE, comments=False))
         except SqlglotError as exc:
-            raise QueryError(f"this SQL has no ClickHouse translation: {_first(exc)}") from None
+            raise QueryError(f"this SQL has no ClickHouse translation: {first_line(exc)}") from None
     return ";\n".join(out)
 
 
@@ -128,11 +129,6 @@ def _type_of(value: Any) -> str:
     if value is None:
         return "Nullable(String)"
     return "String"
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _null_if_absent(json: Any, path: list[Any]) -> Any:
@@ -410,8 +406,6 @@ def _rewrite(node: Any) -> Any:
             )
     if isinstance(node, exp.Length):
         return exp.Anonymous(this="length", expressions=[node.this])
-    if isinstance(node, exp.Placeholder) and node.this and not str(node.this).startswith("?"):
-        return node
     return node
 
 
